@@ -130,7 +130,9 @@ pub struct PathKey {
 
 impl Default for PathKey {
     fn default() -> Self {
-        Self { path: [0; HOST_PATH_KEY] }
+        Self {
+            path: [0; HOST_PATH_KEY],
+        }
     }
 }
 
@@ -279,7 +281,7 @@ pub struct KernelConfig {
 }
 
 impl KernelConfig {
-    /// Marks a field this kernel does not have (e.g. `group_dead` before 6.14).
+    /// Marks a field this kernel does not have (e.g. `group_dead` on 6.1).
     pub const ABSENT: u32 = u32::MAX;
 }
 

@@ -1,1 +1,11 @@
-
+pub mod adopt;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod enrich;
+pub mod event;
+pub mod hosts;
+pub mod logfile;
+pub mod sensor;
+pub mod tracker;

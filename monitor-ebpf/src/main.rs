@@ -1,1 +1,604 @@
-#![no_std] #![no_main]
+//! mcpwatch kernel programs: follow MCP host process trees and report their execs.
+//!
+//! Thin by design: capture, look up, act, emit. Which processes are hosts comes from
+//! `HOST_EXES` / `HOST_PATHS` (filled by userspace from host profiles); everything the
+//! programs read from kernel structs goes through offsets in `CONFIG`, resolved by the
+//! daemon from BTF at startup (Rust eBPF has no CO-RE relocations).
+#![no_std]
+#![no_main]
+
+mod maps;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        generated::{
+            bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str, bpf_probe_read_user,
+            bpf_ringbuf_output,
+        },
+    },
+    macros::{btf_tracepoint, lsm, tracepoint},
+    programs::{BtfTracePointContext, LsmContext, TracePointContext},
+};
+use maps::{count, EVENTS, HOST_EXES, HOST_PATHS, KEYBUF, SCRATCH, TRACKED};
+use monitor_common::{
+    event_flags, kind, role, stat, task_flags, EventHeader, ExeKey, ExecEvent, KernelConfig,
+    TaskState, ARGV_CAP, ENV_CAP, ENV_OFF, FILENAME_CAP, HOST_PATH_KEY, PATH_CAP,
+    PATH_COMPONENT_CAP, PATH_DEPTH_MAX,
+};
+
+/// Kernel layout, filled in by the daemon before load (`EbpfLoader::set_global`).
+/// All zero (and `ready == 0`) means "not configured": the programs then do nothing.
+#[unsafe(no_mangle)]
+static CONFIG: KernelConfig = unsafe { core::mem::zeroed() };
+
+/// Read one field of `CONFIG`. Volatile so the compiler cannot fold the all-zero
+/// initialiser into the code: userspace rewrites `.rodata` before load.
+macro_rules! cfg {
+    ($f:ident) => {
+        conf(&CONFIG.$f)
+    };
+}
+
+#[inline(always)]
+fn conf(v: &u32) -> u32 {
+    // SAFETY: a valid reference into CONFIG.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+type Res<T> = Result<T, i64>;
+
+/// Read a `T` at `base + off` from kernel memory.
+#[inline(always)]
+fn rd<T>(base: *const u8, off: u32) -> Res<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address; a bad one is an error.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize).cast::<T>()) }.map_err(i64::from)
+}
+
+#[inline(always)]
+fn rd_ptr(base: *const u8, off: u32) -> Res<*const u8> {
+    let p: *const u8 = rd(base, off)?;
+    if p.is_null() {
+        Err(-14)
+    } else {
+        Ok(p)
+    }
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    match try_sched_process_exec(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count(stat::READ_ERRORS);
+            0
+        }
+    }
+}
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
+    match try_sched_process_fork(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count(stat::READ_ERRORS);
+            0
+        }
+    }
+}
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    match try_sched_process_exit(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count(stat::READ_ERRORS);
+            0
+        }
+    }
+}
+
+/// Executable identity of the current task: `mm->exe_file`'s inode (dev, ino) and its
+/// ctime, so a file modified in place is not confused with what was hashed before.
+#[inline(always)]
+fn exe_identity(mm: *const u8) -> Res<(ExeKey, *const u8, *const u8)> {
+    let exe_file = rd_ptr(mm, cfg!(mm_exe_file))?;
+    let inode = rd_ptr(exe_file, cfg!(file_f_inode))?;
+    let ino: u64 = rd(inode, cfg!(inode_i_ino))?;
+    let sb = rd_ptr(inode, cfg!(inode_i_sb))?;
+    let dev: u32 = rd(sb, cfg!(sb_s_dev))?;
+    Ok((ExeKey { dev, _pad: 0, ino }, exe_file, inode))
+}
+
+/// Host profile matching the new image: by executable identity, then (for `#!`
+/// hosts) by the filename passed to execve.
+#[inline(always)]
+fn host_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
+    // SAFETY: plain map lookup; value is copied out.
+    if let Some(id) = unsafe { HOST_EXES.get(exe) } {
+        return Some(*id);
+    }
+    if cfg!(host_paths_enabled) == 0 {
+        return None;
+    }
+    let key = KEYBUF.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch owned by this program invocation.
+    let key = unsafe { &mut *key };
+    // Keys are NUL-padded: clear what a previous lookup left behind.
+    let words = key.path.as_mut_ptr().cast::<u64>();
+    for i in 0..(HOST_PATH_KEY / 8) {
+        // SAFETY: i < HOST_PATH_KEY / 8, inside the 256-byte key.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+    let loc: u32 = unsafe { ctx.read_at(cfg!(tp_exec_filename) as usize) }.ok()?;
+    let src = ctx_ptr(ctx).wrapping_add((loc & 0xffff) as usize);
+    // SAFETY: kernel string read into the key buffer, bounded by its size.
+    unsafe { bpf_probe_read_kernel_str_bytes(src, &mut key.path[..HOST_PATH_KEY - 1]) }.ok()?;
+    // SAFETY: plain map lookup.
+    unsafe { HOST_PATHS.get(&*key) }.copied()
+}
+
+#[inline(always)]
+fn ctx_ptr(ctx: &TracePointContext) -> *const u8 {
+    use aya_ebpf::EbpfContext as _;
+    ctx.as_ptr().cast::<u8>().cast_const()
+}
+
+fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
+    if cfg!(ready) == 0 {
+        return Ok(());
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let mm = rd_ptr(task, cfg!(task_mm))?;
+    let (exe, exe_file, inode) = exe_identity(mm)?;
+
+    let mut flags = 0u32;
+    let prev_role;
+    let state = match TRACKED.get_ptr_mut(&tgid) {
+        None => {
+            // Untracked: the only work is this lookup (and the filename key when
+            // script hosts are configured). Become a host before the first fork.
+            let Some(profile) = host_profile(ctx, &exe) else {
+                return Ok(());
+            };
+            let st = TaskState {
+                role: role::HOST,
+                flags: 0,
+                host_pid: tgid,
+                host_profile: profile,
+                session_pid: 0,
+                parent_pid: 0,
+            };
+            if TRACKED.insert(&tgid, &st, 0).is_err() {
+                count(stat::TRACKED_FULL);
+            }
+            count(stat::HOSTS_DETECTED);
+            flags |= event_flags::HOST_DETECTED;
+            prev_role = role::NONE;
+            st
+        }
+        Some(p) => {
+            // SAFETY: value pointer from the map, valid for this invocation.
+            let mut st = unsafe { *p };
+            prev_role = st.role;
+            if st.flags & task_flags::FIRST_EXEC_IS_HOST != 0 {
+                // `mcpwatch run` tracked itself and now execs the host proper.
+                st.flags &= !task_flags::FIRST_EXEC_IS_HOST;
+                flags |= event_flags::HOST_RUN_EXEC;
+            } else if st.role == role::HOST {
+                if host_profile(ctx, &exe).is_some() {
+                    // The host re-executing a host image (helpers, relaunch).
+                    flags |= event_flags::HOST_REEXEC;
+                } else {
+                    // A launch: this process roots a new session.
+                    st.role = role::SESSION;
+                    st.session_pid = tgid;
+                }
+            }
+            // SAFETY: as above.
+            unsafe { *p = st };
+            st
+        }
+    };
+    emit_exec(
+        ctx, task, mm, exe_file, inode, &exe, &state, prev_role, flags,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn emit_exec(
+    ctx: &TracePointContext,
+    task: *const u8,
+    mm: *const u8,
+    exe_file: *const u8,
+    inode: *const u8,
+    exe: &ExeKey,
+    st: &TaskState,
+    prev_role: u32,
+    mut flags: u32,
+) -> Res<()> {
+    let ev = SCRATCH.get_ptr_mut(0).ok_or(-12i64)?;
+    // SAFETY: per-CPU scratch owned by this invocation.
+    let ev: &mut ExecEvent = unsafe { &mut *ev };
+    fill_common(&mut ev.hdr, task, st);
+    ev.hdr.kind = kind::EXEC;
+    ev.hdr.prev_role = prev_role;
+    ev.hdr.tid = unsafe { ctx.read_at::<u32>(cfg!(tp_exec_old_pid) as usize) }.unwrap_or(0);
+    ev.hdr.child_pid = 0;
+    ev.hdr.exit_code = 0;
+    ev.hdr.exe_dev = exe.dev;
+    ev.hdr.exe_ino = exe.ino;
+    ev.hdr.exe_ctime_sec = rd(inode, cfg!(inode_ctime_sec)).unwrap_or(0);
+    ev.hdr.exe_ctime_nsec = rd(inode, cfg!(inode_ctime_nsec)).unwrap_or(0);
+
+    // Filename as passed to execve (the tracepoint's copy: bprm->filename).
+    ev.hdr.filename_len = 0;
+    if let Ok(loc) = unsafe { ctx.read_at::<u32>(cfg!(tp_exec_filename) as usize) } {
+        let src = ctx_ptr(ctx).wrapping_add((loc & 0xffff) as usize);
+        if let Ok(s) = unsafe { bpf_probe_read_kernel_str_bytes(src, &mut ev.body.filename) } {
+            ev.hdr.filename_len = s.len() as u32;
+            if s.len() >= FILENAME_CAP - 1 && (loc >> 16) as usize > FILENAME_CAP {
+                flags |= event_flags::FILENAME_TRUNCATED;
+            }
+        }
+    }
+
+    // Paths the process cannot change: the mapped executable and the cwd, rebuilt
+    // from dentries (bpf_d_path is not allowed in tracepoints).
+    let exe_path = exe_file.wrapping_add(cfg!(file_f_path) as usize);
+    let (len, truncated) = walk_path(exe_path, ev.body.exe_path.as_mut_ptr());
+    ev.hdr.exe_path_len = len;
+    if truncated {
+        flags |= event_flags::EXE_PATH_TRUNCATED;
+    }
+    ev.hdr.cwd_len = 0;
+    if let Ok(fs) = rd_ptr(task, cfg!(task_fs)) {
+        let pwd = fs.wrapping_add(cfg!(fs_pwd) as usize);
+        let (len, truncated) = walk_path(pwd, ev.body.cwd.as_mut_ptr());
+        ev.hdr.cwd_len = len;
+        if truncated {
+            flags |= event_flags::CWD_TRUNCATED;
+        }
+    } else {
+        flags |= event_flags::PATH_READ_FAILED;
+    }
+
+    // argv and environment exactly as the kernel just laid them out on the new
+    // stack: readable here, before the first instruction (PLATFORM.md).
+    let (len, total, failed) = read_user_block(
+        mm,
+        cfg!(mm_arg_start),
+        cfg!(mm_arg_end),
+        ev.body.argv.as_mut_ptr(),
+        ARGV_CAP as u64,
+    );
+    ev.hdr.argv_len = len;
+    ev.hdr.argv_total = total;
+    if failed {
+        flags |= event_flags::ARGV_READ_FAILED;
+    } else if total > len {
+        flags |= event_flags::ARGV_TRUNCATED;
+    }
+    let (len, total, failed) = read_user_block(
+        mm,
+        cfg!(mm_env_start),
+        cfg!(mm_env_end),
+        ev.body.env.as_mut_ptr(),
+        ENV_CAP as u64,
+    );
+    ev.hdr.env_len = len;
+    ev.hdr.env_total = total;
+    if failed {
+        flags |= event_flags::ENV_READ_FAILED;
+    } else if total > len {
+        flags |= event_flags::ENV_TRUNCATED;
+    }
+    ev.hdr.flags = flags;
+
+    let mut size = ENV_OFF as u64 + u64::from(ev.hdr.env_len);
+    if size > core::mem::size_of::<ExecEvent>() as u64 {
+        size = core::mem::size_of::<ExecEvent>() as u64;
+    }
+    count(stat::EXECS);
+    output(core::ptr::from_mut(ev).cast(), size);
+    Ok(())
+}
+
+/// Copy `[start, end)` of the current process's memory (argv or environment).
+/// Returns (bytes captured, real size, read failed).
+#[inline(always)]
+fn read_user_block(
+    mm: *const u8,
+    start_off: u32,
+    end_off: u32,
+    dst: *mut u8,
+    cap: u64,
+) -> (u32, u32, bool) {
+    let Ok(start) = rd::<u64>(mm, start_off) else {
+        return (0, 0, true);
+    };
+    let Ok(end) = rd::<u64>(mm, end_off) else {
+        return (0, 0, true);
+    };
+    let total = end.saturating_sub(start);
+    let mut len = total;
+    if len > cap {
+        len = cap;
+    }
+    // Keep the size provably within [0, cap] for the verifier.
+    len &= (cap << 1) - 1;
+    if len > cap {
+        return (0, total as u32, true);
+    }
+    if len == 0 {
+        return (0, total as u32, false);
+    }
+    // SAFETY: dst has room for `cap` bytes; the helper validates the user address.
+    let ret = unsafe { bpf_probe_read_user(dst.cast(), len as u32, start as *const _) };
+    if ret < 0 {
+        return (0, total as u32, true);
+    }
+    (len as u32, total as u32, false)
+}
+
+/// Rebuild a `struct path` into `out` (PATH_CAP bytes plus slack inside the scratch
+/// value), leaf first, each component NUL-terminated. Crosses mount points through
+/// `struct mount`. Returns (bytes written, truncated).
+#[inline(always)]
+fn walk_path(path: *const u8, out: *mut u8) -> (u32, bool) {
+    let Ok(mut dentry) = rd_ptr(path, cfg!(path_dentry)) else {
+        return (0, true);
+    };
+    let Ok(mut vfsmnt) = rd_ptr(path, cfg!(path_mnt)) else {
+        return (0, true);
+    };
+    let mount_mnt = cfg!(mount_mnt) as usize;
+    let mut mnt = vfsmnt.wrapping_sub(mount_mnt);
+    let mut off: u32 = 0;
+    let mut i = 0;
+    while i < PATH_DEPTH_MAX {
+        i += 1;
+        let Ok(mnt_root) = rd_ptr(vfsmnt, cfg!(vfsmount_mnt_root)) else {
+            return (off, true);
+        };
+        let Ok(parent) = rd_ptr(dentry, cfg!(dentry_d_parent)) else {
+            return (off, true);
+        };
+        if dentry == mnt_root || dentry == parent {
+            if dentry != mnt_root {
+                // A disconnected dentry (e.g. deleted directory): stop here.
+                return (off, false);
+            }
+            let Ok(mnt_parent) = rd_ptr(mnt, cfg!(mount_mnt_parent)) else {
+                return (off, true);
+            };
+            if mnt_parent == mnt {
+                return (off, false);
+            }
+            let Ok(mountpoint) = rd_ptr(mnt, cfg!(mount_mnt_mountpoint)) else {
+                return (off, true);
+            };
+            dentry = mountpoint;
+            mnt = mnt_parent;
+            vfsmnt = mnt.wrapping_add(mount_mnt);
+            continue;
+        }
+        if off as usize > PATH_CAP - PATH_COMPONENT_CAP {
+            return (off, true);
+        }
+        let Ok(name) = rd_ptr(dentry, cfg!(dentry_d_name) + cfg!(qstr_name)) else {
+            return (off, true);
+        };
+        // SAFETY: off <= PATH_CAP - PATH_COMPONENT_CAP, so the write stays inside
+        // the PATH_CAP field; the mask only makes that visible to the verifier.
+        let ret = unsafe {
+            bpf_probe_read_kernel_str(
+                out.wrapping_add((off as usize) & (PATH_CAP - 1)).cast(),
+                PATH_COMPONENT_CAP as u32,
+                name.cast(),
+            )
+        };
+        if ret <= 0 {
+            return (off, true);
+        }
+        // The mask changes nothing (off + ret <= PATH_CAP) but turns `off` into a
+        // plain bounded range, so the verifier's states at the loop head converge and
+        // get pruned instead of multiplying with every iteration.
+        off = (off + ret as u32) & (2 * PATH_CAP as u32 - 1);
+        dentry = parent;
+    }
+    (off, true)
+}
+
+/// Fill the fields every event carries: identity, credentials, namespace pid, state.
+#[inline(always)]
+fn fill_common(h: &mut EventHeader, task: *const u8, st: &TaskState) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    h.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    h.pid = (pid_tgid >> 32) as u32;
+    h.tid = pid_tgid as u32;
+    h.uid = uid_gid as u32;
+    h.gid = (uid_gid >> 32) as u32;
+    h.ppid = rd_ptr(task, cfg!(task_real_parent))
+        .and_then(|p| rd::<u32>(p, cfg!(task_tgid)))
+        .unwrap_or(0);
+    let (ns_pid, level, inum) = ns_pid(task);
+    h.ns_pid = ns_pid;
+    h.ns_level = level;
+    h.pidns_inum = inum;
+    h.role = st.role;
+    h.host_pid = st.host_pid;
+    h.host_profile = st.host_profile;
+    h.session_pid = st.session_pid;
+    h.comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+}
+
+/// The task's pid as seen in its own pid namespace: `thread_pid->numbers[level]`.
+#[inline(always)]
+fn ns_pid(task: *const u8) -> (u32, u32, u32) {
+    let Ok(pid) = rd_ptr(task, cfg!(task_thread_pid)) else {
+        return (0, 0, 0);
+    };
+    let level: u32 = rd(pid, cfg!(pid_level)).unwrap_or(0);
+    let upid = pid
+        .wrapping_add(cfg!(pid_numbers) as usize)
+        .wrapping_add((level as usize) * (cfg!(upid_size) as usize));
+    let nr: u32 = rd(upid, cfg!(upid_nr)).unwrap_or(0);
+    let inum = rd_ptr(upid, cfg!(upid_ns))
+        .and_then(|ns| rd::<u32>(ns, cfg!(pidns_inum)))
+        .unwrap_or(0);
+    (nr, level, inum)
+}
+
+#[inline(always)]
+fn output(data: *const u8, size: u64) {
+    // SAFETY: data points into a map value of at least `size` bytes.
+    let ret = unsafe {
+        bpf_ringbuf_output(
+            core::ptr::addr_of!(EVENTS).cast_mut().cast(),
+            data.cast_mut().cast(),
+            size,
+            0,
+        )
+    };
+    if ret < 0 {
+        count(stat::RINGBUF_DROPS);
+    }
+}
+
+fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Res<()> {
+    if cfg!(ready) == 0 {
+        return Ok(());
+    }
+    let parent: *const u8 = ctx.arg(0);
+    let child: *const u8 = ctx.arg(1);
+    let parent_tgid: u32 = rd(parent, cfg!(task_tgid))?;
+    let child_tgid: u32 = rd(child, cfg!(task_tgid))?;
+    if child_tgid == parent_tgid {
+        // A new thread: tracking is per process (tgid), nothing to do.
+        return Ok(());
+    }
+    // SAFETY: value copied out of the map.
+    let Some(pst) = (unsafe { TRACKED.get(&parent_tgid) }).copied() else {
+        return Ok(());
+    };
+    // The child inherits the parent's place in the tree. Lineage is fixed here,
+    // at fork: later reparenting (double fork, parent exit) changes nothing.
+    let st = TaskState {
+        role: pst.role,
+        flags: 0,
+        host_pid: pst.host_pid,
+        host_profile: pst.host_profile,
+        session_pid: pst.session_pid,
+        parent_pid: parent_tgid,
+    };
+    if TRACKED.insert(&child_tgid, &st, 0).is_err() {
+        count(stat::TRACKED_FULL);
+    }
+    let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
+        count(stat::RINGBUF_DROPS);
+        return Ok(());
+    };
+    let h = entry.as_mut_ptr();
+    // SAFETY: reserved ring buffer slot of size_of::<EventHeader>().
+    let h = unsafe { &mut *h };
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    fill_common(h, task, &st);
+    h.kind = kind::FORK;
+    h.flags = 0;
+    h.prev_role = pst.role;
+    h.child_pid = child_tgid;
+    h.exit_code = 0;
+    // The child's namespace pid (it may be the first process of a new namespace).
+    let (nr, level, inum) = ns_pid(child);
+    h.ns_pid = nr;
+    h.ns_level = level;
+    h.pidns_inum = inum;
+    h.exe_dev = 0;
+    h.exe_ino = 0;
+    h.exe_ctime_sec = 0;
+    h.exe_ctime_nsec = 0;
+    h.filename_len = 0;
+    h.exe_path_len = 0;
+    h.cwd_len = 0;
+    h.argv_len = 0;
+    h.argv_total = 0;
+    h.env_len = 0;
+    h.env_total = 0;
+    entry.submit(0);
+    count(stat::FORKS);
+    Ok(())
+}
+
+fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
+    if cfg!(ready) == 0 {
+        return Ok(());
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    let tid = pid_tgid as u32;
+    let gd_off = cfg!(tp_exit_group_dead);
+    let group_dead = if gd_off == KernelConfig::ABSENT {
+        // Older kernels (6.1 and others) have no group_dead; the leader's exit stands in for it.
+        tid == tgid
+    } else {
+        unsafe { ctx.read_at::<u8>(gd_off as usize) }.unwrap_or(0) != 0
+    };
+    if !group_dead {
+        return Ok(());
+    }
+    // SAFETY: value copied out of the map.
+    let Some(st) = (unsafe { TRACKED.get(&tgid) }).copied() else {
+        return Ok(());
+    };
+    let _ = TRACKED.remove(&tgid);
+    let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
+        count(stat::RINGBUF_DROPS);
+        return Ok(());
+    };
+    // SAFETY: reserved ring buffer slot of size_of::<EventHeader>().
+    let h = unsafe { &mut *entry.as_mut_ptr() };
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    fill_common(h, task, &st);
+    h.kind = kind::EXIT;
+    h.flags = event_flags::GROUP_DEAD;
+    h.prev_role = st.role;
+    h.child_pid = 0;
+    h.exit_code = rd(task, cfg!(task_exit_code)).unwrap_or(0);
+    h.exe_dev = 0;
+    h.exe_ino = 0;
+    h.exe_ctime_sec = 0;
+    h.exe_ctime_nsec = 0;
+    h.filename_len = 0;
+    h.exe_path_len = 0;
+    h.cwd_len = 0;
+    h.argv_len = 0;
+    h.argv_total = 0;
+    h.env_len = 0;
+    h.env_total = 0;
+    entry.submit(0);
+    count(stat::EXITS);
+    Ok(())
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
+
+/// Feature probe only: never attached. Loading it tells the daemon whether this
+/// kernel accepts BPF LSM programs (trampolines), which decides whether a denied
+/// exec can fail with EPERM or must be killed by signal.
+#[lsm(hook = "bprm_check_security")]
+pub fn lsm_probe(_ctx: LsmContext) -> i32 {
+    0
+}

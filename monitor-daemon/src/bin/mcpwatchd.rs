@@ -1,1 +1,99 @@
-fn main(){}
+//! `mcpwatchd`: the daemon. Runs in the foreground; see `mcpwatchd --help`.
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use mcpwatch::config::Config;
+use tracing_subscriber::EnvFilter;
+
+/// mcpwatchd: follows every process an AI agent host (Claude Code, Cursor, VS Code,
+/// Gemini CLI, Codex, …) spawns, using eBPF, and records each launch with its exact
+/// command in an audit log.
+///
+/// Runs in the foreground as root. Without --config it uses the embedded default
+/// (monitor mode, built-in host profiles, state under /var/lib/mcpwatch). It exits
+/// non-zero with a one-line reason when it cannot do its job (not root, no BTF,
+/// tracepoints missing, bad config). Stop it with SIGINT or SIGTERM.
+#[derive(Parser, Debug)]
+#[command(name = "mcpwatchd", version)]
+struct Args {
+    /// Configuration file (TOML). Unknown keys are errors.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (the embedded default, or FILE merged with
+    /// the defaults) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Check the configuration and host profiles, then exit.
+    #[arg(long)]
+    check: bool,
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&args.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match &args.config {
+        Some(path) => Config::load(path),
+        None => Ok(Config::embedded_default()),
+    };
+    let config = match config.and_then(|c| c.validate(&mcpwatch::hosts::RealFs).map(|()| c)) {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("mcpwatchd: error: {}", chain(&err));
+            return ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        match toml::to_string_pretty(&config) {
+            Ok(s) => {
+                print!("{s}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("mcpwatchd: error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if args.check {
+        println!("configuration ok");
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpwatchd: error: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(mcpwatch::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mcpwatchd: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut src = err.source();
+    while let Some(e) = src {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        src = e.source();
+    }
+    s
+}

@@ -1,0 +1,152 @@
+//! D-Bus control interface (zbus): `org.mcpwatch1` on the system bus, or on the bus
+//! named by `DBUS_SYSTEM_BUS_ADDRESS` when set (tests run a private bus).
+//!
+//! Interface `org.mcpwatch1.Daemon` at `/org/mcpwatch1/Daemon`:
+//! - `Track(u pid, s host) -> ()`: make `pid` a tracked host; its next exec is the
+//!   host itself. Only the process itself (or root) may ask: the caller's pid and uid
+//!   come from the bus daemon, not from the message.
+//! - `Status() -> s`: JSON status (counters, programs, attach methods, LSM support).
+//! - signal `Event(s json)`: every recorded event, as its JSON line.
+use std::sync::{atomic::Ordering, Arc};
+
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{info, warn};
+use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connection};
+
+use crate::daemon::Shared;
+
+pub const BUS_NAME: &str = "org.mcpwatch1";
+pub const OBJECT_PATH: &str = "/org/mcpwatch1/Daemon";
+pub const INTERFACE: &str = "org.mcpwatch1.Daemon";
+
+pub struct DaemonApi {
+    shared: Arc<Shared>,
+}
+
+/// Caller credentials as the bus daemon reports them.
+async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<(u32, u32)> {
+    let sender = hdr
+        .sender()
+        .ok_or_else(|| fdo::Error::AccessDenied("no sender".into()))?;
+    let dbus = fdo::DBusProxy::new(conn).await?;
+    let pid = dbus
+        .get_connection_unix_process_id(sender.clone().into())
+        .await?;
+    let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
+    Ok((pid, uid))
+}
+
+#[interface(name = "org.mcpwatch1.Daemon")]
+impl DaemonApi {
+    /// Track `pid` as a host named `host`; the process then execs the host program.
+    async fn track(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        pid: u32,
+        host: String,
+    ) -> fdo::Result<()> {
+        let (caller_pid, caller_uid) = caller(conn, &hdr).await?;
+        if caller_uid != 0 && caller_pid != pid {
+            warn!(
+                caller_pid,
+                caller_uid, pid, "Track refused: a process may only ask to track itself"
+            );
+            return Err(fdo::Error::AccessDenied(format!(
+                "pid {caller_pid} may not ask to track pid {pid}: a process can only track itself (root can track any)"
+            )));
+        }
+        if host.is_empty() || host.len() > 64 || host.chars().any(|c| c.is_control() || c == '/') {
+            return Err(fdo::Error::InvalidArgs(format!(
+                "invalid host name {host:?}"
+            )));
+        }
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(fdo::Error::InvalidArgs(format!("no process {pid}")));
+        }
+        let mut core = self.shared.core.lock().expect("core lock");
+        core.track_run(pid, &host)
+            .map_err(|e| fdo::Error::Failed(format!("{e:#}")))?;
+        Ok(())
+    }
+
+    /// JSON status document (see README, `mcpwatch status --json`).
+    async fn status(&self) -> fdo::Result<String> {
+        let st = self.shared.status();
+        serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
+    }
+
+    #[zbus(signal)]
+    async fn event(emitter: &SignalEmitter<'_>, json: &str) -> zbus::Result<()>;
+}
+
+/// Connect, own the name, serve the interface.
+pub async fn serve(shared: Arc<Shared>) -> anyhow::Result<Connection> {
+    use anyhow::Context as _;
+    let builder = match std::env::var("DBUS_SYSTEM_BUS_ADDRESS") {
+        Ok(addr) => zbus::connection::Builder::address(addr.as_str()),
+        Err(_) => zbus::connection::Builder::system(),
+    };
+    let conn = builder
+        .name(BUS_NAME)
+        .serve_at(OBJECT_PATH, DaemonApi { shared })
+        .build()
+        .await
+        .context("connecting to the system D-Bus and owning org.mcpwatch1")?;
+    info!(bus_name = BUS_NAME, path = OBJECT_PATH, "D-Bus API ready");
+    Ok(conn)
+}
+
+/// Re-emit recorded events as D-Bus signals. A listener slower than the daemon
+/// loses events from this stream (never from the log); those are counted.
+pub async fn forward_events(conn: Connection, shared: Arc<Shared>) {
+    let mut rx = shared.bcast.subscribe();
+    let Ok(emitter) = SignalEmitter::new(&conn, OBJECT_PATH) else {
+        return;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(line) => {
+                if let Err(e) = DaemonApi::event(&emitter, &line).await {
+                    warn!(error = %e, "emitting Event signal");
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                shared
+                    .counters
+                    .broadcast_lag
+                    .fetch_add(n, Ordering::Relaxed);
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Client side, used by the CLI.
+pub mod client {
+    use zbus::{proxy, Connection};
+
+    #[proxy(
+        interface = "org.mcpwatch1.Daemon",
+        default_service = "org.mcpwatch1",
+        default_path = "/org/mcpwatch1/Daemon"
+    )]
+    pub trait Daemon {
+        fn track(&self, pid: u32, host: &str) -> zbus::Result<()>;
+        fn status(&self) -> zbus::Result<String>;
+        #[zbus(signal)]
+        fn event(&self, json: &str) -> zbus::Result<()>;
+    }
+
+    /// Connect to the bus the daemon uses.
+    pub async fn connect() -> zbus::Result<Connection> {
+        match std::env::var("DBUS_SYSTEM_BUS_ADDRESS") {
+            Ok(addr) => {
+                zbus::connection::Builder::address(addr.as_str())
+                    .build()
+                    .await
+            }
+            Err(_) => Connection::system().await,
+        }
+    }
+}

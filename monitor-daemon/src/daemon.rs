@@ -1,0 +1,744 @@
+//! The daemon: preflight, load the sensor, adopt running hosts, then turn kernel
+//! events into recorded events until SIGINT/SIGTERM.
+//!
+//! Data path: ring buffer → reader thread (decode; bounded queue, overflow counted)
+//! → processor task (tracker, enrichment, log, broadcast to followers). Every place an
+//! event can be lost has a counter, visible in `mcpwatch status` and as `lost` events.
+use std::{
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use monitor_common::{role, task_flags, TaskState};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    adopt,
+    config::Config,
+    enrich::{self, Clock, HashCache},
+    event::{
+        raw::{self, kernel_dev_to_user, RawEvent, RawExec, Role},
+        Bytes, Event, Exe, ExitStatus, HostRef, Kind, LostCounts,
+    },
+    hosts::{self, HostProfile},
+    logfile::LogWriter,
+    sensor::{
+        ebpf::{Attachment, LsmSupport, ProgramStats, Sensor, SensorOptions},
+        offsets,
+    },
+    tracker::Tracker,
+};
+
+/// Why the daemon cannot do its job: printed as one line, exit status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("mcpwatchd must run as root (it loads eBPF programs); effective uid is {euid}")]
+    NotRoot { euid: u32 },
+    #[error("kernel BTF is missing (/sys/kernel/btf/vmlinux): this kernel needs CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf,
+    #[error("tracefs is not mounted (looked in /sys/kernel/tracing and /sys/kernel/debug/tracing): run `mount -t tracefs tracefs /sys/kernel/tracing`")]
+    NoTracefs,
+    #[error("tracepoint sched/{name} is missing from tracefs: this kernel cannot be monitored")]
+    NoTracepoint { name: &'static str },
+}
+
+pub fn preflight() -> Result<PathBuf, PreflightError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 {
+        return Err(PreflightError::NotRoot { euid });
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(PreflightError::NoBtf);
+    }
+    let events = offsets::tracefs_events_dir().ok_or(PreflightError::NoTracefs)?;
+    for name in [
+        "sched_process_exec",
+        "sched_process_fork",
+        "sched_process_exit",
+    ] {
+        if !events.join("sched").join(name).join("format").exists() {
+            return Err(PreflightError::NoTracepoint { name });
+        }
+    }
+    Ok(events)
+}
+
+/// Counters of losses outside the kernel.
+#[derive(Default)]
+pub struct UserCounters {
+    pub queue_drops: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub broadcast_lag: AtomicU64,
+    pub received: AtomicU64,
+}
+
+/// The status the API serves (`mcpwatch status`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub pid: u32,
+    pub started: String,
+    pub mode: String,
+    pub enforcing: bool,
+    pub log_file: String,
+    pub events: u64,
+    pub lost: LostCounts,
+    pub kernel: std::collections::BTreeMap<&'static str, u64>,
+    pub tracked_kernel: usize,
+    pub tracked_user: usize,
+    pub hosts: Vec<HostStatus>,
+    pub host_keys: HostKeys,
+    pub attachments: Vec<Attachment>,
+    pub programs: Vec<ProgramStats>,
+    pub lsm: LsmSupport,
+    pub enforcement: Vec<String>,
+    pub tracker_overflow: u64,
+    pub hash_cache: (u64, u64),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostStatus {
+    pub pid: u32,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostKeys {
+    pub executables: usize,
+    pub script_paths: usize,
+    pub profiles: Vec<String>,
+}
+
+/// State shared by the processor and the API, behind one mutex (never held across
+/// an await).
+pub struct Core {
+    pub sensor: Sensor,
+    pub tracker: Tracker,
+    /// Host names by profile id; ids past the configured profiles are `mcpwatch run
+    /// --host NAME` names.
+    pub host_names: Vec<String>,
+    profiles: Vec<HostProfile>,
+    /// Resolved script paths per profile id, for relaunch recognition.
+    script_paths: Vec<Vec<Vec<u8>>>,
+    hashes: HashCache,
+    clock: Clock,
+    log: LogWriter,
+    events: u64,
+    bcast: broadcast::Sender<Arc<str>>,
+    counters: Arc<UserCounters>,
+    last_lost: LostCounts,
+    started: String,
+}
+
+impl Core {
+    fn next_id(&mut self) -> u64 {
+        let id = self.log.next_id;
+        self.log.next_id += 1;
+        id
+    }
+
+    /// Record an event: log first (the record of truth), then followers.
+    pub fn record(&mut self, event: &Event) {
+        if let Err(e) = self.log.append(event) {
+            error!(error = %anyhow::Error::from(e), "event not written to the log");
+        }
+        self.events += 1;
+        let line: Arc<str> = Arc::from(event.to_json_line());
+        // No receivers is fine; lag is counted on the receiving side.
+        let _ = self.bcast.send(line);
+    }
+
+    pub fn new_event(&mut self, kind: Kind) -> Event {
+        let id = self.next_id();
+        Event::new(kind, id, enrich::now_rfc3339())
+    }
+
+    fn host_name(&self, profile: u32) -> String {
+        self.host_names
+            .get(profile as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("profile-{profile}"))
+    }
+
+    /// Profile id for a host name, registering `mcpwatch run --host NAME` names.
+    pub fn profile_id(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.host_names.iter().position(|n| n == name) {
+            return u32::try_from(i).unwrap_or(u32::MAX);
+        }
+        self.host_names.push(name.to_string());
+        self.script_paths.push(Vec::new());
+        u32::try_from(self.host_names.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Make `pid` a tracked host whose next exec is the host itself (`mcpwatch run`).
+    pub fn track_run(&mut self, pid: u32, host: &str) -> anyhow::Result<()> {
+        let profile = self.profile_id(host);
+        let st = TaskState {
+            role: role::HOST,
+            flags: task_flags::FIRST_EXEC_IS_HOST,
+            host_pid: pid,
+            host_profile: profile,
+            session_pid: 0,
+            parent_pid: 0,
+        };
+        self.sensor
+            .track(pid, &st)
+            .context("adding the process to the kernel's tracked map")?;
+        self.tracker.adopt(
+            pid,
+            None,
+            pid,
+            profile,
+            Role::Host,
+            None,
+            Clock::boot_ns_now(),
+        );
+        info!(pid, host, "tracking process as host (mcpwatch run)");
+        Ok(())
+    }
+
+    fn process(&mut self, ev: RawEvent) {
+        match ev {
+            RawEvent::Fork(f) => {
+                let lineage = self.tracker.on_fork(&f);
+                if let Some(st) = lineage.kernel_update {
+                    self.kernel_update(f.child_pid, &st);
+                }
+                let mut e = self.base_event(Kind::Fork, &f.common);
+                e.child_pid = Some(f.child_pid);
+                e.lineage = lineage.pids;
+                self.record(&e);
+            }
+            RawEvent::Exit(x) => {
+                let info = self.tracker.on_exit(&x);
+                let mut e = self.base_event(Kind::Exit, &x.common);
+                e.exit = Some(ExitStatus::from_wait_status(x.exit_code));
+                if let Some(info) = info {
+                    e.lineage = info.lineage;
+                    e.duration = Some(info.duration_ns as f64 / 1e9);
+                }
+                self.record(&e);
+            }
+            RawEvent::Exec(x) => {
+                let e = self.exec_event(&x);
+                self.record(&e);
+            }
+        }
+    }
+
+    fn base_event(&mut self, kind: Kind, c: &raw::Common) -> Event {
+        let id = self.next_id();
+        let mut e = Event::new(kind, id, self.clock.rfc3339(c.ts_ns));
+        e.pid = c.pid;
+        e.tid = c.tid;
+        e.ppid = c.ppid;
+        e.uid = Some(c.uid);
+        e.gid = Some(c.gid);
+        e.ns_pid = Some(c.ns_pid);
+        e.pidns = Some(c.pidns_inum);
+        e.comm = Some(Bytes(c.comm.clone()));
+        if c.role != Role::None {
+            e.host = Some(HostRef {
+                name: self.host_name(c.host_profile),
+                pid: c.host_pid,
+            });
+        }
+        if c.role == Role::Session && c.session_pid != 0 {
+            e.session = Some(c.session_pid);
+        }
+        e
+    }
+
+    fn exec_event(&mut self, x: &RawExec) -> Event {
+        let scripts = &self.script_paths;
+        let cls = self.tracker.on_exec(x, &|profile: u32, argv: &[Vec<u8>]| {
+            scripts
+                .get(profile as usize)
+                .is_some_and(|paths| argv.iter().skip(1).any(|a| paths.iter().any(|p| p == a)))
+        });
+        let c = &x.common;
+        if let Some(st) = cls.kernel_update {
+            // E.g. the host relaunched itself (`node … /path/to/host/cli.js`): it is
+            // the host again, so what it spawns next are launches.
+            self.kernel_update(c.pid, &st);
+        }
+        let mut e = self.base_event(cls.kind, c);
+        e.lineage = cls.lineage;
+        e.session = cls.session;
+        if cls.make_host {
+            e.session = None;
+        }
+        e.filename = Some(Bytes(x.filename.clone()));
+        let flag = |f| c.flags & f != 0;
+        use monitor_common::event_flags as ef;
+        let hash = self.hashes.hash(c.pid, x.exe, x.exe_path.as_deref());
+        let dev = kernel_dev_to_user(x.exe.dev);
+        e.exe = Some(Exe {
+            path: x.exe_path.clone().map(Bytes),
+            dev: format!("{}:{}", libc::major(dev), libc::minor(dev)),
+            ino: x.exe.ino,
+            ctime: format!("{}.{:09}", x.exe.ctime_sec, x.exe.ctime_nsec),
+            sha256: hash.as_ref().ok().cloned(),
+            hash_error: hash.err(),
+            path_truncated: flag(ef::EXE_PATH_TRUNCATED),
+        });
+        let mut argv = x.argv.clone();
+        if flag(ef::ARGV_TRUNCATED) {
+            e.argv_truncated = true;
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", c.pid)).unwrap_or_default();
+            if let Some(full) = enrich::complete_argv(&argv, &cmdline) {
+                argv = full;
+                e.argv_source = Some("proc".into());
+            } else {
+                e.argv_source = Some("partial".into());
+            }
+        } else if flag(ef::ARGV_READ_FAILED) {
+            e.argv_source = Some("unavailable".into());
+        }
+        e.argv = Some(argv.into_iter().map(Bytes).collect());
+        e.cwd = x.cwd.clone().map(Bytes);
+        e.env = enrich::security_env(&x.env);
+        if flag(ef::ENV_TRUNCATED) {
+            e.env_truncated = true;
+            // Complete from /proc while the process lives; it may have changed its
+            // own environment by then, so say where the values came from.
+            if let Ok(environ) = std::fs::read(format!("/proc/{}/environ", c.pid)) {
+                let more = enrich::security_env(&raw::split_nul(&environ));
+                for (k, v) in more {
+                    e.env.entry(k).or_insert(v);
+                }
+                e.message =
+                    Some("environment longer than the kernel capture; completed from /proc".into());
+            }
+        }
+        e
+    }
+
+    fn kernel_update(&mut self, pid: u32, st: &TaskState) {
+        if let Err(err) = self.sensor.track(pid, st) {
+            warn!(pid, error = %err, "could not update the kernel's view of a tracked process");
+        }
+    }
+
+    /// Emit a `lost` event when any loss counter moved.
+    fn check_losses(&mut self) {
+        let k = self.sensor.counters();
+        let now = LostCounts {
+            ringbuf: k.get("ringbuf_drops").copied().unwrap_or(0),
+            queue: self.counters.queue_drops.load(Ordering::Relaxed),
+            broadcast: self.counters.broadcast_lag.load(Ordering::Relaxed),
+            decode: self.counters.decode_errors.load(Ordering::Relaxed),
+        };
+        if now != self.last_lost {
+            let delta = now.total().saturating_sub(self.last_lost.total());
+            warn!(
+                ringbuf = now.ringbuf,
+                queue = now.queue,
+                broadcast = now.broadcast,
+                decode = now.decode,
+                delta,
+                "events lost"
+            );
+            let mut e = self.new_event(Kind::Lost);
+            e.lost = Some(now);
+            e.message = Some(format!("{delta} more events lost since the last report"));
+            self.last_lost = now;
+            self.record(&e);
+        }
+    }
+
+    pub fn status(&self, cfg: &Config) -> Status {
+        let k = self.sensor.counters();
+        let (exes, paths) = self.sensor.host_key_counts();
+        let lost = LostCounts {
+            ringbuf: k.get("ringbuf_drops").copied().unwrap_or(0),
+            queue: self.counters.queue_drops.load(Ordering::Relaxed),
+            broadcast: self.counters.broadcast_lag.load(Ordering::Relaxed),
+            decode: self.counters.decode_errors.load(Ordering::Relaxed),
+        };
+        let mut enforcement =
+            vec!["signal (bpf_send_signal from sched_process_exec): available".to_string()];
+        enforcement.push(if self.sensor.lsm.loadable {
+            "BPF LSM (bprm_check_security): loadable".to_string()
+        } else {
+            format!(
+                "BPF LSM: unavailable: {}",
+                self.sensor.lsm.reason.clone().unwrap_or_default()
+            )
+        });
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            started: self.started.clone(),
+            mode: cfg.defaults.mode.as_str().to_string(),
+            enforcing: true,
+            log_file: self.log.path().display().to_string(),
+            events: self.events,
+            lost,
+            kernel: k,
+            tracked_kernel: self.sensor.tracked_count(),
+            tracked_user: self.tracker.len(),
+            hosts: self
+                .tracker
+                .hosts()
+                .into_iter()
+                .map(|pid| HostStatus {
+                    pid,
+                    name: self
+                        .tracker
+                        .get(pid)
+                        .map_or_else(|| "?".into(), |e| self.host_name(e.profile)),
+                })
+                .collect(),
+            host_keys: HostKeys {
+                executables: exes,
+                script_paths: paths,
+                profiles: self.profiles.iter().map(|p| p.name.clone()).collect(),
+            },
+            attachments: self.sensor.attachments.clone(),
+            programs: self.sensor.program_stats(),
+            lsm: self.sensor.lsm.clone(),
+            enforcement,
+            tracker_overflow: self.tracker.overflow(),
+            hash_cache: (self.hashes.hits, self.hashes.misses),
+        }
+    }
+}
+
+pub struct Shared {
+    pub core: Mutex<Core>,
+    pub config: Config,
+    pub bcast: broadcast::Sender<Arc<str>>,
+    pub counters: Arc<UserCounters>,
+}
+
+impl Shared {
+    pub fn status(&self) -> Status {
+        self.core.lock().expect("core lock").status(&self.config)
+    }
+}
+
+/// Run until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let events_dir = preflight()?;
+    let profiles = config.profiles();
+    let resolved = hosts::resolve(&profiles, &hosts::RealFs);
+    for w in &resolved.warnings {
+        warn!(warning = %w, "host profile");
+    }
+    let exes: Vec<_> = resolved.exes.iter().map(|(k, id, _)| (*k, *id)).collect();
+    let paths: Vec<_> = resolved.paths.iter().map(|(k, id, _)| (*k, *id)).collect();
+    let mut script_paths = vec![Vec::new(); profiles.len()];
+    for (_, id, path) in &resolved.paths {
+        if let Some(v) = script_paths.get_mut(*id as usize) {
+            v.push(path.as_os_str().as_encoded_bytes().to_vec());
+        }
+    }
+    info!(
+        profiles = profiles.len(),
+        executables = exes.len(),
+        scripts = paths.len(),
+        "host profiles resolved"
+    );
+    let kcfg = offsets::resolve_from(Path::new("/sys/kernel/btf/vmlinux"), &events_dir)
+        .context("resolving kernel offsets")?;
+    let opts = SensorOptions {
+        ring_buffer_bytes: config.ring_buffer_bytes,
+        tracked_max: config.tracked_max,
+    };
+    let mut sensor = Sensor::load(&opts, kcfg, &exes, &paths).context("loading the eBPF sensor")?;
+    if let Some(reason) = &sensor.lsm.reason {
+        warn!(reason = %reason, "BPF LSM not available; signal-based enforcement only");
+    }
+    let ring = sensor.take_events().context("ring buffer already taken")?;
+    let log = LogWriter::open(&config.log_path()).context("opening the event log")?;
+
+    let (bcast, _) = broadcast::channel(4096);
+    let counters = Arc::new(UserCounters::default());
+    let mut core = Core {
+        sensor,
+        tracker: Tracker::new(config.tracked_max as usize),
+        host_names: profiles.iter().map(|p| p.name.clone()).collect(),
+        profiles: profiles.clone(),
+        script_paths,
+        hashes: HashCache::default(),
+        clock: Clock::now(),
+        log,
+        events: 0,
+        bcast: bcast.clone(),
+        counters: counters.clone(),
+        last_lost: LostCounts::default(),
+        started: enrich::now_rfc3339(),
+    };
+    let mut start = core.new_event(Kind::DaemonStart);
+    start.pid = std::process::id();
+    start.message = Some(format!(
+        "mcpwatchd {} mode={} attach=[{}] lsm={}",
+        env!("CARGO_PKG_VERSION"),
+        config.defaults.mode.as_str(),
+        core.sensor
+            .attachments
+            .iter()
+            .map(|a| format!("{}:{}", a.hook, a.method))
+            .collect::<Vec<_>>()
+            .join(","),
+        if core.sensor.lsm.loadable {
+            "loadable"
+        } else {
+            "refused"
+        },
+    ));
+    core.record(&start);
+
+    // Programs are attached: adopt what was already running. Twice, so children
+    // forked while the first pass ran are caught too.
+    let host_exes: std::collections::HashMap<(u64, u64), u32> = resolved
+        .exes
+        .iter()
+        .map(|(k, id, _)| ((kernel_dev_to_user(k.dev), k.ino), *id))
+        .collect();
+    for pass in 0..2 {
+        let n = adopt_running(&mut core, &host_exes);
+        debug!(pass, adopted = n, "adoption pass");
+    }
+    core.log.flush().ok();
+
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        config: config.clone(),
+        bcast: bcast.clone(),
+        counters: counters.clone(),
+    });
+
+    // Reader thread: the ring buffer → decode → bounded queue.
+    let (tx, rx) = mpsc::channel::<RawEvent>(config.queue_capacity);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let counters = counters.clone();
+        std::thread::Builder::new()
+            .name("ringbuf".into())
+            .spawn(move || read_ring(ring, &tx, &stop, &counters))
+            .context("starting the ring buffer reader")?
+    };
+    let processor = tokio::spawn(process_loop(shared.clone(), rx));
+
+    let api = match crate::api::serve(shared.clone()).await {
+        Ok(conn) => Some(conn),
+        Err(err) => {
+            error!(error = %format!("{err:#}"), "D-Bus API unavailable: `mcpwatch run`/`status` will not reach this daemon; monitoring continues");
+            None
+        }
+    };
+    if let Some(conn) = &api {
+        tokio::spawn(crate::api::forward_events(conn.clone(), shared.clone()));
+    }
+    info!(log = %shared.config.log_path().display(), "mcpwatchd running");
+
+    shutdown_signal().await;
+    info!("shutting down");
+    stop.store(true, Ordering::SeqCst);
+    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+    let _ = processor.await;
+    {
+        let mut core = shared.core.lock().expect("core lock");
+        core.check_losses();
+        let mut stop_ev = core.new_event(Kind::DaemonStop);
+        stop_ev.pid = std::process::id();
+        stop_ev.message = Some(format!("{} events recorded this run", core.events));
+        core.record(&stop_ev);
+        core.log.flush().context("flushing the event log")?;
+    }
+    drop(api);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
+
+fn read_ring(
+    mut ring: aya::maps::RingBuf<aya::maps::MapData>,
+    tx: &mpsc::Sender<RawEvent>,
+    stop: &AtomicBool,
+    counters: &UserCounters,
+) {
+    let fd = crate::sensor::ebpf::ring_fd(&ring);
+    loop {
+        let mut drained_any = false;
+        while let Some(item) = ring.next() {
+            drained_any = true;
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            match raw::decode(&item) {
+                Ok(ev) => {
+                    if tx.try_send(ev).is_err() {
+                        counters.queue_drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(err) => {
+                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %err, "undecodable ring buffer record");
+                }
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if !drained_any {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&raw mut pfd, 1, 100) };
+        }
+    }
+}
+
+async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                let mut core = shared.core.lock().expect("core lock");
+                core.process(ev);
+                // Drain what is already queued under the same lock, then flush once.
+                let mut n = 0;
+                while n < 4096 {
+                    match rx.try_recv() {
+                        Ok(ev) => core.process(ev),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+                if let Err(e) = core.log.flush() {
+                    error!(error = %anyhow::Error::from(e), "flushing the event log");
+                }
+            }
+            _ = tick.tick() => {
+                let mut core = shared.core.lock().expect("core lock");
+                core.check_losses();
+                let _ = core.log.flush();
+            }
+        }
+    }
+}
+
+/// One adoption pass over `/proc`. Returns how many processes were newly adopted.
+fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u64), u32>) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut procs = Vec::new();
+    for ent in dir.flatten() {
+        let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((ppid, start_ticks)) = adopt::parse_stat(&stat) else {
+            continue;
+        };
+        let mut host_profile = std::fs::metadata(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|m| host_exes.get(&(m.dev(), m.ino())).copied());
+        if host_profile.is_none() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv = raw::split_nul(&cmdline);
+            host_profile = core
+                .script_paths
+                .iter()
+                .position(|paths| argv.iter().take(3).any(|a| paths.iter().any(|p| p == a)))
+                .and_then(|i| u32::try_from(i).ok());
+        }
+        procs.push(adopt::ProcInfo {
+            pid,
+            ppid,
+            host_profile,
+            start_ticks,
+        });
+    }
+    let plan = adopt::plan(&procs);
+    let mut n = 0;
+    for a in plan {
+        if core.tracker.get(a.pid).is_some() || core.sensor.tracked_state(a.pid).is_some() {
+            continue;
+        }
+        let st = TaskState {
+            role: a.role,
+            flags: 0,
+            host_pid: a.host_pid,
+            host_profile: a.host_profile,
+            session_pid: a.session_pid,
+            parent_pid: a.parent.unwrap_or(0),
+        };
+        if let Err(err) = core.sensor.track(a.pid, &st) {
+            warn!(pid = a.pid, error = %err, "could not adopt process");
+            continue;
+        }
+        let r = if a.role == role::HOST {
+            Role::Host
+        } else {
+            Role::Session
+        };
+        let session = (a.session_pid != 0).then_some(a.session_pid);
+        core.tracker.adopt(
+            a.pid,
+            a.parent,
+            a.host_pid,
+            a.host_profile,
+            r,
+            session,
+            Clock::boot_ns_now(),
+        );
+        let mut e = core.new_event(Kind::Adopt);
+        e.pid = a.pid;
+        e.ppid = procs.iter().find(|p| p.pid == a.pid).map_or(0, |p| p.ppid);
+        e.host = Some(HostRef {
+            name: core.host_name(a.host_profile),
+            pid: a.host_pid,
+        });
+        e.session = session;
+        e.lineage = core
+            .tracker
+            .get(a.pid)
+            .map(|t| t.lineage().to_vec())
+            .unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", a.pid)).unwrap_or_default();
+        e.argv = Some(raw::split_nul(&cmdline).into_iter().map(Bytes).collect());
+        e.exe = std::fs::read_link(format!("/proc/{}/exe", a.pid))
+            .ok()
+            .map(|p| Exe {
+                path: Some(Bytes(p.as_os_str().as_encoded_bytes().to_vec())),
+                ..Exe::default()
+            });
+        e.cwd = std::fs::read_link(format!("/proc/{}/cwd", a.pid))
+            .ok()
+            .map(|p| Bytes(p.as_os_str().as_encoded_bytes().to_vec()));
+        e.message = Some(if a.role == role::HOST {
+            "host already running at daemon start (argv from /proc)".into()
+        } else {
+            "descendant of a running host (argv from /proc)".into()
+        });
+        core.record(&e);
+        n += 1;
+    }
+    n
+}

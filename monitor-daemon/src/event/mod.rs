@@ -1,0 +1,459 @@
+//! Events as the daemon records them: the JSON-lines contract of the audit log,
+//! `mcpwatch log --json` and the D-Bus `Event` signal (schema in README.md).
+//!
+//! Stable fields (a contract other tools rely on): `kind`, `pid`, `ppid`, `host`,
+//! `exe`, `argv`, `cwd`, `uid`, `ts`. Additions are allowed; renames are not.
+pub mod raw;
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change of the JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The environment variables whose values are recorded with every exec, because
+/// they change what a program loads or runs (one list, used everywhere).
+pub const SECURITY_ENV: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "BASH_ENV",
+    "ENV",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The daemon started (carries its version and what it enforces).
+    DaemonStart,
+    /// The daemon stopped cleanly.
+    DaemonStop,
+    /// A process became a host: profile match at exec, or `mcpwatch run`.
+    HostStart,
+    /// A host found already running at daemon start (or a descendant of one).
+    Adopt,
+    /// A host process executed a host image again (relaunch, helper).
+    HostExec,
+    /// A host process executed a program that is not the host's own.
+    Launch,
+    /// An exec inside a session (below a launch).
+    Exec,
+    /// A tracked process forked.
+    Fork,
+    /// A tracked process exited.
+    Exit,
+    /// Events were lost; `lost` says where and how many.
+    Lost,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DaemonStart => "daemon_start",
+            Self::DaemonStop => "daemon_stop",
+            Self::HostStart => "host_start",
+            Self::Adopt => "adopt",
+            Self::HostExec => "host_exec",
+            Self::Launch => "launch",
+            Self::Exec => "exec",
+            Self::Fork => "fork",
+            Self::Exit => "exit",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// A byte string that is exact in JSON: a plain string when it is UTF-8, otherwise
+/// `{"base64": "..."}` of the raw bytes (argv and paths on Linux are bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl Bytes {
+    pub fn lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(b: &[u8]) -> Self {
+        Self(b.to_vec())
+    }
+}
+
+impl From<&str> for Bytes {
+    fn from(s: &str) -> Self {
+        Self(s.as_bytes().to_vec())
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut m = BTreeMap::new();
+                m.insert(
+                    "base64",
+                    base64::engine::general_purpose::STANDARD.encode(&self.0),
+                );
+                m.serialize(s)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            B64 { base64: String },
+        }
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => Ok(Self(t.into_bytes())),
+            Repr::B64 { base64 } => base64::engine::general_purpose::STANDARD
+                .decode(base64)
+                .map(Self)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRef {
+    /// Host profile name (`claude-code`, `cursor`, ... or the `--host` of `mcpwatch run`).
+    pub name: String,
+    /// tgid of the host process at the root of this tree.
+    pub pid: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exe {
+    /// Resolved path of the executable actually mapped (from the kernel's dentry walk).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Bytes>,
+    /// `major:minor` as stat(2) shows it.
+    pub dev: String,
+    pub ino: u64,
+    /// Inode change time, `sec.nsec`: the hash below is valid for this ctime.
+    pub ctime: String,
+    /// SHA-256 of the file's content, hex; absent when it could not be hashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Why `sha256` is absent (file gone, changed since exec, unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_error: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitStatus {
+    /// Exit code when the process exited normally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    /// Signal number when a signal killed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Shell-style status: the code, or 128 + signal (SIGKILL is 137).
+    pub status: i32,
+}
+
+impl ExitStatus {
+    /// Decode the kernel's `task->exit_code` (wait status encoding).
+    pub fn from_wait_status(raw: u32) -> Self {
+        let raw = raw as i32;
+        let sig = raw & 0x7f;
+        if sig == 0 {
+            let code = (raw >> 8) & 0xff;
+            Self {
+                code: Some(code),
+                signal: None,
+                status: code,
+            }
+        } else {
+            Self {
+                code: None,
+                signal: Some(sig),
+                status: 128 + sig,
+            }
+        }
+    }
+}
+
+/// Where events were lost (the `lost` field of a `lost` event, and `mcpwatch status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostCounts {
+    /// Kernel ring buffer full: the kernel could not reserve the event.
+    pub ringbuf: u64,
+    /// The daemon's internal queue was full.
+    pub queue: u64,
+    /// A slow follower (`log --follow`, D-Bus listener) fell behind.
+    pub broadcast: u64,
+    /// Records the daemon could not decode.
+    pub decode: u64,
+}
+
+impl LostCounts {
+    pub fn total(&self) -> u64 {
+        self.ringbuf + self.queue + self.broadcast + self.decode
+    }
+}
+
+/// One recorded event. Optional fields are omitted when they do not apply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub schema: u32,
+    /// Monotonic id, unique within this state directory.
+    pub id: u64,
+    /// RFC 3339 UTC with nanoseconds.
+    pub ts: String,
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tid: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ppid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// pid inside the process's own pid namespace (equal to `pid` in the root one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<u32>,
+    /// Inode number of that pid namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pidns: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostRef>,
+    /// pid of the launch this process belongs to (its session), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u32>,
+    /// pids from this process up to its host, by lineage (who forked whom), not by
+    /// the current parent: reparenting does not change it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<u32>,
+    /// Exec: the filename passed to execve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<Exe>,
+    /// Exec: the exact argv of the new image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<Bytes>>,
+    /// The kernel captured only part of argv.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub argv_truncated: bool,
+    /// Where argv came from when not all from the kernel: `proc` (completed from
+    /// /proc/PID/cmdline, which the process could have rewritten), or `partial`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<Bytes>,
+    /// Values of the security-relevant environment variables that are set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, Bytes>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_truncated: bool,
+    /// Fork: the new process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitStatus>,
+    /// Exit: seconds since the process was first seen (fork or exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<LostCounts>,
+    /// Free-form detail (daemon start/stop, adoption reason, warnings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl Event {
+    /// An event with only the always-present fields set.
+    pub fn new(kind: Kind, id: u64, ts: String) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            id,
+            ts,
+            kind,
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            uid: None,
+            gid: None,
+            ns_pid: None,
+            pidns: None,
+            comm: None,
+            host: None,
+            session: None,
+            lineage: Vec::new(),
+            filename: None,
+            exe: None,
+            argv: None,
+            argv_truncated: false,
+            argv_source: None,
+            cwd: None,
+            env: BTreeMap::new(),
+            env_truncated: false,
+            child_pid: None,
+            exit: None,
+            duration: None,
+            lost: None,
+            message: None,
+        }
+    }
+
+    pub fn to_json_line(&self) -> String {
+        // Serialising these types cannot fail: no maps with non-string keys, no
+        // foreign Serialize impls that error.
+        serde_json::to_string(self).expect("event serialises")
+    }
+
+    /// The command as a shell would show it, each argument quoted when needed.
+    pub fn command_line(&self) -> String {
+        self.argv
+            .as_ref()
+            .map(|a| shell_join(a))
+            .unwrap_or_default()
+    }
+}
+
+/// Quote argv for display so that spaces, quotes, newlines and empty arguments stay
+/// visible and unambiguous (`'a b'`, `''`, `$'\n'`, `$'\xff'`).
+pub fn shell_join(argv: &[Bytes]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(&a.0))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn shell_quote(arg: &[u8]) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+    if plain {
+        return String::from_utf8_lossy(arg).into_owned();
+    }
+    let printable = std::str::from_utf8(arg).is_ok_and(|s| !s.chars().any(char::is_control));
+    if printable {
+        return format!("'{}'", String::from_utf8_lossy(arg).replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    match std::str::from_utf8(arg) {
+        Ok(s) => {
+            for c in s.chars() {
+                push_ansi_c(&mut out, c);
+            }
+        }
+        Err(_) => {
+            for &b in arg {
+                if b.is_ascii() && !b.is_ascii_control() {
+                    push_ansi_c(&mut out, char::from(b));
+                } else {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn push_ansi_c(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        '\'' => out.push_str("\\'"),
+        '\\' => out.push_str("\\\\"),
+        c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+        c => out.push(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_exactly_through_json() {
+        let argv = vec![
+            Bytes::from("npx"),
+            Bytes::from("a b \"q\" 'x'\nnl"),
+            Bytes::from(""),
+            Bytes(vec![b'o', 0xff, 0xfe]),
+        ];
+        let json = serde_json::to_string(&argv).unwrap();
+        assert_eq!(json, r#"["npx","a b \"q\" 'x'\nnl","",{"base64":"b//+"}]"#);
+        let back: Vec<Bytes> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, argv);
+    }
+
+    #[test]
+    fn stable_contract_fields_are_named_as_documented() {
+        let mut e = Event::new(Kind::Launch, 7, "2026-11-27T10:00:00.000000000Z".into());
+        e.pid = 10;
+        e.ppid = 9;
+        e.uid = Some(1000);
+        e.host = Some(HostRef {
+            name: "claude-code".into(),
+            pid: 9,
+        });
+        e.exe = Some(Exe {
+            path: Some(Bytes::from("/usr/bin/npx")),
+            ..Exe::default()
+        });
+        e.argv = Some(vec![Bytes::from("npx")]);
+        e.cwd = Some(Bytes::from("/tmp"));
+        let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
+        for key in [
+            "kind", "pid", "ppid", "host", "exe", "argv", "cwd", "uid", "ts", "schema", "id",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {v}");
+        }
+        assert_eq!(v["kind"], "launch");
+        assert_eq!(v["host"]["name"], "claude-code");
+        let back: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn wait_status_decodes_code_and_signal() {
+        assert_eq!(ExitStatus::from_wait_status(3 << 8).code, Some(3));
+        let killed = ExitStatus::from_wait_status(9);
+        assert_eq!((killed.signal, killed.status), (Some(9), 137));
+    }
+
+    #[test]
+    fn shell_quoting_keeps_arguments_distinguishable() {
+        let argv = [
+            Bytes::from("sh"),
+            Bytes::from("-c"),
+            Bytes::from("echo 'hi'"),
+            Bytes::from(""),
+            Bytes::from("a\nb"),
+            Bytes(vec![0xff]),
+        ];
+        assert_eq!(
+            shell_join(&argv),
+            r#"sh -c 'echo '\''hi'\''' '' $'a\nb' $'\xff'"#
+        );
+    }
+}

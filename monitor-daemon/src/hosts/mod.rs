@@ -1,0 +1,1105 @@
+//! Host profiles: which executables and `#!` entry scripts belong to an MCP host.
+//!
+//! A [`HostProfile`] names path globs. [`resolve`] turns them into the keys the kernel
+//! matches at every exec (see `monitor-ebpf`):
+//!
+//! - `HOST_EXES`, keyed by [`ExeKey`] — the identity `(dev, ino)` of the new image's
+//!   executable, `dev` in the kernel's `s_dev` encoding. This recognises native hosts
+//!   (Claude Code, Codex's binary, the Electron editors) whatever path or argv[0]
+//!   they were started with, including through symlinks and hard links.
+//! - `HOST_PATHS`, keyed by [`PathKey`] — the filename exactly as passed to execve.
+//!   For a `#!` script the kernel's `mm->exe_file` is the *interpreter* (node), so
+//!   the script can only be recognised by the name it was executed under. A bin link
+//!   (`/usr/bin/gemini`) and its target are different strings: both are keyed.
+//!
+//! Resolution is pure over [`HostFs`], so it is unit-tested with a fake filesystem;
+//! [`RealFs`] is the thin layer over the real one. Resolution is a snapshot: a host
+//! installed, upgraded (npm replaces the file: new inode) or mounted (an `AppImage`) later
+//! is only seen after the next [`resolve`].
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    fs, io,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+};
+
+use glob::{MatchOptions, Pattern, PatternError};
+use monitor_common::{ExeKey, PathKey, HOST_PATH_KEY};
+use serde::{Deserialize, Serialize};
+
+/// One MCP host application and the files that identify its processes.
+///
+/// Entries are absolute path globs (`*`, `?`, `[...]` within one path component); a
+/// leading `~/` stands for *every* home directory on the machine, so a system daemon
+/// finds per-user installs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostProfile {
+    /// Stable identifier, e.g. `claude-code`; used by consent records and `mcpwatch
+    /// run --host`.
+    pub name: String,
+    /// Human-readable name; the `name` when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display: String,
+    /// Executables (ELF) of the host, matched by device and inode.
+    #[serde(default)]
+    pub exe: Vec<String>,
+    /// `#!` entry scripts of the host and the links that lead to them, matched by
+    /// the exact path passed to execve (at most `HOST_PATH_KEY - 1` bytes).
+    #[serde(default)]
+    pub scripts: Vec<String>,
+}
+
+impl HostProfile {
+    pub fn display_name(&self) -> &str {
+        if self.display.is_empty() {
+            &self.name
+        } else {
+            &self.display
+        }
+    }
+}
+
+/// Global npm module directories and the bin directory npm links into, for the
+/// prefixes hosts are commonly installed under (`npm install -g`): the distro node
+/// (prefix `/usr`), a node from nodesource/tarball (`/usr/local`), the per-user
+/// prefixes recommended by npm's docs (`~/.npm-global`) or used by many setups
+/// (`~/.local`), and nvm (`~/.nvm/versions/node/<version>`).
+///
+/// Not covered (yet): pnpm and bun global stores (their bin entries are shell shims,
+/// not links), Volta, asdf/mise, Homebrew on Linux.
+const NPM_PREFIXES: &[(&str, &str)] = &[
+    ("/usr/lib/node_modules", "/usr/bin"),
+    ("/usr/local/lib/node_modules", "/usr/local/bin"),
+    ("~/.npm-global/lib/node_modules", "~/.npm-global/bin"),
+    ("~/.local/lib/node_modules", "~/.local/bin"),
+    (
+        "~/.nvm/versions/node/*/lib/node_modules",
+        "~/.nvm/versions/node/*/bin",
+    ),
+];
+
+/// `rel` under every global npm module directory.
+fn npm_modules(rel: &str) -> impl Iterator<Item = String> + '_ {
+    NPM_PREFIXES
+        .iter()
+        .map(move |(modules, _)| format!("{modules}/{rel}"))
+}
+
+/// The bin link `name` in every global npm bin directory.
+fn npm_bins(name: &str) -> impl Iterator<Item = String> + '_ {
+    NPM_PREFIXES
+        .iter()
+        .map(move |(_, bin)| format!("{bin}/{name}"))
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn profile(name: &str, display: &str, exe: Vec<String>, scripts: Vec<String>) -> HostProfile {
+    HostProfile {
+        name: name.to_owned(),
+        display: display.to_owned(),
+        exe,
+        scripts,
+    }
+}
+
+/// The host profiles mcpwatch knows without configuration. The profile index in
+/// this list (after config overrides, see `Config::profiles`) is the `host_profile`
+/// the kernel records.
+///
+/// Where each path comes from is noted next to it; "unverified" marks paths taken
+/// from third-party scripts or conventions, not from the vendor's own package.
+pub fn builtin_profiles() -> Vec<HostProfile> {
+    // Claude Code. npm package: since 2.1.1xx `bin: {claude: "bin/claude.exe"}`, a
+    // stub that the postinstall (`install.cjs`) replaces with a hard link (or copy)
+    // of the native ELF from the optional dependency
+    // `@anthropic-ai/claude-code-linux-{x64,arm64}[-musl]/claude`; earlier versions
+    // (1.0.0 … 2.1.100 checked) were `bin: {claude: "cli.js"}`, a node script.
+    // Native installer (`claude.ai/install.sh`, `claude install`): the ELF is
+    // `~/.local/share/claude/versions/<version>`, linked from `~/.local/bin/claude`.
+    // `/migrate-installer` (older): a local npm install under `~/.claude/local`,
+    // started through the shell wrapper `~/.claude/local/claude`, which execs
+    // `~/.claude/local/node_modules/.bin/claude`.
+    let mut claude_exe: Vec<String> = npm_modules("@anthropic-ai/claude-code/bin/claude.exe")
+        .chain(npm_modules(
+            "@anthropic-ai/claude-code/node_modules/@anthropic-ai/claude-code-linux-*/claude",
+        ))
+        .chain(npm_modules("@anthropic-ai/claude-code-linux-*/claude"))
+        .collect();
+    claude_exe.extend(strings(&[
+        "~/.local/share/claude/versions/*",
+        "~/.claude/local/node_modules/@anthropic-ai/claude-code/bin/claude.exe",
+        "~/.claude/local/node_modules/@anthropic-ai/claude-code-linux-*/claude",
+    ]));
+    let mut claude_scripts: Vec<String> = npm_modules("@anthropic-ai/claude-code/cli.js")
+        .chain(npm_bins("claude"))
+        .collect();
+    claude_scripts.extend(strings(&[
+        "~/.claude/local/node_modules/@anthropic-ai/claude-code/cli.js",
+        "~/.claude/local/node_modules/.bin/claude",
+    ]));
+
+    // Claude Desktop on Linux. Anthropic's own .deb (APT repo downloads.claude.ai,
+    // 2026): a bare Electron app, ELF `/usr/lib/claude-desktop/claude-desktop`,
+    // linked from `/usr/bin/claude-desktop`. The community repackaging
+    // aaddrick/claude-desktop-debian installs the same tree as
+    // `/usr/lib/claude-desktop-unofficial/` (v3), and before that (v2) ran a private
+    // Electron `/usr/lib/claude-desktop/node_modules/electron/dist/electron`; its
+    // AppImages mount at `/tmp/.mount_claude*` with the same inner layout. The
+    // `/opt/Claude` Electron is from that project's test harness (other community
+    // builds) — unverified. Best effort: these builds change often.
+    let claude_desktop_exe = strings(&[
+        "/usr/lib/claude-desktop/claude-desktop",
+        "/usr/lib/claude-desktop-unofficial/claude-desktop",
+        "/usr/lib/claude-desktop/node_modules/electron/dist/electron",
+        "/opt/Claude/node_modules/electron/dist/electron",
+        "/tmp/.mount_claude*/usr/lib/claude-desktop/claude-desktop",
+        "/tmp/.mount_claude*/usr/lib/node_modules/electron/dist/electron",
+    ]);
+
+    // Cursor. Official .deb/.rpm and the AppImage carry `usr/share/cursor/cursor`
+    // (cursor/cursor#3123); AppImages mount at `/tmp/.mount_Cursor<random>`. Before
+    // 0.46 the (ToDesktop) AppImage had the binary at its root, and guides extract
+    // it to `/opt/Cursor`; Gentoo's overlay installs to `/opt/cursor` — unverified.
+    // AppImage FUSE mounts belong to the user who started them and are usually not
+    // readable by root (no `allow_root`): they then resolve to nothing.
+    let cursor_exe = strings(&[
+        "/usr/share/cursor/cursor",
+        "/opt/Cursor/cursor",
+        "/opt/cursor/cursor",
+        "/tmp/.mount_[Cc]ursor*/usr/share/cursor/cursor",
+        "/tmp/.mount_[Cc]ursor*/cursor",
+    ]);
+
+    // VS Code: the Electron main binary, which also runs the extension host that
+    // spawns MCP servers. Microsoft's .deb/.rpm: `/usr/share/code/code` (postinst
+    // links `/usr/bin/code` to the shell script `/usr/share/code/bin/code`); the snap
+    // mounts the same tree under `/snap/code/<rev>/`; Arch AUR
+    // `visual-studio-code-bin`: `/opt/visual-studio-code/code`. Flatpak path
+    // unverified. Arch's `code` (OSS) runs the shared system Electron and cannot be
+    // told apart by executable.
+    let vscode_exe = strings(&[
+        "/usr/share/code/code",
+        "/usr/share/code-insiders/code-insiders",
+        "/snap/code/*/usr/share/code/code",
+        "/snap/code-insiders/*/usr/share/code-insiders/code-insiders",
+        "/opt/visual-studio-code/code",
+        "/opt/visual-studio-code-insiders/code-insiders",
+        "/var/lib/flatpak/app/com.visualstudio.code/*/*/active/files/extra/vscode/code",
+    ]);
+
+    // VSCodium: built from the same packaging templates with name `codium`
+    // (`/usr/share/codium/codium`, snap `codium`); AUR `vscodium-bin` under
+    // `/opt/vscodium-bin` — unverified.
+    let vscodium_exe = strings(&[
+        "/usr/share/codium/codium",
+        "/snap/codium/*/usr/share/codium/codium",
+        "/opt/vscodium-bin/codium",
+    ]);
+
+    // Windsurf: official .deb `/usr/share/windsurf/windsurf` (seen in the AUR
+    // PKGBUILD repackaging it and in process listings); `/opt/windsurf` (Gentoo) and
+    // `/opt/Windsurf` (tarball) — unverified.
+    let windsurf_exe = strings(&[
+        "/usr/share/windsurf/windsurf",
+        "/opt/windsurf/windsurf",
+        "/opt/Windsurf/windsurf",
+    ]);
+
+    // Zed: the editor process is `zed-editor` (the `zed` CLI only hands files to
+    // it). Official installer: `~/.local/zed.app/libexec/zed-editor`, the preview
+    // and nightly channels `~/.local/zed-{preview,nightly}.app` (Zed docs); Arch's
+    // package: `/usr/lib/zed/zed-editor`; `/opt/zed.app` and `/usr/lib/zed.app`
+    // from image build scripts — unverified. Flatpak not covered.
+    let zed_exe = strings(&[
+        "~/.local/zed.app/libexec/zed-editor",
+        "~/.local/zed-preview.app/libexec/zed-editor",
+        "~/.local/zed-nightly.app/libexec/zed-editor",
+        "/usr/lib/zed/zed-editor",
+        "/usr/lib/zed.app/libexec/zed-editor",
+        "/opt/zed.app/libexec/zed-editor",
+    ]);
+
+    // Gemini CLI: a node script (`#!/usr/bin/env node`). npm `bin: {gemini:
+    // "bundle/gemini.js"}` in 0.61.0 (the version on our machines),
+    // `"dist/index.js"` in 0.1.5 … 0.30.0. It relaunches itself as `node
+    // --max-old-space-size=… <script>` (see `is_host_script`).
+    let gemini_scripts: Vec<String> = npm_modules("@google/gemini-cli/bundle/gemini.js")
+        .chain(npm_modules("@google/gemini-cli/dist/index.js"))
+        .chain(npm_bins("gemini"))
+        .collect();
+
+    // Codex CLI: `bin/codex.js` (node) execve()s the native musl binary in the same
+    // process. Layouts by version (npm tarballs): 0.1x/0.20 `bin/codex-<triple>`;
+    // ~0.50 `vendor/<triple>/codex/codex` in the package; 0.100+ the optional
+    // dependency `@openai/codex-linux-{x64,arm64}` (an alias of
+    // `@openai/codex@<v>-linux-x64`), `vendor/<triple>/codex/codex`, in 0.171
+    // `vendor/<triple>/bin/codex`; `codex.js` falls back to its own `vendor/`.
+    let codex_exe: Vec<String> = [
+        "@openai/codex/node_modules/@openai/codex-linux-*/vendor/*/bin/codex",
+        "@openai/codex/node_modules/@openai/codex-linux-*/vendor/*/codex/codex",
+        "@openai/codex-linux-*/vendor/*/bin/codex",
+        "@openai/codex-linux-*/vendor/*/codex/codex",
+        "@openai/codex/vendor/*/bin/codex",
+        "@openai/codex/vendor/*/codex/codex",
+        "@openai/codex/bin/codex-*-linux-*",
+    ]
+    .into_iter()
+    .flat_map(npm_modules)
+    .collect();
+    let codex_scripts: Vec<String> = npm_modules("@openai/codex/bin/codex.js")
+        .chain(npm_bins("codex"))
+        .collect();
+
+    vec![
+        profile("claude-code", "Claude Code", claude_exe, claude_scripts),
+        profile(
+            "claude-desktop",
+            "Claude Desktop",
+            claude_desktop_exe,
+            vec![],
+        ),
+        profile("cursor", "Cursor", cursor_exe, vec![]),
+        profile("vscode", "Visual Studio Code", vscode_exe, vec![]),
+        profile("vscodium", "VSCodium", vscodium_exe, vec![]),
+        profile("windsurf", "Windsurf", windsurf_exe, vec![]),
+        profile("zed", "Zed", zed_exe, vec![]),
+        profile("gemini-cli", "Gemini CLI", vec![], gemini_scripts),
+        profile("codex", "Codex CLI", codex_exe, codex_scripts),
+    ]
+}
+
+/// Identity of a file as `stat(2)` reports it (following symlinks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    /// `st_dev`, userspace encoding.
+    pub dev: u64,
+    pub ino: u64,
+    /// A regular file (not a directory, device, socket…).
+    pub is_file: bool,
+}
+
+/// What a glob found, and the directories it could not read on the way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GlobOutcome {
+    /// Sorted matching paths, as matched (symlinks not resolved).
+    pub matches: Vec<PathBuf>,
+    pub errors: Vec<String>,
+}
+
+/// The filesystem operations host resolution needs; a seam for unit tests.
+pub trait HostFs {
+    /// Paths matching an absolute glob (no `~`). `*`, `?` and `[...]` never match
+    /// `/`; a leading `.` needs no literal dot.
+    fn glob(&self, pattern: &str) -> Result<GlobOutcome, PatternError>;
+    /// `stat(2)`: follows symlinks.
+    fn stat(&self, path: &Path) -> io::Result<FileId>;
+    /// The absolute path with every symlink resolved.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    /// Every home directory a host may be installed under, sorted, no duplicates.
+    fn home_dirs(&self) -> Vec<PathBuf>;
+}
+
+/// [`HostFs`] over the real filesystem.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealFs;
+
+impl HostFs for RealFs {
+    fn glob(&self, pattern: &str) -> Result<GlobOutcome, PatternError> {
+        let options = MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        let mut outcome = GlobOutcome::default();
+        for item in glob::glob_with(pattern, options)? {
+            match item {
+                Ok(path) => outcome.matches.push(path),
+                Err(e) => outcome.errors.push(e.to_string()),
+            }
+        }
+        outcome.matches.sort();
+        Ok(outcome)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<FileId> {
+        let meta = fs::metadata(path)?;
+        Ok(FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            is_file: meta.is_file(),
+        })
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::canonicalize(path)
+    }
+
+    /// `/root`, every directory in `/home`, and the home of every `/etc/passwd`
+    /// account with uid >= 1000 (except `nobody`), that exist as directories.
+    fn home_dirs(&self) -> Vec<PathBuf> {
+        let mut homes = BTreeSet::new();
+        homes.insert(PathBuf::from("/root"));
+        if let Ok(entries) = fs::read_dir("/home") {
+            homes.extend(entries.flatten().map(|e| e.path()));
+        }
+        if let Ok(passwd) = fs::read_to_string("/etc/passwd") {
+            homes.extend(passwd_homes(&passwd));
+        }
+        homes.into_iter().filter(|home| home.is_dir()).collect()
+    }
+}
+
+/// Home directories of regular users (uid >= 1000, not `nobody`) in `/etc/passwd`
+/// format text. `/` and relative homes are ignored.
+pub fn passwd_homes(passwd: &str) -> Vec<PathBuf> {
+    const NOBODY: u32 = 65534;
+    passwd
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let uid: u32 = fields.get(2)?.parse().ok()?;
+            let home = *fields.get(5)?;
+            (uid >= 1000 && uid != NOBODY && home.starts_with('/') && home != "/")
+                .then(|| PathBuf::from(home))
+        })
+        .collect()
+}
+
+/// `st_dev` as `stat(2)` returns it → the kernel's `s_dev` encoding
+/// (`major << 20 | minor`, `MKDEV`), which is what `HOST_EXES` keys carry. The
+/// inverse of `event::raw::kernel_dev_to_user`. `/dev/vda` 254:0 is `0xfe00` from
+/// stat and `0x0fe0_0000` in the kernel.
+pub fn user_dev_to_kernel(st_dev: u64) -> u32 {
+    let major = libc::major(st_dev);
+    let minor = libc::minor(st_dev);
+    // A dev_t that came from the kernel always fits (12-bit major, 20-bit minor).
+    ((major & 0xfff) << 20) | (minor & 0xf_ffff)
+}
+
+/// The `HOST_PATHS` key for an exec filename, or `None` if it is longer than the
+/// kernel can match (`HOST_PATH_KEY - 1` bytes, the key is NUL-terminated).
+pub fn path_key(path: &Path) -> Option<PathKey> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= HOST_PATH_KEY || bytes.contains(&0) {
+        return None;
+    }
+    let mut key = PathKey::default();
+    key.path[..bytes.len()].copy_from_slice(bytes);
+    Some(key)
+}
+
+/// What [`resolve`] found: the map entries to load, in a stable order.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    /// `HOST_EXES` entries: key, profile index, canonical path of the executable.
+    pub exes: Vec<(ExeKey, u32, PathBuf)>,
+    /// `HOST_PATHS` entries: key, profile index, the path the key spells.
+    pub paths: Vec<(PathKey, u32, PathBuf)>,
+    /// Problems worth telling the operator (one line each, naming the host).
+    pub warnings: Vec<String>,
+    /// Entries that matched nothing (profile index, entry): a host that is not
+    /// installed. Counted, never warned about.
+    pub unmatched: Vec<(u32, String)>,
+}
+
+impl Resolved {
+    /// See [`is_host_script`].
+    pub fn is_host_script(&self, profile: u32, argv: &[Vec<u8>]) -> bool {
+        is_host_script(profile, &self.paths, argv)
+    }
+}
+
+/// Expands a leading `~/` to every home directory (escaped, so a home containing
+/// glob characters matches literally).
+fn expand_home(entry: &str, homes: &[PathBuf]) -> Result<Vec<String>, String> {
+    if let Some(rest) = entry.strip_prefix("~/") {
+        Ok(homes
+            .iter()
+            .filter_map(|home| home.to_str())
+            .map(|home| format!("{}/{rest}", Pattern::escape(home.trim_end_matches('/'))))
+            .collect())
+    } else if entry.starts_with('/') {
+        Ok(vec![entry.to_owned()])
+    } else {
+        Err(format!(
+            "`{entry}` is neither an absolute path nor one starting with ~/; skipped"
+        ))
+    }
+}
+
+/// Every path an entry matches, over all homes, without duplicates.
+fn matches_of(
+    entry: &str,
+    host: &str,
+    homes: &[PathBuf],
+    fs: &dyn HostFs,
+    warnings: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let patterns = match expand_home(entry, homes) {
+        Ok(patterns) => patterns,
+        Err(reason) => {
+            warnings.push(format!("host {host}: {reason}"));
+            return Vec::new();
+        }
+    };
+    let mut found = BTreeSet::new();
+    for pattern in patterns {
+        match fs.glob(&pattern) {
+            Ok(outcome) => {
+                found.extend(outcome.matches);
+                warnings.extend(
+                    outcome
+                        .errors
+                        .into_iter()
+                        .map(|e| format!("host {host}: `{entry}`: {e}")),
+                );
+            }
+            Err(e) => {
+                // Same pattern for every home: say it once.
+                warnings.push(format!("host {host}: `{entry}` is not a valid glob: {e}"));
+                break;
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// Resolves profiles to map entries. The profile index in `profiles` is the id the
+/// kernel records. Keys claimed by two profiles go to the first, with a warning.
+pub fn resolve(profiles: &[HostProfile], fs: &dyn HostFs) -> Resolved {
+    let homes = fs.home_dirs();
+    let mut out = Resolved::default();
+    let mut exe_owner: HashMap<ExeKey, u32> = HashMap::new();
+    let mut path_owner: HashMap<Vec<u8>, u32> = HashMap::new();
+
+    for (index, profile) in profiles.iter().enumerate() {
+        let Ok(id) = u32::try_from(index) else {
+            out.warnings.push(format!(
+                "more than {} host profiles; ignoring the rest",
+                u32::MAX
+            ));
+            break;
+        };
+        let host = profile.name.as_str();
+
+        for entry in &profile.exe {
+            let matches = matches_of(entry, host, &homes, fs, &mut out.warnings);
+            if matches.is_empty() {
+                out.unmatched.push((id, entry.clone()));
+            }
+            for found in matches {
+                let Some(canonical) = canonical_file(fs, &found, host, &mut out.warnings) else {
+                    continue;
+                };
+                let file = match fs.stat(&canonical) {
+                    Ok(file) if file.is_file => file,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        out.warnings.push(format!(
+                            "host {host}: cannot stat {}: {e}",
+                            canonical.display()
+                        ));
+                        continue;
+                    }
+                };
+                let key = ExeKey {
+                    dev: user_dev_to_kernel(file.dev),
+                    _pad: 0,
+                    ino: file.ino,
+                };
+                match exe_owner.get(&key) {
+                    Some(&owner) if owner == id => {}
+                    Some(&owner) => out.warnings.push(format!(
+                        "host {host}: {} is already the executable of host {}; kept there",
+                        canonical.display(),
+                        profiles[owner as usize].name
+                    )),
+                    None => {
+                        exe_owner.insert(key, id);
+                        out.exes.push((key, id, canonical));
+                    }
+                }
+            }
+        }
+
+        for entry in &profile.scripts {
+            let matches = matches_of(entry, host, &homes, fs, &mut out.warnings);
+            if matches.is_empty() {
+                out.unmatched.push((id, entry.clone()));
+            }
+            for found in matches {
+                let Some(canonical) = canonical_file(fs, &found, host, &mut out.warnings) else {
+                    continue;
+                };
+                if !fs.stat(&canonical).is_ok_and(|file| file.is_file) {
+                    continue;
+                }
+                // The exec filename is whichever of the two the caller used.
+                for path in [found, canonical] {
+                    add_path(&mut out, &mut path_owner, profiles, id, path);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The canonical path of a glob match; `None` (with a warning) for a dangling link.
+fn canonical_file(
+    fs: &dyn HostFs,
+    found: &Path,
+    host: &str,
+    warnings: &mut Vec<String>,
+) -> Option<PathBuf> {
+    match fs.canonicalize(found) {
+        Ok(canonical) => Some(canonical),
+        Err(e) => {
+            warnings.push(format!(
+                "host {host}: cannot resolve {}: {e}",
+                found.display()
+            ));
+            None
+        }
+    }
+}
+
+fn add_path(
+    out: &mut Resolved,
+    owner: &mut HashMap<Vec<u8>, u32>,
+    profiles: &[HostProfile],
+    id: u32,
+    path: PathBuf,
+) {
+    let host = &profiles[id as usize].name;
+    let bytes = path.as_os_str().as_bytes().to_vec();
+    match owner.get(&bytes) {
+        Some(&o) if o == id => {}
+        Some(&o) => out.warnings.push(format!(
+            "host {host}: {} is already a script of host {}; kept there",
+            path.display(),
+            profiles[o as usize].name
+        )),
+        None => {
+            let Some(key) = path_key(&path) else {
+                out.warnings.push(format!(
+                    "host {host}: {} is {} bytes, longer than the {} the kernel matches; \
+                     exec through this path is not recognised",
+                    path.display(),
+                    bytes.len(),
+                    HOST_PATH_KEY - 1
+                ));
+                // Remember it so the same path is not warned about twice.
+                owner.insert(bytes, id);
+                return;
+            };
+            owner.insert(bytes, id);
+            out.paths.push((key, id, path));
+        }
+    }
+}
+
+/// True when an argument after `argv[0]` is one of the resolved script paths (link
+/// or canonical) of host `profile`: the host relaunching itself through its
+/// interpreter, e.g. Gemini CLI's `node --max-old-space-size=… /usr/lib/node_modules/
+/// @google/gemini-cli/bundle/gemini.js`. Relative script arguments do not match.
+pub fn is_host_script(
+    profile: u32,
+    resolved_paths: &[(PathKey, u32, PathBuf)],
+    argv: &[Vec<u8>],
+) -> bool {
+    argv.iter().skip(1).any(|arg| {
+        resolved_paths
+            .iter()
+            .any(|(_, id, path)| *id == profile && path.as_os_str().as_bytes() == arg.as_slice())
+    })
+}
+
+/// A fake filesystem for unit tests of resolution and config validation.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::{
+        collections::{BTreeMap, BTreeSet},
+        io,
+        path::{Component, Path, PathBuf},
+    };
+
+    use glob::{MatchOptions, Pattern, PatternError};
+
+    use super::{FileId, GlobOutcome, HostFs};
+
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct FakeFs {
+        files: BTreeMap<PathBuf, FileId>,
+        dirs: BTreeSet<PathBuf>,
+        /// Link path → target (absolute, or relative to the link's directory).
+        links: BTreeMap<PathBuf, PathBuf>,
+        homes: Vec<PathBuf>,
+        /// Glob pattern → read errors it reports.
+        glob_errors: BTreeMap<String, Vec<String>>,
+    }
+
+    impl FakeFs {
+        pub(crate) fn new() -> Self {
+            Self::default()
+        }
+
+        pub(crate) fn home(mut self, path: &str) -> Self {
+            self.homes.push(PathBuf::from(path));
+            self.dirs.insert(PathBuf::from(path));
+            self
+        }
+
+        /// A regular file with `st_dev` = makedev(major, minor).
+        pub(crate) fn file(mut self, path: &str, (major, minor): (u32, u32), ino: u64) -> Self {
+            let id = FileId {
+                dev: libc::makedev(major, minor),
+                ino,
+                is_file: true,
+            };
+            self.files.insert(PathBuf::from(path), id);
+            self
+        }
+
+        pub(crate) fn dir(mut self, path: &str) -> Self {
+            self.dirs.insert(PathBuf::from(path));
+            self
+        }
+
+        pub(crate) fn link(mut self, path: &str, target: &str) -> Self {
+            self.links
+                .insert(PathBuf::from(path), PathBuf::from(target));
+            self
+        }
+
+        pub(crate) fn glob_error(mut self, pattern: &str, error: &str) -> Self {
+            self.glob_errors
+                .entry(pattern.to_owned())
+                .or_default()
+                .push(error.to_owned());
+            self
+        }
+
+        fn resolve_links(&self, path: &Path) -> io::Result<PathBuf> {
+            let mut pending: Vec<Component> = path.components().rev().collect();
+            let mut resolved = PathBuf::from("/");
+            let mut hops = 0;
+            while let Some(component) = pending.pop() {
+                match component {
+                    Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                    Component::ParentDir => {
+                        resolved.pop();
+                    }
+                    Component::Normal(name) => {
+                        let next = resolved.join(name);
+                        if let Some(target) = self.links.get(&next) {
+                            hops += 1;
+                            if hops > 40 {
+                                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                            }
+                            if target.is_absolute() {
+                                resolved = PathBuf::from("/");
+                            }
+                            pending.extend(target.components().rev());
+                        } else {
+                            resolved = next;
+                        }
+                    }
+                }
+            }
+            Ok(resolved)
+        }
+    }
+
+    impl HostFs for FakeFs {
+        fn glob(&self, pattern: &str) -> Result<GlobOutcome, PatternError> {
+            let compiled = Pattern::new(pattern)?;
+            let options = MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: true,
+                require_literal_leading_dot: false,
+            };
+            let matches: BTreeSet<PathBuf> = self
+                .files
+                .keys()
+                .chain(self.dirs.iter())
+                .chain(self.links.keys())
+                .filter(|p| compiled.matches_path_with(p, options))
+                .cloned()
+                .collect();
+            Ok(GlobOutcome {
+                matches: matches.into_iter().collect(),
+                errors: self.glob_errors.get(pattern).cloned().unwrap_or_default(),
+            })
+        }
+
+        fn stat(&self, path: &Path) -> io::Result<FileId> {
+            let real = self.resolve_links(path)?;
+            if let Some(id) = self.files.get(&real) {
+                Ok(*id)
+            } else if self.dirs.contains(&real) {
+                Ok(FileId {
+                    dev: 1,
+                    ino: 1,
+                    is_file: false,
+                })
+            } else {
+                Err(io::Error::from(io::ErrorKind::NotFound))
+            }
+        }
+
+        fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+            let real = self.resolve_links(path)?;
+            if self.files.contains_key(&real) || self.dirs.contains(&real) {
+                Ok(real)
+            } else {
+                Err(io::Error::from(io::ErrorKind::NotFound))
+            }
+        }
+
+        fn home_dirs(&self) -> Vec<PathBuf> {
+            self.homes.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fake::FakeFs, *};
+
+    const CLAUDE_EXE: &str = "/usr/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe";
+    const GEMINI_JS: &str = "/usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js";
+
+    fn index_of(profiles: &[HostProfile], name: &str) -> u32 {
+        u32::try_from(profiles.iter().position(|p| p.name == name).unwrap()).unwrap()
+    }
+
+    fn custom(name: &str, exe: &[&str], scripts: &[&str]) -> HostProfile {
+        profile(name, "", strings(exe), strings(scripts))
+    }
+
+    fn key_paths(resolved: &Resolved) -> Vec<(&str, u32)> {
+        resolved
+            .paths
+            .iter()
+            .map(|(key, id, path)| {
+                let len = key.path.iter().position(|&b| b == 0).unwrap();
+                assert_eq!(&key.path[..len], path.as_os_str().as_bytes());
+                (path.to_str().unwrap(), *id)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn user_dev_to_kernel_encodes_major_shifted_by_20() {
+        assert_eq!(user_dev_to_kernel(libc::makedev(254, 0)), 0x0fe0_0000);
+        assert_eq!(user_dev_to_kernel(0xfe00), 0x0fe0_0000);
+        assert_eq!(user_dev_to_kernel(libc::makedev(8, 1)), (8 << 20) | 1);
+        // Large minors use the high bits of dev_t in userspace.
+        assert_eq!(
+            user_dev_to_kernel(libc::makedev(259, 70_000)),
+            (259 << 20) | 0x1_1170
+        );
+    }
+
+    #[test]
+    fn exe_glob_match_becomes_exe_key_with_kernel_dev() {
+        let fs = FakeFs::new().file(CLAUDE_EXE, (254, 0), 4242);
+        let profiles = builtin_profiles();
+        let resolved = resolve(&profiles, &fs);
+        assert_eq!(
+            resolved.exes,
+            vec![(
+                ExeKey {
+                    dev: 0x0fe0_0000,
+                    _pad: 0,
+                    ino: 4242
+                },
+                index_of(&profiles, "claude-code"),
+                PathBuf::from(CLAUDE_EXE)
+            )]
+        );
+        assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+    }
+
+    #[test]
+    fn exe_reached_through_symlink_is_keyed_by_its_target() {
+        // The native installer: ~/.local/bin/claude -> ../share/claude/versions/X.
+        let fs = FakeFs::new()
+            .home("/home/ada")
+            .file(
+                "/home/ada/.local/share/claude/versions/2.1.197",
+                (254, 1),
+                7,
+            )
+            .link(
+                "/home/ada/.local/bin/claude",
+                "../share/claude/versions/2.1.197",
+            );
+        let profiles = builtin_profiles();
+        let resolved = resolve(&profiles, &fs);
+        assert_eq!(resolved.exes.len(), 1);
+        assert_eq!(resolved.exes[0].0.ino, 7);
+        assert_eq!(
+            resolved.exes[0].2,
+            PathBuf::from("/home/ada/.local/share/claude/versions/2.1.197")
+        );
+    }
+
+    #[test]
+    fn script_symlink_and_canonical_path_are_both_keyed() {
+        let fs = FakeFs::new().file(GEMINI_JS, (254, 0), 10).link(
+            "/usr/bin/gemini",
+            "../lib/node_modules/@google/gemini-cli/bundle/gemini.js",
+        );
+        let profiles = builtin_profiles();
+        let gemini = index_of(&profiles, "gemini-cli");
+        let resolved = resolve(&profiles, &fs);
+        let mut got = key_paths(&resolved);
+        got.sort_unstable();
+        assert_eq!(got, vec![("/usr/bin/gemini", gemini), (GEMINI_JS, gemini)]);
+        assert!(resolved.exes.is_empty());
+        assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+    }
+
+    #[test]
+    fn tilde_expands_to_every_home() {
+        let fs = FakeFs::new()
+            .home("/root")
+            .home("/home/ada")
+            .home("/home/bob")
+            .file("/root/.local/share/claude/versions/2.1.197", (254, 0), 1)
+            .file(
+                "/home/ada/.local/share/claude/versions/2.1.190",
+                (254, 0),
+                2,
+            )
+            .file(
+                "/home/bob/.local/share/claude/versions/2.1.197",
+                (254, 0),
+                3,
+            )
+            // Not a home: not searched.
+            .file("/srv/x/.local/share/claude/versions/2.1.197", (254, 0), 4);
+        let resolved = resolve(&builtin_profiles(), &fs);
+        let mut inos: Vec<u64> = resolved.exes.iter().map(|(k, _, _)| k.ino).collect();
+        inos.sort_unstable();
+        assert_eq!(inos, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn home_with_glob_characters_matches_literally() {
+        let fs = FakeFs::new()
+            .home("/home/[ab]")
+            .file("/home/[ab]/.local/zed.app/libexec/zed-editor", (8, 1), 5)
+            .file("/home/a/.local/zed.app/libexec/zed-editor", (8, 1), 6);
+        let resolved = resolve(&builtin_profiles(), &fs);
+        let inos: Vec<u64> = resolved.exes.iter().map(|(k, _, _)| k.ino).collect();
+        assert_eq!(inos, vec![5]);
+    }
+
+    #[test]
+    fn script_path_too_long_for_the_kernel_is_skipped_with_a_warning() {
+        let long_dir = "d".repeat(HOST_PATH_KEY);
+        let long_link = format!("/opt/{long_dir}/agent");
+        let fs = FakeFs::new()
+            .file("/opt/agent/cli.js", (8, 1), 1)
+            .link(&long_link, "/opt/agent/cli.js");
+        let profiles = vec![custom("agent", &[], &["/opt/*/agent", "/opt/agent/cli.js"])];
+        let resolved = resolve(&profiles, &fs);
+        assert_eq!(key_paths(&resolved), vec![("/opt/agent/cli.js", 0)]);
+        assert_eq!(resolved.warnings.len(), 1, "{:?}", resolved.warnings);
+        assert!(resolved.warnings[0].contains("host agent"));
+        assert!(resolved.warnings[0].contains("longer than the 255"));
+    }
+
+    #[test]
+    fn path_key_limit_is_host_path_key_minus_one() {
+        let ok = format!("/{}", "a".repeat(HOST_PATH_KEY - 2));
+        let too_long = format!("/{}", "a".repeat(HOST_PATH_KEY - 1));
+        let key = path_key(Path::new(&ok)).unwrap();
+        assert_eq!(key.path[HOST_PATH_KEY - 1], 0);
+        assert_eq!(&key.path[..ok.len()], ok.as_bytes());
+        assert!(path_key(Path::new(&too_long)).is_none());
+    }
+
+    #[test]
+    fn duplicates_are_keyed_once() {
+        // Two entries matching the same file, a hard link (same inode) under another
+        // name, and a link whose canonical path is also matched directly.
+        let fs = FakeFs::new()
+            .file("/opt/agent/bin/agent", (8, 1), 9)
+            .file("/opt/agent/bin/agent-hardlink", (8, 1), 9)
+            .file("/opt/agent/cli.js", (8, 1), 10)
+            .link("/usr/bin/agent", "/opt/agent/cli.js");
+        let profiles = vec![custom(
+            "agent",
+            &["/opt/agent/bin/*", "/opt/agent/bin/agent"],
+            &["/usr/bin/agent", "/opt/agent/cli.js", "/opt/agent/*.js"],
+        )];
+        let resolved = resolve(&profiles, &fs);
+        assert_eq!(resolved.exes.len(), 1);
+        assert_eq!(
+            key_paths(&resolved),
+            vec![("/usr/bin/agent", 0), ("/opt/agent/cli.js", 0)]
+        );
+        assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+    }
+
+    #[test]
+    fn key_claimed_by_two_profiles_goes_to_the_first_with_a_warning() {
+        let fs = FakeFs::new().file("/opt/shared/electron", (8, 1), 3);
+        let profiles = vec![
+            custom("first", &["/opt/shared/electron"], &[]),
+            custom("second", &["/opt/shared/*"], &[]),
+        ];
+        let resolved = resolve(&profiles, &fs);
+        assert_eq!(resolved.exes.len(), 1);
+        assert_eq!(resolved.exes[0].1, 0);
+        assert_eq!(resolved.warnings.len(), 1);
+        assert!(resolved.warnings[0].contains("host second"));
+        assert!(resolved.warnings[0].contains("host first"));
+    }
+
+    #[test]
+    fn directories_and_dangling_links_are_not_keyed() {
+        let fs = FakeFs::new()
+            .home("/home/ada")
+            .dir("/home/ada/.local/share/claude/versions/partial")
+            .link("/usr/bin/gemini", "/nowhere/gemini.js");
+        let resolved = resolve(&builtin_profiles(), &fs);
+        assert!(resolved.exes.is_empty());
+        assert!(resolved.paths.is_empty());
+        assert_eq!(resolved.warnings.len(), 1, "{:?}", resolved.warnings);
+        assert!(resolved.warnings[0].contains("/usr/bin/gemini"));
+    }
+
+    #[test]
+    fn hosts_that_are_not_installed_are_counted_not_warned() {
+        let fs = FakeFs::new().home("/root").home("/home/ada");
+        let profiles = builtin_profiles();
+        let resolved = resolve(&profiles, &fs);
+        let entries: usize = profiles.iter().map(|p| p.exe.len() + p.scripts.len()).sum();
+        assert!(resolved.exes.is_empty() && resolved.paths.is_empty());
+        assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+        assert_eq!(resolved.unmatched.len(), entries);
+    }
+
+    #[test]
+    fn unreadable_directories_are_warned() {
+        let pattern = "/tmp/.mount_[Cc]ursor*/usr/share/cursor/cursor";
+        let fs = FakeFs::new().glob_error(pattern, "/tmp/.mount_Cursor1: permission denied");
+        let resolved = resolve(&builtin_profiles(), &fs);
+        assert_eq!(resolved.warnings.len(), 1, "{:?}", resolved.warnings);
+        assert!(resolved.warnings[0].starts_with("host cursor: "));
+    }
+
+    #[test]
+    fn relative_and_invalid_entries_are_warned_and_skipped() {
+        let profiles = vec![custom("agent", &["bin/agent", "/opt/[agent"], &["~user/x"])];
+        let resolved = resolve(&profiles, &FakeFs::new().home("/root").home("/home/ada"));
+        assert_eq!(resolved.warnings.len(), 3, "{:?}", resolved.warnings);
+    }
+
+    #[test]
+    fn is_host_script_matches_the_relaunch_argv() {
+        let fs = FakeFs::new().file(GEMINI_JS, (254, 0), 10).link(
+            "/usr/bin/gemini",
+            "../lib/node_modules/@google/gemini-cli/bundle/gemini.js",
+        );
+        let profiles = builtin_profiles();
+        let gemini = index_of(&profiles, "gemini-cli");
+        let codex = index_of(&profiles, "codex");
+        let resolved = resolve(&profiles, &fs);
+        let argv = |args: &[&str]| -> Vec<Vec<u8>> {
+            args.iter().map(|a| a.as_bytes().to_vec()).collect()
+        };
+
+        let relaunch = argv(&[
+            "node",
+            "--max-old-space-size=8192",
+            GEMINI_JS,
+            "mcp",
+            "list",
+        ]);
+        assert!(is_host_script(gemini, &resolved.paths, &relaunch));
+        assert!(resolved.is_host_script(gemini, &relaunch));
+        assert!(resolved.is_host_script(gemini, &argv(&["/usr/bin/node", "/usr/bin/gemini"])));
+        // Another host's scripts, argv[0] only, a server script, a relative path.
+        assert!(!resolved.is_host_script(codex, &relaunch));
+        assert!(!resolved.is_host_script(gemini, &argv(&[GEMINI_JS, "x"])));
+        assert!(!resolved.is_host_script(gemini, &argv(&["node", "/srv/server.js"])));
+        assert!(!resolved.is_host_script(gemini, &argv(&["node", "bundle/gemini.js"])));
+        assert!(!resolved.is_host_script(gemini, &[]));
+    }
+
+    #[test]
+    fn builtin_profiles_are_well_formed() {
+        let profiles = builtin_profiles();
+        let names: BTreeSet<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.len(), profiles.len(), "duplicate names");
+        for expected in [
+            "claude-code",
+            "claude-desktop",
+            "cursor",
+            "vscode",
+            "windsurf",
+            "zed",
+            "gemini-cli",
+            "codex",
+        ] {
+            assert!(names.contains(expected), "{expected}");
+        }
+        for p in &profiles {
+            assert!(!p.exe.is_empty() || !p.scripts.is_empty(), "{}", p.name);
+            for entry in p.exe.iter().chain(&p.scripts) {
+                assert!(entry.starts_with('/') || entry.starts_with("~/"), "{entry}");
+                Pattern::new(entry).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn passwd_homes_keeps_regular_users_only() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+                      nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
+                      ada:x:1000:1000:Ada,,,:/home/ada:/bin/bash\n\
+                      svc:x:1001:1001::/srv/svc:/bin/sh\n\
+                      odd:x:1002:1002::/:/bin/sh\n\
+                      broken line\n";
+        assert_eq!(
+            passwd_homes(passwd),
+            vec![PathBuf::from("/home/ada"), PathBuf::from("/srv/svc")]
+        );
+    }
+
+    #[test]
+    fn real_fs_resolves_a_script_and_its_link() {
+        let dir = std::env::temp_dir().join(format!("mcpwatch-hosts-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("lib")).unwrap();
+        fs::write(dir.join("lib/entry.js"), "#!/usr/bin/env node\n").unwrap();
+        std::os::unix::fs::symlink("lib/entry.js", dir.join("agent")).unwrap();
+        let dir_str = dir.to_str().unwrap();
+        let profiles = vec![custom(
+            "agent",
+            &[&format!("{dir_str}/lib/*.js")],
+            &[&format!("{dir_str}/agent")],
+        )];
+        let resolved = resolve(&profiles, &RealFs);
+        let meta = fs::metadata(dir.join("lib/entry.js")).unwrap();
+        assert_eq!(resolved.exes.len(), 1);
+        assert_eq!(resolved.exes[0].0.ino, meta.ino());
+        assert_eq!(resolved.exes[0].0.dev, user_dev_to_kernel(meta.dev()));
+        let canonical = fs::canonicalize(dir.join("lib/entry.js")).unwrap();
+        let got: Vec<&Path> = resolved.paths.iter().map(|(_, _, p)| p.as_path()).collect();
+        assert_eq!(got, vec![dir.join("agent").as_path(), canonical.as_path()]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

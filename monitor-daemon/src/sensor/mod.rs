@@ -1,0 +1,2 @@
+pub mod ebpf;
+pub mod offsets;

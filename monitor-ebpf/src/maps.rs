@@ -1,0 +1,44 @@
+//! Every map of the sensor, in one place. Sizes here are defaults: the daemon can
+//! override `max_entries` at load time (e.g. the ring buffer size from its config).
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use monitor_common::{stat, ExeKey, ExecEvent, PathKey, TaskState};
+
+/// Tracked processes, keyed by tgid: hosts and everything below them.
+#[map(name = "TRACKED")]
+pub static TRACKED: HashMap<u32, TaskState> = HashMap::with_max_entries(65_536, 0);
+
+/// Host profiles by executable identity: value is the profile id.
+#[map(name = "HOST_EXES")]
+pub static HOST_EXES: HashMap<ExeKey, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Host profiles by exec filename (for `#!` hosts): value is the profile id.
+#[map(name = "HOST_PATHS")]
+pub static HOST_PATHS: HashMap<PathKey, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Events to userspace.
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Counters, indexed by `monitor_common::stat::*`.
+#[map(name = "STATS")]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// Where an exec event is built before it is copied into the ring buffer: it is too
+/// large for the 512-byte BPF stack.
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Key buffer for `HOST_PATHS` lookups (256 bytes, also too large for the stack).
+#[map(name = "KEYBUF")]
+pub static KEYBUF: PerCpuArray<PathKey> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn count(index: u32) {
+    if let Some(p) = STATS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}

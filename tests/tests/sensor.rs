@@ -1,0 +1,577 @@
+//! Root integration tests of the sensor against the real kernel: real processes,
+//! real exec, assertions on the events the kernel produced. Run with
+//! `cargo xtask test` (builds the binaries, one test at a time).
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use mcpwatch_tests::{argv, bin, exit_code, read_events, require_root, with_marker, Daemon};
+use serde_json::{json, Value};
+
+fn marker(name: &str) -> String {
+    format!("mcpw-{name}-{}", std::process::id())
+}
+
+fn kinds<'a>(evs: &[&'a Value]) -> Vec<&'a str> {
+    evs.iter()
+        .map(|e| e["kind"].as_str().unwrap_or("?"))
+        .collect()
+}
+
+fn pid_of(e: &Value) -> u64 {
+    e["pid"].as_u64().expect("pid")
+}
+
+/// Lines `MODE PID` printed by treegen.
+fn treegen_pids(stdout: &[u8]) -> std::collections::HashMap<String, u64> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| {
+            let (m, p) = l.split_once(' ')?;
+            Some((m.to_string(), p.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn run_host_launches_exact_argv_lineage_and_untracked_sibling_is_silent() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    let m = marker("tree");
+    let untracked = marker("untracked");
+    // An untracked sibling running at the same time: must leave no event.
+    let mut sibling = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!("for i in 1 2 3 4 5; do /bin/echo {untracked} >/dev/null; sleep 0.05; done"),
+        ])
+        .spawn()
+        .expect("sibling");
+    let out = d
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "test-host",
+            "--",
+            bin("treegen").to_str().unwrap(),
+            "all",
+            &m,
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("mcpwatch run treegen");
+    assert!(out.status.success(), "treegen failed: {:?}", out.status);
+    sibling.wait().expect("sibling");
+    let pids = treegen_pids(&out.stdout);
+    // mcpwatch run execs treegen in place: the host pid is mcpwatch's pid; find it
+    // from the host_start event whose argv[1] is `all`.
+    // Five launches carry the marker (the grandchild may exec after the host exited).
+    let evs = d.wait_events(
+        "treegen's exit and its five marked launches",
+        Duration::from_secs(20),
+        |evs| {
+            evs.iter().any(|e| {
+                e["kind"] == "exit"
+                    && e["host"]["name"] == "test-host"
+                    && e["pid"] == e["host"]["pid"]
+            }) && with_marker(evs, &m)
+                .iter()
+                .filter(|e| e["kind"] == "launch")
+                .count()
+                >= 5
+        },
+    );
+    let host_start = evs
+        .iter()
+        .find(|e| {
+            e["kind"] == "host_start" && argv(e).get(2).and_then(Value::as_str) == Some(m.as_str())
+        })
+        .unwrap_or_else(|| panic!("no host_start for treegen in {evs:#?}"));
+    let host_pid = pid_of(host_start);
+    assert_eq!(
+        host_start["host"],
+        json!({"name": "test-host", "pid": host_pid})
+    );
+    assert!(
+        host_start["exe"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/treegen"),
+        "{host_start}"
+    );
+    assert_eq!(
+        host_start["exe"]["sha256"].as_str().map(str::len),
+        Some(64),
+        "{host_start}"
+    );
+
+    // 1. tricky argv survives exactly (spaces, empty, quotes, newline, non-UTF-8).
+    let tricky = pids["tricky"];
+    let launch = evs
+        .iter()
+        .find(|e| e["kind"] == "launch" && pid_of(e) == tricky)
+        .unwrap_or_else(|| panic!("no launch for tricky pid {tricky}"));
+    assert_eq!(
+        launch["argv"],
+        json!(["echo", m, "a b", "", "q\"'$`\\", "nl\nx", {"base64": "//4tYnl0ZXM="}]),
+        "{launch}"
+    );
+    assert_eq!(launch["filename"], "/bin/echo");
+    assert!(launch["exe"]["path"].as_str().unwrap().ends_with("/echo"));
+    assert_eq!(launch["lineage"], json!([tricky, host_pid]));
+    assert_eq!(launch["session"], json!(tricky));
+    assert_eq!(launch["uid"], json!(0));
+    assert!(
+        launch["cwd"].as_str().is_some_and(|c| c.starts_with('/')),
+        "{launch}"
+    );
+    let exit = evs
+        .iter()
+        .find(|e| e["kind"] == "exit" && pid_of(e) == tricky)
+        .expect("tricky exit");
+    assert_eq!(exit["exit"]["status"], json!(0));
+
+    // 2. double fork: the grandchild was reparented before it exec'd; lineage still
+    // leads through the vanished middle process to the host.
+    let middle = pids["double-fork-middle"];
+    let grandchild = pids["double-fork-grandchild"];
+    let gc = evs
+        .iter()
+        .find(|e| e["kind"] == "launch" && pid_of(e) == grandchild)
+        .unwrap_or_else(|| panic!("no launch for the double-forked grandchild {grandchild}"));
+    assert_eq!(gc["argv"], json!(["true", m, "grandchild"]));
+    assert_eq!(gc["lineage"], json!([grandchild, middle, host_pid]));
+    assert_ne!(
+        gc["ppid"],
+        json!(middle),
+        "the grandchild should have been reparented: {gc}"
+    );
+
+    // 3. fork from a non-main thread is followed.
+    let tf = pids["thread-fork"];
+    let e = evs
+        .iter()
+        .find(|e| e["kind"] == "launch" && pid_of(e) == tf)
+        .expect("thread-fork launch");
+    assert_eq!(e["argv"], json!(["true", m, "from-thread"]));
+    assert_eq!(e["lineage"], json!([tf, host_pid]));
+
+    // 4. setsid (new session and process group) does not escape.
+    let ss = pids["setsid"];
+    let e = evs
+        .iter()
+        .find(|e| e["kind"] == "launch" && pid_of(e) == ss)
+        .expect("setsid launch");
+    assert_eq!(e["argv"], json!(["true", m, "setsid"]));
+
+    // 5. a new pid namespace: global pid in `pid` (what the parent's fork returned),
+    // 1 in `ns_pid`, and a different namespace inode.
+    let ns_child = pids["pidns"];
+    let e = evs
+        .iter()
+        .find(|e| e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("pidns"))
+        .expect("pidns launch");
+    assert_eq!(pid_of(e), ns_child, "{e}");
+    assert_eq!(e["ns_pid"], json!(1), "{e}");
+    assert_ne!(
+        e["pidns"], host_start["pidns"],
+        "a different pid namespace: {e}"
+    );
+    assert_eq!(
+        e["lineage"],
+        json!([ns_child, pids["pidns-helper"], host_pid])
+    );
+
+    // The untracked sibling left nothing.
+    assert!(
+        with_marker(&evs, &untracked).is_empty(),
+        "untracked sibling produced events"
+    );
+    assert!(
+        !evs.iter()
+            .any(|e| e["pid"].as_u64() == Some(u64::from(sibling.id()))),
+        "untracked sibling's pid appears in the log"
+    );
+    // Every exec of the tree is accounted for, none lost.
+    let tree: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["host"]["pid"].as_u64() == Some(host_pid))
+        .collect();
+    assert!(kinds(&tree).contains(&"fork"));
+    let st = d.status();
+    assert_eq!(st["lost"]["ringbuf"], json!(0), "{st}");
+    assert_eq!(st["lost"]["queue"], json!(0), "{st}");
+}
+
+#[test]
+fn storm_of_2000_execs_in_a_tracked_tree_arrives_with_zero_loss() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    let out = d
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "storm-host",
+            "--",
+            bin("storm").to_str().unwrap(),
+            "2000",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("storm");
+    assert!(out.status.success());
+    let evs = d.wait_events(
+        "2000 /bin/true launches and the storm's exit",
+        Duration::from_secs(60),
+        |evs| {
+            let launches = evs
+                .iter()
+                .filter(|e| e["kind"] == "launch" && e["host"]["name"] == "storm-host")
+                .count();
+            let host_exit = evs.iter().any(|e| {
+                e["kind"] == "exit"
+                    && e["host"]["name"] == "storm-host"
+                    && e["pid"] == e["host"]["pid"]
+            });
+            launches >= 2000 && host_exit
+        },
+    );
+    let launches: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["kind"] == "launch" && e["host"]["name"] == "storm-host")
+        .collect();
+    assert_eq!(launches.len(), 2000);
+    assert!(
+        launches.iter().all(|e| e["argv"] == json!(["/bin/true"])),
+        "every argv exact"
+    );
+    let exits = evs
+        .iter()
+        .filter(|e| e["kind"] == "exit" && e["host"]["name"] == "storm-host")
+        .count();
+    assert_eq!(exits, 2001, "2000 children and the storm itself");
+    let st = d.status();
+    assert_eq!(
+        st["lost"],
+        json!({"ringbuf": 0, "queue": 0, "broadcast": 0, "decode": 0}),
+        "{st}"
+    );
+}
+
+#[test]
+fn tiny_ring_buffer_loss_is_counted_exactly_and_reported() {
+    if !require_root() {
+        return;
+    }
+    // 64 KiB holds a handful of exec events; a padded environment makes each ~12 KiB.
+    let d = Daemon::start("ring_buffer_bytes = 65536");
+    let pad = "x".repeat(6000);
+    let out = d
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "tiny",
+            "--",
+            bin("storm").to_str().unwrap(),
+            "2000",
+        ])
+        .env("MCPW_PAD", &pad)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("storm");
+    assert!(out.status.success());
+    // Wait until the counters settle: every kernel event is either in the log or in
+    // the drop counter.
+    let mut last = (0, 0);
+    let mut stable = 0;
+    for _ in 0..200 {
+        std::thread::sleep(Duration::from_millis(100));
+        let st = d.status();
+        let now = (
+            st["kernel"]["execs"].as_u64().unwrap(),
+            st["events"].as_u64().unwrap(),
+        );
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+        if stable >= 10 {
+            break;
+        }
+    }
+    let st = d.status();
+    let k = &st["kernel"];
+    let produced =
+        k["execs"].as_u64().unwrap() + k["forks"].as_u64().unwrap() + k["exits"].as_u64().unwrap();
+    let drops = st["lost"]["ringbuf"].as_u64().unwrap();
+    let evs = d.events();
+    let recorded = evs
+        .iter()
+        .filter(|e| {
+            ["exec", "launch", "host_start", "host_exec", "fork", "exit"]
+                .contains(&e["kind"].as_str().unwrap_or(""))
+        })
+        .count() as u64;
+    assert!(
+        drops > 0,
+        "a 64 KiB ring buffer under a 2000-exec storm should overflow: {st}"
+    );
+    assert_eq!(
+        recorded + drops,
+        produced,
+        "every kernel event is recorded or counted as dropped: {st}"
+    );
+    // And the loss is in the log itself, not only in a counter.
+    let lost = evs
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "lost")
+        .expect("a `lost` event in the log");
+    assert_eq!(lost["lost"]["ringbuf"].as_u64(), Some(drops), "{lost}");
+}
+
+#[test]
+fn hosts_detected_by_exe_and_by_script_path_and_adopted_when_already_running() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A fake host binary (a copy of sh) and a `#!` script host.
+    let fake = dir.path().join("fakehost");
+    std::fs::copy("/bin/sh", &fake).unwrap();
+    let script = dir.path().join("fakecli.js");
+    std::fs::write(&script, "#!/bin/sh\n/bin/echo \"$@\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = marker("hosts");
+    // Already running before the daemon: a host with a child.
+    let ready = dir.path().join("go");
+    let early = Command::new(&fake)
+        .args(["-c", &format!("/bin/sleep 30 & while [ ! -e {} ]; do sleep 0.05; done; /bin/echo {m} adopted-launch; kill %1; wait", ready.display())])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let cfg = format!(
+        "[[host]]\nname = \"fake\"\ndisplay = \"Fake host\"\nexe = [{:?}]\nscripts = []\n\n[[host]]\nname = \"fakecli\"\ndisplay = \"Fake script host\"\nexe = []\nscripts = [{:?}]\n",
+        fake.display().to_string(),
+        script.display().to_string()
+    );
+    let d = Daemon::start(&cfg);
+    let evs = d.wait_events(
+        "adoption of the early host",
+        Duration::from_secs(10),
+        |evs| {
+            evs.iter()
+                .any(|e| e["kind"] == "adopt" && e["pid"].as_u64() == Some(u64::from(early.id())))
+        },
+    );
+    let adopted: Vec<&Value> = evs.iter().filter(|e| e["kind"] == "adopt").collect();
+    let host = adopted
+        .iter()
+        .find(|e| pid_of(e) == u64::from(early.id()))
+        .unwrap();
+    assert_eq!(host["host"]["name"], "fake");
+    assert!(
+        adopted.iter().any(
+            |e| argv(e).first().and_then(Value::as_str) == Some("/bin/sleep")
+                && e["session"].is_u64()
+        ),
+        "the host's existing child is adopted as a session: {adopted:#?}"
+    );
+    std::fs::write(&ready, "").unwrap();
+    // The adopted host's next launch is seen.
+    let evs = d.wait_events(
+        "launch from the adopted host",
+        Duration::from_secs(10),
+        |evs| {
+            evs.iter().any(|e| {
+                e["kind"] == "launch" && argv(e).get(1).and_then(Value::as_str) == Some(m.as_str())
+            })
+        },
+    );
+    let l = evs
+        .iter()
+        .find(|e| {
+            e["kind"] == "launch" && argv(e).get(1).and_then(Value::as_str) == Some(m.as_str())
+        })
+        .unwrap();
+    assert_eq!(l["host"]["pid"].as_u64(), Some(u64::from(early.id())));
+
+    // Started after the daemon: detected in the kernel at exec, by inode.
+    let st = Command::new(&fake)
+        .args(["-c", &format!("/bin/echo {m} by-exe")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // A `#!` host detected by its exec filename.
+    let st = Command::new(&script)
+        .args([&m, "by-script"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let evs = d.wait_events("both new hosts' launches", Duration::from_secs(10), |evs| {
+        ["by-exe", "by-script"].iter().all(|w| {
+            evs.iter()
+                .any(|e| e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some(w))
+        })
+    });
+    let by_exe = evs
+        .iter()
+        .find(|e| e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("by-exe"))
+        .unwrap();
+    assert_eq!(by_exe["host"]["name"], "fake");
+    let hs = evs
+        .iter()
+        .find(|e| e["kind"] == "host_start" && pid_of(e) == by_exe["host"]["pid"].as_u64().unwrap())
+        .expect("host_start by exe");
+    assert!(hs["exe"]["path"].as_str().unwrap().ends_with("/fakehost"));
+    let by_script = evs
+        .iter()
+        .find(|e| {
+            e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("by-script")
+        })
+        .unwrap();
+    assert_eq!(by_script["host"]["name"], "fakecli");
+    let mut early = early;
+    let _ = early.wait();
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |cfg: &str| {
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, cfg).unwrap();
+        let out = Command::new(bin("mcpwatchd"))
+            .arg("--config")
+            .arg(&p)
+            .output()
+            .unwrap();
+        (
+            exit_code(out.status),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let state = dir.path().join("state");
+    let (code, err) = run(&format!(
+        "state_dir = {:?}\nringbuf_size = 1\n",
+        state.display().to_string()
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("c.toml:2:1") && err.contains("ringbuf_size"),
+        "{err}"
+    );
+    let (code, err) = run("state_dir = [unclosed\n");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("c.toml:1:"), "{err}");
+    let (code, err) = run(
+        "[[host]]\nname = \"x\"\ndisplay = \"X\"\nexe = [\"/nonexistent/bin/x\"]\nscripts = []\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/bin/x"), "{err}");
+    assert!(!state.exists(), "a refused config must not create state");
+
+    // Not root: refused with a one-line reason.
+    let out = Command::new(bin("mcpwatchd"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+        .uid(65534)
+        .output();
+    use std::os::unix::process::CommandExt as _;
+    let out = out.unwrap_or_else(|_| Command::new(bin("mcpwatchd")).uid(65534).output().unwrap());
+    assert_eq!(exit_code(out.status), 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must run as root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `mcpwatch run` with the daemon down: refuses, and the command never runs.
+    let flag = dir.path().join("ran");
+    let out = Command::new(bin("mcpwatch"))
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", dir.path().join("nobus").display()),
+        )
+        .args(["run", "--", "/bin/touch", flag.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(exit_code(out.status), 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("daemon is not reachable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!flag.exists(), "the command ran untracked");
+}
+
+#[test]
+fn log_json_works_with_the_daemon_stopped_and_follow_streams() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start("");
+    let m = marker("log");
+    let mut follow = d
+        .cli_cmd(&[
+            "log",
+            "--follow",
+            "--json",
+            "--config",
+            d.config.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let st = d
+        .cli_cmd(&["run", "--", "/bin/echo", &m])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    d.wait_events("echo's exit", Duration::from_secs(10), |evs| {
+        evs.iter()
+            .any(|e| e["kind"] == "exit" && e["host"]["name"] == "run")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = follow.kill();
+    let out = follow.wait_with_output().unwrap();
+    let followed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        followed.iter().any(|e| e["kind"] == "host_start"
+            && argv(e).get(1).and_then(Value::as_str) == Some(m.as_str())),
+        "follow saw: {followed:#?}"
+    );
+
+    assert!(d.stop().success());
+    let evs = read_events(&d.log);
+    assert_eq!(evs.last().unwrap()["kind"], "daemon_stop");
+    let out = d.cli(&["log", "--json", "--config", d.config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), evs.len());
+    assert!(with_marker(&lines, &m)
+        .iter()
+        .any(|e| e["kind"] == "host_start"));
+    // The human tree shows the exact command under its host.
+    let out = d.cli(&["log", "--config", d.config.to_str().unwrap()]);
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains(&format!("/bin/echo {m}")), "{tree}");
+}
