@@ -21,7 +21,7 @@ pub mod names {
 pub const FILENAME_CAP: usize = 256;
 /// Bytes of a path rebuilt by walking dentries in the kernel (exe path, cwd).
 pub const PATH_CAP: usize = 1024;
-/// Longest single path component read during a dentry walk (NAME_MAX + NUL).
+/// Longest single path component read during a dentry walk (`NAME_MAX` + NUL).
 pub const PATH_COMPONENT_CAP: usize = 256;
 /// Deepest path the kernel rebuilds; deeper paths are flagged truncated.
 pub const PATH_DEPTH_MAX: u32 = 40;
@@ -72,7 +72,7 @@ pub mod event_flags {
     pub const ARGV_READ_FAILED: u32 = 1 << 8;
     pub const ENV_READ_FAILED: u32 = 1 << 9;
     pub const PATH_READ_FAILED: u32 = 1 << 10;
-    /// Exit: this was the last thread of the process (group_dead).
+    /// Exit: this was the last thread of the process (`group_dead`).
     pub const GROUP_DEAD: u32 = 1 << 11;
 }
 
@@ -90,7 +90,7 @@ pub mod stat {
     pub const EXITS: u32 = 4;
     /// Hosts detected in the kernel by profile match.
     pub const HOSTS_DETECTED: u32 = 5;
-    /// A kernel read (probe_read) failed while building an event.
+    /// A kernel read (`probe_read`) failed while building an event.
     pub const READ_ERRORS: u32 = 6;
     pub const COUNT: u32 = 8;
 }
@@ -117,6 +117,11 @@ pub struct TaskState {
 pub struct ExeKey {
     /// `inode->i_sb->s_dev`: kernel encoding, `major << 20 | minor`.
     pub dev: u32,
+    /// Explicit padding (always 0) so the key has no implicit padding bytes.
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
+    )]
     pub _pad: u32,
     pub ino: u64,
 }
@@ -277,6 +282,11 @@ pub struct KernelConfig {
     pub tp_exit_group_dead: u32,
     /// Non-zero when `HOST_PATHS` has entries (skip the filename read otherwise).
     pub host_paths_enabled: u32,
+    /// Explicit padding, always 0 (part of the pinned size below).
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
+    )]
     pub _pad: u32,
 }
 

@@ -104,18 +104,18 @@ pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // rest[0] is state (field 3); ppid is field 4, starttime field 22.
     let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((ppid, start))
+    let start_ticks = fields.get(19)?.parse().ok()?;
+    Some((ppid, start_ticks))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn p(pid: u32, ppid: u32, host: Option<u32>) -> ProcInfo {
+    fn p(pid: u32, parent: u32, host: Option<u32>) -> ProcInfo {
         ProcInfo {
             pid,
-            ppid,
+            ppid: parent,
             host_profile: host,
             start_ticks: 0,
         }

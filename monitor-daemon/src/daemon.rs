@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use monitor_common::{role, task_flags, TaskState};
+use monitor_common::{event_flags as ef, role, task_flags, TaskState};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
@@ -223,7 +223,7 @@ impl Core {
                 e.exit = Some(ExitStatus::from_wait_status(x.exit_code));
                 if let Some(info) = info {
                     e.lineage = info.lineage;
-                    e.duration = Some(info.duration_ns as f64 / 1e9);
+                    e.duration = Some(Duration::from_nanos(info.duration_ns).as_secs_f64());
                 }
                 self.record(&e);
             }
@@ -278,7 +278,6 @@ impl Core {
         }
         e.filename = Some(Bytes(x.filename.clone()));
         let flag = |f| c.flags & f != 0;
-        use monitor_common::event_flags as ef;
         let hash = self.hashes.hash(c.pid, x.exe, x.exe_path.as_deref());
         let dev = kernel_dev_to_user(x.exe.dev);
         e.exe = Some(Exe {
@@ -427,6 +426,10 @@ impl Shared {
 }
 
 /// Run until SIGINT/SIGTERM.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the daemon's start-up sequence reads best in order, in one place"
+)]
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let events_dir = preflight()?;
     let profiles = config.profiles();
@@ -653,7 +656,7 @@ fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u6
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let Some((ppid, start_ticks)) = adopt::parse_stat(&stat) else {
+        let Some((parent, start_ticks)) = adopt::parse_stat(&stat) else {
             continue;
         };
         let mut host_profile = std::fs::metadata(format!("/proc/{pid}/exe"))
@@ -670,7 +673,7 @@ fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u6
         }
         procs.push(adopt::ProcInfo {
             pid,
-            ppid,
+            ppid: parent,
             host_profile,
             start_ticks,
         });

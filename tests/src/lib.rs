@@ -139,6 +139,10 @@ impl Daemon {
             .spawn()
             .expect("starting mcpwatchd");
         self.child = Some(child);
+        #[expect(
+            clippy::duration_suboptimal_units,
+            reason = "Duration::from_mins needs Rust 1.91; the workspace rust-version is 1.87"
+        )]
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self

@@ -2,7 +2,7 @@
 //! real exec, assertions on the events the kernel produced. Run with
 //! `cargo xtask test` (builds the binaries, one test at a time).
 use std::{
-    os::unix::fs::PermissionsExt as _,
+    os::unix::{fs::PermissionsExt as _, process::CommandExt as _},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -36,6 +36,10 @@ fn treegen_pids(stdout: &[u8]) -> std::collections::HashMap<String, u64> {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: a single treegen run, then one assertion block per tricky case"
+)]
 fn run_host_launches_exact_argv_lineage_and_untracked_sibling_is_silent() {
     if !require_root() {
         return;
@@ -226,6 +230,10 @@ fn storm_of_2000_execs_in_a_tracked_tree_arrives_with_zero_loss() {
         .output()
         .expect("storm");
     assert!(out.status.success());
+    #[expect(
+        clippy::duration_suboptimal_units,
+        reason = "Duration::from_mins needs Rust 1.91; the workspace rust-version is 1.87"
+    )]
     let evs = d.wait_events(
         "2000 /bin/true launches and the storm's exit",
         Duration::from_secs(60),
@@ -288,7 +296,7 @@ fn tiny_ring_buffer_loss_is_counted_exactly_and_reported() {
     assert!(out.status.success());
     // Wait until the counters settle: every kernel event is either in the log or in
     // the drop counter.
-    let mut last = (0, 0);
+    let mut prev = (0, 0);
     let mut stable = 0;
     for _ in 0..200 {
         std::thread::sleep(Duration::from_millis(100));
@@ -297,8 +305,8 @@ fn tiny_ring_buffer_loss_is_counted_exactly_and_reported() {
             st["kernel"]["execs"].as_u64().unwrap(),
             st["events"].as_u64().unwrap(),
         );
-        stable = if now == last { stable + 1 } else { 0 };
-        last = now;
+        stable = if now == prev { stable + 1 } else { 0 };
+        prev = now;
         if stable >= 10 {
             break;
         }
@@ -483,7 +491,6 @@ fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
         .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
         .uid(65534)
         .output();
-    use std::os::unix::process::CommandExt as _;
     let out = out.unwrap_or_else(|_| Command::new(bin("mcpwatchd")).uid(65534).output().unwrap());
     assert_eq!(exit_code(out.status), 2);
     assert!(
@@ -574,4 +581,44 @@ fn log_json_works_with_the_daemon_stopped_and_follow_streams() {
     let out = d.cli(&["log", "--config", d.config.to_str().unwrap()]);
     let tree = String::from_utf8_lossy(&out.stdout);
     assert!(tree.contains(&format!("/bin/echo {m}")), "{tree}");
+}
+
+#[test]
+fn argv_longer_than_the_kernel_bound_is_flagged_and_completed_from_proc() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    let m = marker("long");
+    let long = "L".repeat(10_000);
+    // A process that lives long enough for /proc/PID/cmdline to be read.
+    let st = d
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "long",
+            "--",
+            "/bin/sh",
+            "-c",
+            "/bin/sleep 0.5; : \"$0\"",
+            &m,
+            &long,
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let evs = d.wait_events("the long launch", Duration::from_secs(10), |evs| {
+        evs.iter()
+            .any(|e| e["kind"] == "host_start" && e["host"]["name"] == "long")
+    });
+    let e = evs
+        .iter()
+        .find(|e| e["kind"] == "host_start" && e["host"]["name"] == "long")
+        .unwrap();
+    assert_eq!(e["truncated"], json!(true), "{e}");
+    assert_eq!(e["argv_source"], json!("proc"), "{e}");
+    assert_eq!(
+        e["argv"],
+        json!(["/bin/sh", "-c", "/bin/sleep 0.5; : \"$0\"", m, long])
+    );
 }

@@ -23,8 +23,14 @@ pub struct DaemonApi {
     shared: Arc<Shared>,
 }
 
+/// Credentials of a method caller.
+struct Caller {
+    pid: u32,
+    uid: u32,
+}
+
 /// Caller credentials as the bus daemon reports them.
-async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<(u32, u32)> {
+async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<Caller> {
     let sender = hdr
         .sender()
         .ok_or_else(|| fdo::Error::AccessDenied("no sender".into()))?;
@@ -33,7 +39,7 @@ async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<(u32, u32)> 
         .get_connection_unix_process_id(sender.clone().into())
         .await?;
     let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
-    Ok((pid, uid))
+    Ok(Caller { pid, uid })
 }
 
 #[interface(name = "org.mcpwatch1.Daemon")]
@@ -46,14 +52,17 @@ impl DaemonApi {
         pid: u32,
         host: String,
     ) -> fdo::Result<()> {
-        let (caller_pid, caller_uid) = caller(conn, &hdr).await?;
-        if caller_uid != 0 && caller_pid != pid {
+        let from = caller(conn, &hdr).await?;
+        if from.uid != 0 && from.pid != pid {
             warn!(
-                caller_pid,
-                caller_uid, pid, "Track refused: a process may only ask to track itself"
+                caller_pid = from.pid,
+                caller_uid = from.uid,
+                pid,
+                "Track refused: a process may only ask to track itself"
             );
             return Err(fdo::Error::AccessDenied(format!(
-                "pid {caller_pid} may not ask to track pid {pid}: a process can only track itself (root can track any)"
+                "pid {} may not ask to track pid {pid}: a process can only track itself (root can track any)",
+                from.pid
             )));
         }
         if host.is_empty() || host.len() > 64 || host.chars().any(|c| c.is_control() || c == '/') {
@@ -71,7 +80,7 @@ impl DaemonApi {
     }
 
     /// JSON status document (see README, `mcpwatch status --json`).
-    async fn status(&self) -> fdo::Result<String> {
+    fn status(&self) -> fdo::Result<String> {
         let st = self.shared.status();
         serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
     }

@@ -26,7 +26,7 @@ struct Args {
     /// Check the configuration and host profiles, then exit.
     #[arg(long)]
     check: bool,
-    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
 }

@@ -22,7 +22,7 @@ use crate::{
 
 /// mcpwatch: see and control what AI agent hosts (Claude Code, Cursor, VS Code,
 /// Gemini CLI, Codex, …) execute on this machine. Talks to the mcpwatchd daemon over
-/// D-Bus (system bus, or DBUS_SYSTEM_BUS_ADDRESS when set).
+/// D-Bus (system bus, or `DBUS_SYSTEM_BUS_ADDRESS` when set).
 #[derive(Parser, Debug)]
 #[command(name = "mcpwatch", version, propagate_version = true)]
 pub struct Cli {
@@ -123,6 +123,10 @@ fn daemon_down_hint(err: &anyhow::Error) -> String {
     )
 }
 
+#[expect(
+    clippy::unnecessary_debug_formatting,
+    reason = "the program is an arbitrary OsString: Debug quotes and escapes it (spaces, control and non-UTF-8 bytes)"
+)]
 fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let pid = std::process::id();
@@ -229,7 +233,9 @@ fn print_status(v: &serde_json::Value) {
                 if cnt == 0 {
                     " (run stats off: sysctl kernel.bpf_stats_enabled=1)".into()
                 } else {
-                    format!(" runs {cnt}, avg {:.0} ns", ns as f64 / cnt as f64)
+                    #[expect(clippy::cast_precision_loss, reason = "display-only average")]
+                    let avg = ns as f64 / cnt as f64;
+                    format!(" runs {cnt}, avg {avg:.0} ns")
                 }
             });
             println!(

@@ -5,7 +5,7 @@
 //! `exe`, `argv`, `cwd`, `uid`, `ts`. Additions are allowed; renames are not.
 pub mod raw;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -93,16 +93,15 @@ impl From<&str> for Bytes {
 
 impl Serialize for Bytes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(&self.0) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => {
-                let mut m = BTreeMap::new();
-                m.insert(
-                    "base64",
-                    base64::engine::general_purpose::STANDARD.encode(&self.0),
-                );
-                m.serialize(s)
-            }
+        if let Ok(text) = std::str::from_utf8(&self.0) {
+            s.serialize_str(text)
+        } else {
+            let mut m = BTreeMap::new();
+            m.insert(
+                "base64",
+                base64::engine::general_purpose::STANDARD.encode(&self.0),
+            );
+            m.serialize(s)
         }
     }
 }
@@ -168,7 +167,8 @@ pub struct ExitStatus {
 impl ExitStatus {
     /// Decode the kernel's `task->exit_code` (wait status encoding).
     pub fn from_wait_status(raw: u32) -> Self {
-        let raw = raw as i32;
+        // The wait status is a C int; reinterpret the bits, as the kernel does.
+        let raw = raw.cast_signed();
         let sig = raw & 0x7f;
         if sig == 0 {
             let code = (raw >> 8) & 0xff;
@@ -250,8 +250,13 @@ pub struct Event {
     /// Exec: the exact argv of the new image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv: Option<Vec<Bytes>>,
-    /// The kernel captured only part of argv.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// argv was longer than the kernel capture bound (4096 bytes): the kernel
+    /// captured only a prefix; `argv_source` says how the rest was obtained.
+    #[serde(
+        rename = "truncated",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub argv_truncated: bool,
     /// Where argv came from when not all from the kernel: `proc` (completed from
     /// /proc/PID/cmdline, which the process could have rewritten), or `partial`.
@@ -367,7 +372,8 @@ pub fn shell_quote(arg: &[u8]) -> String {
                 if b.is_ascii() && !b.is_ascii_control() {
                     push_ansi_c(&mut out, char::from(b));
                 } else {
-                    out.push_str(&format!("\\x{b:02x}"));
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\x{b:02x}");
                 }
             }
         }
@@ -383,7 +389,10 @@ fn push_ansi_c(out: &mut String, c: char) {
         '\r' => out.push_str("\\r"),
         '\'' => out.push_str("\\'"),
         '\\' => out.push_str("\\\\"),
-        c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+        c if c.is_control() => {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        }
         c => out.push(c),
     }
 }
@@ -453,7 +462,7 @@ mod tests {
         ];
         assert_eq!(
             shell_join(&argv),
-            r#"sh -c 'echo '\''hi'\''' '' $'a\nb' $'\xff'"#
+            r"sh -c 'echo '\''hi'\''' '' $'a\nb' $'\xff'"
         );
     }
 }

@@ -236,7 +236,7 @@ fn decode_exec(buf: &[u8], h: &EventHeader, common: Common) -> Result<RawExec, D
     })
 }
 
-/// Nanoseconds fit in 30 bits; higher bits are kernel flags (I_CTIME_QUERIED).
+/// Nanoseconds fit in 30 bits; higher bits are kernel flags (`I_CTIME_QUERIED`).
 pub const CTIME_NSEC_MASK: u32 = 0x3fff_ffff;
 
 fn strip_nul(b: &[u8]) -> &[u8] {
@@ -273,15 +273,19 @@ pub fn rebuild_path(block: &[u8]) -> Vec<u8> {
 /// The kernel's `s_dev` is `MKDEV(major, minor) = major << 20 | minor`; stat(2)'s
 /// `st_dev` uses glibc's `makedev` encoding. Convert so the two can be compared.
 pub fn kernel_dev_to_user(dev: u32) -> u64 {
-    let major = u64::from(dev >> 20);
-    let minor = u64::from(dev & 0xf_ffff);
-    libc::makedev(major as u32, minor as u32)
+    let major = dev >> 20;
+    let minor = dev & 0xf_ffff;
+    libc::makedev(major, minor)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use monitor_common::{ExecEvent, EXEC_EVENT_MAX};
+
+    fn len32(b: &[u8]) -> u32 {
+        u32::try_from(b.len()).expect("test blocks are small")
+    }
 
     fn exec_record(argv: &[u8], env: &[u8], exe: &[u8], cwd: &[u8]) -> Vec<u8> {
         let mut buf = vec![0u8; EXEC_EVENT_MAX];
@@ -292,12 +296,12 @@ mod tests {
             role: role::SESSION,
             prev_role: role::HOST,
             filename_len: 9,
-            exe_path_len: exe.len() as u32,
-            cwd_len: cwd.len() as u32,
-            argv_len: argv.len() as u32,
-            argv_total: argv.len() as u32,
-            env_len: env.len() as u32,
-            env_total: env.len() as u32,
+            exe_path_len: len32(exe),
+            cwd_len: len32(cwd),
+            argv_len: len32(argv),
+            argv_total: len32(argv),
+            env_len: len32(env),
+            env_total: len32(env),
             comm: *b"true\0\0\0\0\0\0\0\0\0\0\0\0",
             ..Default::default()
         };
@@ -357,7 +361,7 @@ mod tests {
         // A header claiming more than the field's capacity.
         let mut rec = exec_record(b"a\0", b"", b"", b"");
         let mut h = header(&rec).unwrap();
-        h.argv_len = (ARGV_CAP + 1) as u32;
+        h.argv_len = u32::try_from(ARGV_CAP + 1).unwrap();
         unsafe { std::ptr::write_unaligned(rec.as_mut_ptr().cast::<EventHeader>(), h) };
         assert!(matches!(
             decode(&rec),

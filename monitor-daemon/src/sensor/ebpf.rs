@@ -39,8 +39,9 @@ pub enum SensorError {
         name: &'static str,
         hook: &'static str,
         action: &'static str,
+        /// Boxed: aya's error is large and would bloat every `Result` here.
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("kernel BTF (/sys/kernel/btf/vmlinux) could not be read")]
     Btf {
@@ -63,7 +64,7 @@ pub struct Attachment {
 pub struct LsmSupport {
     /// `bpf` is in /sys/kernel/security/lsm.
     pub bpf_in_lsm_list: bool,
-    /// A BPF LSM program on `bprm_check_security` passed BPF_PROG_LOAD.
+    /// A BPF LSM program on `bprm_check_security` passed `BPF_PROG_LOAD`.
     pub loadable: bool,
     /// Human-readable reason when not loadable.
     pub reason: Option<String>,
@@ -171,20 +172,20 @@ impl Sensor {
                 name,
                 hook,
                 action: "type check",
-                source,
+                source: Box::new(source),
             })?;
         prog.load("sched_process_fork", btf)
             .map_err(|source| SensorError::Program {
                 name,
                 hook,
                 action: "load",
-                source,
+                source: Box::new(source),
             })?;
         prog.attach().map_err(|source| SensorError::Program {
             name,
             hook,
             action: "attach",
-            source,
+            source: Box::new(source),
         })?;
         self.attachments.push(Attachment {
             program: name,
@@ -202,20 +203,20 @@ impl Sensor {
                     name,
                     hook,
                     action: "type check",
-                    source,
+                    source: Box::new(source),
                 })?;
             prog.load().map_err(|source| SensorError::Program {
                 name,
                 hook,
                 action: "load",
-                source,
+                source: Box::new(source),
             })?;
             prog.attach("sched", name)
                 .map_err(|source| SensorError::Program {
                     name,
                     hook,
                     action: "attach",
-                    source,
+                    source: Box::new(source),
                 })?;
             self.attachments.push(Attachment {
                 program: name,
@@ -246,13 +247,13 @@ impl Sensor {
     }
 
     pub fn tracked_count(&self) -> usize {
-        self.tracked.keys().filter(Result::is_ok).count()
+        self.tracked.keys().flatten().count()
     }
 
     pub fn host_key_counts(&self) -> (usize, usize) {
         (
-            self.host_exes.keys().filter(Result::is_ok).count(),
-            self.host_paths.keys().filter(Result::is_ok).count(),
+            self.host_exes.keys().flatten().count(),
+            self.host_paths.keys().flatten().count(),
         )
     }
 
@@ -270,7 +271,7 @@ impl Sensor {
         names
             .iter()
             .map(|&(idx, name)| {
-                let sum = self.stats.get(&idx, 0).map(|v| v.iter().sum()).unwrap_or(0);
+                let sum = self.stats.get(&idx, 0).map_or(0, |v| v.iter().sum());
                 (name, sum)
             })
             .collect()

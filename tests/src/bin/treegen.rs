@@ -5,8 +5,8 @@
 //! treegen double-fork MARKER   fork; child forks a grandchild and exits; the
 //!                              grandchild (reparented) execs /bin/true MARKER
 //! treegen thread-fork MARKER   a non-main thread forks; the child execs /bin/true
-//! treegen setsid MARKER        child calls setsid() (new session/pgrp), then execs
-//! treegen pidns MARKER         unshare(CLONE_NEWPID); the child is pid 1 of a new
+//! treegen setsid MARKER        child calls `setsid()` (new session/pgrp), then execs
+//! treegen pidns MARKER         `unshare(CLONE_NEWPID)`; the child is pid 1 of a new
 //!                              pid namespace and execs /bin/true MARKER
 //! treegen all MARKER           all of the above in sequence
 //! Prints one line per spawned process: `MODE PID` (global pid) for the tests.
@@ -122,13 +122,11 @@ fn pidns(marker: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (mode, marker) = match args.as_slice() {
-        [_, mode, marker] => (mode.as_str(), marker.as_str()),
-        _ => {
-            eprintln!("usage: treegen tricky|double-fork|thread-fork|setsid|pidns|all MARKER");
-            std::process::exit(2);
-        }
+    let [_, mode, marker] = args.as_slice() else {
+        eprintln!("usage: treegen tricky|double-fork|thread-fork|setsid|pidns|all MARKER");
+        std::process::exit(2);
     };
+    let (mode, marker) = (mode.as_str(), marker.as_str());
     match mode {
         "tricky" => tricky(marker),
         "double-fork" => double_fork(marker),
