@@ -24,7 +24,7 @@ pub const EMBEDDED_ORIGIN: &str = "<embedded default-config.toml>";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/mcpwatch";
 /// File name of the audit log inside `state_dir` when `log_file` is not set.
 pub const DEFAULT_LOG_NAME: &str = "events.jsonl";
-pub const DEFAULT_RING_BUFFER_BYTES: u32 = 16 << 20;
+pub const DEFAULT_RING_BUFFER_BYTES: u32 = 8 << 20;
 /// Smallest ring buffer accepted: room for a few dozen maximal exec events.
 pub const MIN_RING_BUFFER_BYTES: u32 = 64 << 10;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65536;

@@ -462,6 +462,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!(reason = %reason, "BPF LSM not available; signal-based enforcement only");
     }
     let ring = sensor.take_events().context("ring buffer already taken")?;
+    release_startup_memory();
     let log = LogWriter::open(&config.log_path()).context("opening the event log")?;
 
     let (bcast, _) = broadcast::channel(4096);
@@ -562,6 +563,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     drop(api);
     Ok(())
+}
+
+/// Parsing kernel BTF (aya's loader, the offset resolver) needs tens of MiB for a
+/// moment; glibc keeps freed heap mapped. Hand it back so the daemon's steady-state
+/// footprint is what it actually uses.
+fn release_startup_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory at the top of the heap and in
+    // free arenas; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn shutdown_signal() {

@@ -20,7 +20,7 @@ pub static HOST_PATHS: HashMap<PathKey, u32> = HashMap::with_max_entries(1024, 0
 
 /// Events to userspace.
 #[map(name = "EVENTS")]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 
 /// Counters, indexed by `monitor_common::stat::*`.
 #[map(name = "STATS")]
