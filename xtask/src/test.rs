@@ -1,0 +1,130 @@
+//! `cargo xtask test`: every test — unit tests of the default members (no root), then
+//! the root integration tests of `mcpwatch-tests` against the real kernel.
+
+use anyhow::{bail, Context, Result};
+
+use crate::setup::{run_setup, Mode};
+use crate::util::{bin_dir, build_bins, cargo, euid, is_root, metadata, say, status};
+
+/// The package of the root integration tests.
+const ROOT_TESTS: &str = "mcpwatch-tests";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Passed => "ok",
+            Outcome::Failed => "FAILED",
+            Outcome::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// Names of the workspace's default members except the root-test package.
+fn unit_test_packages() -> Result<Vec<String>> {
+    let meta = metadata()?;
+    let ids = meta["workspace_default_members"]
+        .as_array()
+        .context("`cargo metadata` has no workspace_default_members (cargo too old?)")?;
+    let packages = meta["packages"]
+        .as_array()
+        .context("`cargo metadata` has no packages")?;
+    let mut names = Vec::new();
+    for id in ids {
+        let name = packages
+            .iter()
+            .find(|p| p["id"] == *id)
+            .and_then(|p| p["name"].as_str())
+            .with_context(|| format!("default member {id} not among the packages"))?;
+        if name != ROOT_TESTS {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+pub fn run_tests(extra: &[String]) -> Result<()> {
+    let root = is_root();
+    // As root this is the full setup; otherwise the toolchain part, and the rest is
+    // reported as skipped (the unit tests need none of it).
+    run_setup(Mode::BestEffort)?;
+
+    let packages = unit_test_packages()?;
+    say!(
+        "test: unit tests of {} (no root needed)",
+        packages.join(", ")
+    );
+    let mut c = cargo();
+    // --no-fail-fast: every test binary runs, so one failure does not hide others.
+    c.args(["test", "--no-fail-fast"]);
+    for p in &packages {
+        c.args(["-p", p]);
+    }
+    if !extra.is_empty() {
+        c.arg("--").args(extra);
+    }
+    let unit = if status(&mut c)?.success() {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    };
+
+    let mut skip_reason = None;
+    let root_tests = if root {
+        say!("test: root integration tests ({ROOT_TESTS}): real kernel, real processes");
+        let built = build_bins(false);
+        if let Err(e) = &built {
+            say!("test: cannot build the daemon binaries: {e:#}");
+            Outcome::Failed
+        } else {
+            let bins = bin_dir(false)?;
+            let mut c = cargo();
+            c.env("MCPWATCH_BIN_DIR", &bins)
+                .args(["test", "--no-fail-fast", "-p", ROOT_TESTS])
+                .args(["--", "--test-threads=1"])
+                .args(extra);
+            if status(&mut c)?.success() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            }
+        }
+    } else {
+        let reason = format!(
+            "not running as root (uid {}): they load eBPF programs, start mcpwatchd and \
+             kill/stop real processes; run `sudo -E env PATH=\"$PATH\" cargo xtask test`",
+            euid()
+        );
+        say!("test: SKIPPING root integration tests ({ROOT_TESTS}): {reason}");
+        skip_reason = Some(reason);
+        Outcome::Skipped
+    };
+
+    say!("test: summary");
+    say!("  unit tests ({}): {}", packages.join(", "), unit.label());
+    match &skip_reason {
+        Some(r) => say!(
+            "  root integration tests ({ROOT_TESTS}): {} ({r})",
+            root_tests.label()
+        ),
+        None => say!(
+            "  root integration tests ({ROOT_TESTS}): {}",
+            root_tests.label()
+        ),
+    }
+    if unit == Outcome::Failed || root_tests == Outcome::Failed {
+        bail!("tests failed");
+    }
+    if root_tests == Outcome::Skipped
+        && std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+    {
+        bail!("CI is set but the root integration tests were skipped: CI must run as root");
+    }
+    Ok(())
+}
