@@ -82,11 +82,11 @@ pub mod stat {
     pub const RINGBUF_DROPS: u32 = 0;
     /// `TRACKED` insert failed (map full): a process escaped tracking.
     pub const TRACKED_FULL: u32 = 1;
-    /// Exec events emitted.
+    /// Exec events attempted (delivered or dropped; see `RINGBUF_DROPS`).
     pub const EXECS: u32 = 2;
-    /// Fork events emitted.
+    /// Fork events attempted.
     pub const FORKS: u32 = 3;
-    /// Exit events emitted.
+    /// Exit events attempted.
     pub const EXITS: u32 = 4;
     /// Hosts detected in the kernel by profile match.
     pub const HOSTS_DETECTED: u32 = 5;

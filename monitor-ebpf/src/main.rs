@@ -499,6 +499,8 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Res<()> {
     if TRACKED.insert(&child_tgid, &st, 0).is_err() {
         count(stat::TRACKED_FULL);
     }
+    // Counted as attempted, so `forks + execs + exits == delivered + ringbuf_drops`.
+    count(stat::FORKS);
     let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
         count(stat::RINGBUF_DROPS);
         return Ok(());
@@ -530,7 +532,6 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Res<()> {
     h.env_len = 0;
     h.env_total = 0;
     entry.submit(0);
-    count(stat::FORKS);
     Ok(())
 }
 
@@ -556,6 +557,7 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
         return Ok(());
     };
     let _ = TRACKED.remove(&tgid);
+    count(stat::EXITS);
     let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
         count(stat::RINGBUF_DROPS);
         return Ok(());
@@ -581,7 +583,6 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
     h.env_len = 0;
     h.env_total = 0;
     entry.submit(0);
-    count(stat::EXITS);
     Ok(())
 }
 
