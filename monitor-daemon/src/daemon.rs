@@ -587,6 +587,9 @@ async fn shutdown_signal() {
     }
 }
 
+/// Longest time an event waits in the ring buffer before the reader drains it.
+const POLL_INTERVAL_MS: i32 = 10;
+
 fn read_ring(
     mut ring: aya::maps::RingBuf<aya::maps::MapData>,
     tx: &mpsc::Sender<RawEvent>,
@@ -620,8 +623,10 @@ fn read_ring(
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // The kernel wakes us only when the ring is filling up (see the eBPF
+            // side's wakeup_flags); otherwise this timeout bounds the latency.
             // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&raw mut pfd, 1, 100) };
+            unsafe { libc::poll(&raw mut pfd, 1, POLL_INTERVAL_MS) };
         }
     }
 }

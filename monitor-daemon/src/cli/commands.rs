@@ -118,9 +118,21 @@ async fn proxy() -> anyhow::Result<DaemonProxy<'static>> {
 }
 
 fn daemon_down_hint(err: &anyhow::Error) -> String {
-    format!(
-        "{err:#}\nthe mcpwatch daemon is not reachable: start it with `cargo xtask run` (or `mcpwatchd`) as root"
-    )
+    let text = format!("{err:#}");
+    // The bus answers for a daemon that is not there: say that, not "refused".
+    let absent = ["ServiceUnknown", "NameHasNoOwner"]
+        .iter()
+        .any(|n| text.contains(n));
+    let bus = std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| "the system bus".into());
+    if absent {
+        format!(
+            "mcpwatchd is not running on {bus} (nobody owns org.mcpwatch1)\nthe mcpwatch daemon is not reachable: start it with `cargo xtask run` (or `mcpwatchd`) as root"
+        )
+    } else {
+        format!(
+            "{text}\nthe mcpwatch daemon is not reachable: start it with `cargo xtask run` (or `mcpwatchd`) as root"
+        )
+    }
 }
 
 #[expect(
@@ -135,7 +147,7 @@ fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         tokio::time::timeout(Duration::from_secs(10), p.track(pid, &a.host))
             .await
             .context("the daemon did not answer Track within 10 s")?
-            .context("the daemon refused to track this process")?;
+            .context("Track failed")?;
         Ok(())
     });
     if let Err(err) = tracked {
