@@ -147,13 +147,17 @@ impl Core {
 
     /// Record an event: log first (the record of truth), then followers.
     pub fn record(&mut self, event: &Event) {
-        if let Err(e) = self.log.append(event) {
+        let line = event.to_json_line();
+        if let Err(e) = self.log.append_line(&line) {
             error!(error = %anyhow::Error::from(e), "event not written to the log");
         }
         self.events += 1;
-        let line: Arc<str> = Arc::from(event.to_json_line());
-        // No receivers is fine; lag is counted on the receiving side.
-        let _ = self.bcast.send(line);
+        // The D-Bus stream carries what a live listener acts on; the high-rate
+        // kinds (fork, exit, session exec) stay in the log, which `log --follow`
+        // tails. No receivers is fine; lag is counted on the receiving side.
+        if event.kind.is_signalled() {
+            let _ = self.bcast.send(Arc::from(line));
+        }
     }
 
     pub fn new_event(&mut self, kind: Kind) -> Event {

@@ -77,7 +77,11 @@ impl LogWriter {
     }
 
     pub fn append(&mut self, event: &Event) -> Result<(), LogError> {
-        let line = event.to_json_line();
+        self.append_line(&event.to_json_line())
+    }
+
+    /// Append an already serialised event (one JSON object, no newline).
+    pub fn append_line(&mut self, line: &str) -> Result<(), LogError> {
         self.out
             .write_all(line.as_bytes())
             .and_then(|()| self.out.write_all(b"\n"))

@@ -209,6 +209,42 @@ fn run_host_launches_exact_argv_lineage_and_untracked_sibling_is_silent() {
     let st = d.status();
     assert_eq!(st["lost"]["ringbuf"], json!(0), "{st}");
     assert_eq!(st["lost"]["queue"], json!(0), "{st}");
+    // Status names the loaded programs, the attach method per hook, and whether
+    // this kernel accepts BPF LSM programs (with the reason when it does not).
+    let methods: Vec<(String, String)> = st["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["hook"].as_str().unwrap().to_string(),
+                a["method"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (hook, method) in [
+        ("sched/sched_process_fork", "tp_btf"),
+        ("sched/sched_process_exec", "tracepoint"),
+        ("sched/sched_process_exit", "tracepoint"),
+    ] {
+        assert!(
+            methods.contains(&(hook.to_string(), method.to_string())),
+            "{methods:?}"
+        );
+    }
+    let lsm = &st["lsm"];
+    assert!(lsm["loadable"].is_boolean(), "{st}");
+    if lsm["loadable"] == json!(false) {
+        assert!(
+            lsm["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{st}"
+        );
+    }
+    let human = String::from_utf8(d.cli(&["status"]).stdout).unwrap();
+    assert!(
+        human.contains("tp_btf") && human.contains("BPF LSM"),
+        "{human}"
+    );
 }
 
 #[test]
@@ -281,13 +317,22 @@ fn stalled_daemon_loss_is_counted_exactly_and_reported() {
     // tree runs a storm: the kernel must drop, and every drop must be counted.
     let d = Daemon::start("ring_buffer_bytes = 65536");
     let mut host = d
-        .cli_cmd(&["run", "--host", "stalled", "--", "/bin/sh", "-c", &format!("read go; exec {} 2000", bin("storm").display())])
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "stalled",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("read go; exec {} 2000", bin("storm").display()),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .expect("tracked shell");
     d.wait_events("the tracked shell", Duration::from_secs(10), |evs| {
-        evs.iter().any(|e| e["kind"] == "host_start" && e["host"]["name"] == "stalled")
+        evs.iter()
+            .any(|e| e["kind"] == "host_start" && e["host"]["name"] == "stalled")
     });
     let daemon = nix::unistd::Pid::from_raw(i32::try_from(d.pid()).unwrap());
     nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGSTOP).unwrap();
@@ -306,7 +351,10 @@ fn stalled_daemon_loss_is_counted_exactly_and_reported() {
     for _ in 0..200 {
         std::thread::sleep(Duration::from_millis(100));
         let st = d.status();
-        let now = (st["kernel"]["execs"].as_u64().unwrap(), st["events"].as_u64().unwrap());
+        let now = (
+            st["kernel"]["execs"].as_u64().unwrap(),
+            st["events"].as_u64().unwrap(),
+        );
         stable = if now == prev { stable + 1 } else { 0 };
         prev = now;
         if stable >= 10 {
@@ -315,19 +363,38 @@ fn stalled_daemon_loss_is_counted_exactly_and_reported() {
     }
     let st = d.status();
     let k = &st["kernel"];
-    let produced = k["execs"].as_u64().unwrap() + k["forks"].as_u64().unwrap() + k["exits"].as_u64().unwrap();
+    let produced =
+        k["execs"].as_u64().unwrap() + k["forks"].as_u64().unwrap() + k["exits"].as_u64().unwrap();
     let drops = st["lost"]["ringbuf"].as_u64().unwrap();
     let evs = d.events();
     let recorded = evs
         .iter()
-        .filter(|e| ["exec", "launch", "host_start", "host_exec", "fork", "exit"].contains(&e["kind"].as_str().unwrap_or("")))
+        .filter(|e| {
+            ["exec", "launch", "host_start", "host_exec", "fork", "exit"]
+                .contains(&e["kind"].as_str().unwrap_or(""))
+        })
         .count() as u64;
-    assert!(drops > 0, "a stalled reader behind a 64 KiB ring buffer must lose events: {st}");
-    assert_eq!(recorded + drops, produced, "every kernel event is recorded or counted as dropped: {st}");
+    assert!(
+        drops > 0,
+        "a stalled reader behind a 64 KiB ring buffer must lose events: {st}"
+    );
+    assert_eq!(
+        recorded + drops,
+        produced,
+        "every kernel event is recorded or counted as dropped: {st}"
+    );
     // The loss is in the log itself, not only in a counter.
-    let lost = evs.iter().rev().find(|e| e["kind"] == "lost").expect("a `lost` event in the log");
+    let lost = evs
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "lost")
+        .expect("a `lost` event in the log");
     assert_eq!(lost["lost"]["ringbuf"].as_u64(), Some(drops), "{lost}");
-    assert_eq!(d.cli(&["status"]).status.code(), Some(3), "status exits 3 after a loss");
+    assert_eq!(
+        d.cli(&["status"]).status.code(),
+        Some(3),
+        "status exits 3 after a loss"
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //!   host itself. Only the process itself (or root) may ask: the caller's pid and uid
 //!   come from the bus daemon, not from the message.
 //! - `Status() -> s`: JSON status (counters, programs, attach methods, LSM support).
-//! - signal `Event(s json)`: every recorded event, as its JSON line.
+//! - signal `Event(s json)`: the events a live listener acts on (daemon start/stop,
+//!   host start, adoption, launch, lost), each as its JSON line; the log has all.
 use std::sync::{atomic::Ordering, Arc};
 
 use tokio::sync::broadcast::error::RecvError;

@@ -52,6 +52,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether the D-Bus `Event` signal carries this kind: the events a live
+    /// listener (a desktop notifier, an admin console) acts on. Forks, exits and
+    /// session execs are high-rate and only in the log.
+    pub fn is_signalled(self) -> bool {
+        matches!(
+            self,
+            Self::DaemonStart
+                | Self::DaemonStop
+                | Self::HostStart
+                | Self::Adopt
+                | Self::Launch
+                | Self::Lost
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DaemonStart => "daemon_start",
