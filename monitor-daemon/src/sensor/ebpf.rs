@@ -168,25 +168,10 @@ impl Sensor {
             .program_mut(name)
             .ok_or(SensorError::MissingProgram { name })?
             .try_into()
-            .map_err(|source| SensorError::Program {
-                name,
-                hook,
-                action: "type check",
-                source: Box::new(source),
-            })?;
+            .map_err(program_error(name, hook, "type check"))?;
         prog.load("sched_process_fork", btf)
-            .map_err(|source| SensorError::Program {
-                name,
-                hook,
-                action: "load",
-                source: Box::new(source),
-            })?;
-        prog.attach().map_err(|source| SensorError::Program {
-            name,
-            hook,
-            action: "attach",
-            source: Box::new(source),
-        })?;
+            .map_err(program_error(name, hook, "load"))?;
+        prog.attach().map_err(program_error(name, hook, "attach"))?;
         self.attachments.push(Attachment {
             program: name,
             hook,
@@ -199,25 +184,10 @@ impl Sensor {
                 .program_mut(name)
                 .ok_or(SensorError::MissingProgram { name })?
                 .try_into()
-                .map_err(|source| SensorError::Program {
-                    name,
-                    hook,
-                    action: "type check",
-                    source: Box::new(source),
-                })?;
-            prog.load().map_err(|source| SensorError::Program {
-                name,
-                hook,
-                action: "load",
-                source: Box::new(source),
-            })?;
+                .map_err(program_error(name, hook, "type check"))?;
+            prog.load().map_err(program_error(name, hook, "load"))?;
             prog.attach("sched", name)
-                .map_err(|source| SensorError::Program {
-                    name,
-                    hook,
-                    action: "attach",
-                    source: Box::new(source),
-                })?;
+                .map_err(program_error(name, hook, "attach"))?;
             self.attachments.push(Attachment {
                 program: name,
                 hook,
@@ -290,6 +260,20 @@ impl Sensor {
                 })
             })
             .collect()
+    }
+}
+
+/// Error mapper for one step of loading or attaching a program.
+fn program_error(
+    name: &'static str,
+    hook: &'static str,
+    action: &'static str,
+) -> impl FnOnce(ProgramError) -> SensorError {
+    move |source| SensorError::Program {
+        name,
+        hook,
+        action,
+        source: Box::new(source),
     }
 }
 

@@ -194,7 +194,7 @@ impl fmt::Display for FieldKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Pointer => f.write_str("a pointer"),
-            Self::Int(n) => write!(f, "a {n}-byte integer"),
+            Self::Int(n) => write!(f, "{} {n}-byte integer", if *n == 8 { "an" } else { "a" }),
             Self::IntLow32 => f.write_str("a 4- or 8-byte integer"),
             Self::Struct(name) => write!(f, "an embedded struct {name}"),
             Self::ArrayOf(name) => write!(f, "an array of struct {name}"),
@@ -667,7 +667,8 @@ fn describe(btf: &Btf, ty: &Type, strukt: &'static str) -> Result<String, Offset
     Ok(match ty {
         Type::Ptr(_) => "a pointer".to_owned(),
         Type::Int(_) | Type::Enum(_) | Type::Enum64(_) => {
-            format!("a {}-byte integer", type_size(btf, ty, strukt)?)
+            let n = type_size(btf, ty, strukt)?;
+            format!("{} {n}-byte integer", if n == 8 { "an" } else { "a" })
         }
         Type::Struct(s) => format!("an embedded struct {}", type_name(btf, s, strukt)?),
         Type::Union(u) => format!("an embedded union {}", type_name(btf, u, strukt)?),
@@ -916,7 +917,23 @@ format:\n\
 print fmt: \"comm=%s pid=%d prio=%d group_dead=%s\", REC->comm, REC->pid, REC->prio, REC->group_dead ? \"true\" : \"false\"\n\
 ";
 
-    // 6.1 layouts: comms inline as char[16], no group_dead.
+    // 6.1 layouts: the exec record as on 6.18 (another ID), the fork comms
+    // inline as char[16], no group_dead.
+    const EXEC_6_1: &str = "name: sched_process_exec\n\
+ID: 310\n\
+format:\n\
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\
+\n\
+\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;\n\
+\tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;\n\
+\tfield:pid_t old_pid;\toffset:16;\tsize:4;\tsigned:1;\n\
+\n\
+print fmt: \"filename=%s pid=%d old_pid=%d\", __get_str(filename), REC->pid, REC->old_pid\n\
+";
+
     const FORK_6_1: &str = "name: sched_process_fork\n\
 ID: 311\n\
 format:\n\
@@ -1275,6 +1292,22 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             self.push(&[0, 9 << 24, target])
         }
 
+        fn constant(&mut self, target: u32) -> u32 {
+            self.push(&[0, 10 << 24, target])
+        }
+
+        /// `elem[len]`, indexed by the integer type `index`.
+        fn array(&mut self, elem: u32, index: u32, len: u32) -> u32 {
+            self.push(&[0, 3 << 24, 0, elem, index, len])
+        }
+
+        /// `struct name;`: lets a struct point to itself, or to a struct
+        /// defined after it.
+        fn fwd(&mut self, name: &str) -> u32 {
+            let n = self.name(name);
+            self.push(&[n, 7 << 24, 0])
+        }
+
         fn build(self) -> Vec<u8> {
             let type_len = u32::try_from(self.types.len()).unwrap();
             let str_len = u32::try_from(self.strings.len()).unwrap();
@@ -1473,7 +1506,7 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
         let err = field_offset(&types, "mm_struct", "arg_start", FieldKind::Pointer).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "kernel BTF: struct mm_struct field `arg_start` is a 8-byte integer, expected a pointer \
+            "kernel BTF: struct mm_struct field `arg_start` is an 8-byte integer, expected a pointer \
              (this kernel is not supported)"
         );
         let err = field_offset(&types, "mm_struct", "flags", FieldKind::Int(4)).unwrap_err();
@@ -1501,6 +1534,374 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
         let dir = events_dir(EXEC_6_18, FORK_6_18, EXIT_6_18);
         let err = resolve_from(&dir.path().join("vmlinux"), dir.path()).unwrap_err();
         assert!(matches!(err, OffsetsError::BtfMissing { .. }), "{err:?}");
+    }
+
+    /// What `task_struct.mm` is in [`linux_6_1_btf`].
+    #[derive(Clone, Copy)]
+    enum TaskMm {
+        /// `struct mm_struct *mm`, as in every kernel.
+        Pointer,
+        /// No `mm` member at all.
+        Missing,
+        /// An `unsigned long mm`: right name, wrong shape.
+        Int,
+    }
+
+    /// BTF of a Linux 6.1 x86-64 kernel, cut down to the structs and fields
+    /// the resolver reads plus a few neighbours, at 6.1 offsets. Where 6.1
+    /// and 6.18 differ, this has the 6.1 shape: `mm_struct`'s fields in one
+    /// anonymous struct (6.18 nests deeper), `struct timespec64 i_ctime` (6.18
+    /// has `i_ctime_sec`/`i_ctime_nsec`), a plain `d_name` (6.18 wraps it in a
+    /// union), `ns.inum` a direct member of `ns_common`, `numbers[1]` rather
+    /// than a flexible array, and no `__rcu` type tags (gcc-built BTF). The
+    /// structs that point to themselves or to a struct defined later do so
+    /// through a forward declaration of the same name, which lookups by name
+    /// must skip.
+    ///
+    /// The offsets of `path`, `upid`, `qstr.name`, `vfsmount.mnt_root`,
+    /// `super_block.s_dev`, `fs_struct.pwd`, `dentry`, `mount` and
+    /// `inode.i_ino`/`i_sb` are the same on 6.1 and 6.18; every other one
+    /// differs.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one straight list of kernel structs reads better than split up"
+    )]
+    fn linux_6_1_btf(task_mm: TaskMm) -> Vec<u8> {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4);
+        let uint = b.int("unsigned int", 4);
+        let long = b.int("long int", 8);
+        let ulong = b.int("long unsigned int", 8);
+        let long_long = b.int("long long int", 8);
+        let uchar = b.int("unsigned char", 1);
+        let array_index = b.int("__ARRAY_SIZE_TYPE__", 4);
+        let void_ptr = b.ptr(0);
+        let u32_t = b.typedef("u32", uint);
+        let unsigned_long_long = b.int("long long unsigned int", 8);
+        let u64_t = b.typedef("u64", unsigned_long_long);
+        let kernel_pid_t = b.typedef("__kernel_pid_t", int);
+        let pid_t = b.typedef("pid_t", kernel_pid_t);
+        let kernel_dev_t = b.typedef("__kernel_dev_t", u32_t);
+        let dev_t = b.typedef("dev_t", kernel_dev_t);
+        let s64 = b.typedef("__s64", long_long);
+        let time64_t = b.typedef("time64_t", s64);
+
+        let sb = b.strukt(
+            "super_block",
+            1392,
+            &[
+                ("s_dev", dev_t, 8 * 16, 0),
+                ("s_blocksize_bits", uchar, 8 * 20, 0),
+                ("s_blocksize", ulong, 8 * 24, 0),
+            ],
+        );
+        let sb_ptr = b.ptr(sb);
+        let timespec64 = b.strukt(
+            "timespec64",
+            16,
+            &[("tv_sec", time64_t, 0, 0), ("tv_nsec", long, 64, 0)],
+        );
+        let inode = b.strukt(
+            "inode",
+            600,
+            &[
+                ("i_flags", uint, 8 * 12, 0),
+                ("i_sb", sb_ptr, 8 * 40, 0),
+                ("i_ino", ulong, 8 * 64, 0),
+                ("i_size", long_long, 8 * 80, 0),
+                ("i_atime", timespec64, 8 * 88, 0),
+                ("i_mtime", timespec64, 8 * 104, 0),
+                ("i_ctime", timespec64, 8 * 120, 0),
+            ],
+        );
+        let inode_ptr = b.ptr(inode);
+
+        // struct qstr { union { struct { u32 hash; u32 len; }; u64 hash_len; };
+        //               const unsigned char *name; };
+        let hash_and_len = b.strukt("", 8, &[("hash", u32_t, 0, 0), ("len", u32_t, 32, 0)]);
+        let hash_union = b.union(
+            "",
+            8,
+            &[("", hash_and_len, 0, 0), ("hash_len", u64_t, 0, 0)],
+        );
+        let const_uchar = b.constant(uchar);
+        let name_ptr = b.ptr(const_uchar);
+        let qstr = b.strukt(
+            "qstr",
+            16,
+            &[("", hash_union, 0, 0), ("name", name_ptr, 64, 0)],
+        );
+        let dentry_fwd = b.fwd("dentry");
+        let dentry_ptr = b.ptr(dentry_fwd);
+        let d_iname = b.array(uchar, array_index, 32);
+        b.strukt(
+            "dentry",
+            192,
+            &[
+                ("d_flags", uint, 0, 0),
+                ("d_parent", dentry_ptr, 8 * 24, 0),
+                ("d_name", qstr, 8 * 32, 0),
+                ("d_inode", inode_ptr, 8 * 48, 0),
+                ("d_iname", d_iname, 8 * 56, 0),
+            ],
+        );
+
+        let vfsmount = b.strukt(
+            "vfsmount",
+            32,
+            &[
+                ("mnt_root", dentry_ptr, 0, 0),
+                ("mnt_sb", sb_ptr, 64, 0),
+                ("mnt_flags", int, 128, 0),
+            ],
+        );
+        let vfsmount_ptr = b.ptr(vfsmount);
+        let path = b.strukt(
+            "path",
+            16,
+            &[("mnt", vfsmount_ptr, 0, 0), ("dentry", dentry_ptr, 64, 0)],
+        );
+        let mount_fwd = b.fwd("mount");
+        let mount_ptr = b.ptr(mount_fwd);
+        b.strukt(
+            "mount",
+            320,
+            &[
+                ("mnt_parent", mount_ptr, 8 * 16, 0),
+                ("mnt_mountpoint", dentry_ptr, 8 * 24, 0),
+                ("mnt", vfsmount, 8 * 32, 0),
+                ("mnt_id", int, 8 * 284, 0),
+            ],
+        );
+        let file = b.strukt(
+            "file",
+            232,
+            &[
+                ("f_path", path, 8 * 16, 0),
+                ("f_inode", inode_ptr, 8 * 32, 0),
+                ("f_op", void_ptr, 8 * 40, 0),
+            ],
+        );
+        let file_ptr = b.ptr(file);
+
+        // struct mm_struct { struct { struct { atomic_t mm_count; }; ...;
+        //     unsigned long arg_start, ...; } __randomize_layout;
+        //     unsigned long cpu_bitmap[]; };
+        let mm_count = b.strukt("", 4, &[("mm_count", int, 0, 0)]);
+        let saved_auxv = b.array(ulong, array_index, 48);
+        let mm_fields = b.strukt(
+            "",
+            936,
+            &[
+                ("", mm_count, 0, 0),
+                ("start_stack", ulong, 8 * 304, 0),
+                ("arg_start", ulong, 8 * 312, 0),
+                ("arg_end", ulong, 8 * 320, 0),
+                ("env_start", ulong, 8 * 328, 0),
+                ("env_end", ulong, 8 * 336, 0),
+                ("saved_auxv", saved_auxv, 8 * 344, 0),
+                ("exe_file", file_ptr, 8 * 856, 0),
+            ],
+        );
+        let cpu_bitmap = b.array(ulong, array_index, 0);
+        let mm = b.strukt(
+            "mm_struct",
+            936,
+            &[
+                ("", mm_fields, 0, 0),
+                ("cpu_bitmap", cpu_bitmap, 8 * 936, 0),
+            ],
+        );
+        let mm_ptr = b.ptr(mm);
+
+        let fs = b.strukt(
+            "fs_struct",
+            56,
+            &[
+                ("users", int, 0, 0),
+                ("umask", int, 8 * 12, 0),
+                ("in_exec", int, 8 * 16, 0),
+                ("root", path, 8 * 24, 0),
+                ("pwd", path, 8 * 40, 0),
+            ],
+        );
+        let fs_ptr = b.ptr(fs);
+
+        let task_fwd = b.fwd("task_struct");
+        let task_ptr = b.ptr(task_fwd);
+        let ns_common = b.strukt(
+            "ns_common",
+            24,
+            &[
+                ("stashed", long, 0, 0),
+                ("ops", void_ptr, 64, 0),
+                ("inum", uint, 128, 0),
+                ("count", uint, 160, 0),
+            ],
+        );
+        let pidns_fwd = b.fwd("pid_namespace");
+        let pidns_parent_ptr = b.ptr(pidns_fwd);
+        let pidns = b.strukt(
+            "pid_namespace",
+            136,
+            &[
+                ("pid_allocated", uint, 8 * 40, 0),
+                ("child_reaper", task_ptr, 8 * 48, 0),
+                ("level", uint, 8 * 64, 0),
+                ("parent", pidns_parent_ptr, 8 * 72, 0),
+                ("reboot", int, 8 * 104, 0),
+                ("ns", ns_common, 8 * 112, 0),
+            ],
+        );
+        let pidns_ptr = b.ptr(pidns);
+        let upid = b.strukt("upid", 16, &[("nr", int, 0, 0), ("ns", pidns_ptr, 64, 0)]);
+        let numbers = b.array(upid, array_index, 1);
+        let pid = b.strukt(
+            "pid",
+            112,
+            &[
+                ("count", uint, 0, 0),
+                ("level", uint, 32, 0),
+                ("numbers", numbers, 8 * 96, 0),
+            ],
+        );
+        let pid_ptr = b.ptr(pid);
+
+        let mut task = vec![
+            ("__state", uint, 8 * 24, 0),
+            ("active_mm", mm_ptr, 8 * 2280, 0),
+            ("exit_code", int, 8 * 2364, 0),
+            // Bitfields make this a kind_flag struct, whose member offsets
+            // carry the bitfield size in their top byte.
+            ("sched_reset_on_fork", uint, 8 * 2392, 1),
+            ("sched_contributes_to_load", uint, 8 * 2392 + 1, 1),
+            ("pid", pid_t, 8 * 2456, 0),
+            ("tgid", pid_t, 8 * 2460, 0),
+            ("real_parent", task_ptr, 8 * 2472, 0),
+            ("parent", task_ptr, 8 * 2480, 0),
+            ("thread_pid", pid_ptr, 8 * 2552, 0),
+            ("fs", fs_ptr, 8 * 3000, 0),
+        ];
+        match task_mm {
+            TaskMm::Pointer => task.push(("mm", mm_ptr, 8 * 2272, 0)),
+            TaskMm::Missing => {}
+            TaskMm::Int => task.push(("mm", ulong, 8 * 2272, 0)),
+        }
+        b.strukt("task_struct", 9792, &task);
+        b.build()
+    }
+
+    /// A temp dir holding `vmlinux` (from [`linux_6_1_btf`]) and the 6.1
+    /// tracefs formats under `sched/<name>/format`.
+    fn linux_6_1(task_mm: TaskMm) -> tempfile::TempDir {
+        let dir = events_dir(EXEC_6_1, FORK_6_1, EXIT_6_1);
+        fs::write(dir.path().join("vmlinux"), linux_6_1_btf(task_mm)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn resolves_linux_6_1() {
+        let dir = linux_6_1(TaskMm::Pointer);
+        let cfg = resolve_from(&dir.path().join("vmlinux"), dir.path()).unwrap();
+        let expected = KernelConfig {
+            ready: 1,
+            task_mm: 2272,
+            task_real_parent: 2472,
+            task_tgid: 2460,
+            task_pid: 2456,
+            task_exit_code: 2364,
+            task_fs: 3000,
+            task_thread_pid: 2552,
+            mm_arg_start: 312,
+            mm_arg_end: 320,
+            mm_env_start: 328,
+            mm_env_end: 336,
+            mm_exe_file: 856,
+            file_f_inode: 32,
+            file_f_path: 16,
+            path_mnt: 0,
+            path_dentry: 8,
+            inode_i_ino: 64,
+            inode_i_sb: 40,
+            sb_s_dev: 16,
+            // i_ctime.tv_sec and i_ctime.tv_nsec.
+            inode_ctime_sec: 120,
+            inode_ctime_nsec: 128,
+            fs_pwd: 40,
+            dentry_d_name: 32,
+            dentry_d_parent: 24,
+            qstr_name: 8,
+            mount_mnt: 32,
+            mount_mnt_parent: 16,
+            mount_mnt_mountpoint: 24,
+            vfsmount_mnt_root: 0,
+            pid_level: 4,
+            pid_numbers: 96,
+            upid_size: 16,
+            upid_nr: 0,
+            upid_ns: 8,
+            pidns_inum: 112 + 16,
+            tp_exec_filename: 8,
+            tp_exec_old_pid: 16,
+            tp_fork_parent_pid: 24,
+            tp_fork_child_pid: 44,
+            tp_exit_group_dead: KernelConfig::ABSENT,
+            host_paths_enabled: 0,
+            _pad: 0,
+        };
+        assert_eq!(cfg, expected);
+
+        // resolve_from reads the file through the mmap backend; the cache
+        // backend (from_bytes) must agree.
+        let btf = Btf::from_bytes(&linux_6_1_btf(TaskMm::Pointer)).unwrap();
+        let mut cached = KernelConfig::default();
+        fill_tracepoints(dir.path(), &mut cached).unwrap();
+        fill_struct_offsets(&btf, &mut cached).unwrap();
+        cached.ready = 1;
+        assert_eq!(cached, expected);
+    }
+
+    #[test]
+    fn linux_6_1_without_task_mm() {
+        let dir = linux_6_1(TaskMm::Missing);
+        let err = resolve_from(&dir.path().join("vmlinux"), dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OffsetsError::MissingField {
+                    strukt: "task_struct",
+                    field: "mm"
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "kernel BTF: struct task_struct has no field `mm` (this kernel is not supported)"
+        );
+    }
+
+    #[test]
+    fn linux_6_1_with_task_mm_not_a_pointer() {
+        let dir = linux_6_1(TaskMm::Int);
+        let err = resolve_from(&dir.path().join("vmlinux"), dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                OffsetsError::FieldType {
+                    strukt: "task_struct",
+                    field: "mm",
+                    expected: FieldKind::Pointer,
+                    found,
+                } if found == "an 8-byte integer"
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "kernel BTF: struct task_struct field `mm` is an 8-byte integer, expected a pointer \
+             (this kernel is not supported)"
+        );
     }
 
     fn real_btf() -> Option<&'static Path> {
