@@ -183,7 +183,19 @@ impl Core {
     }
 
     /// Make `pid` a tracked host whose next exec is the host itself (`mcpwatch run`).
-    pub fn track_run(&mut self, pid: u32, host: &str) -> anyhow::Result<()> {
+    ///
+    /// A process already inside a tracked tree stays where it is: re-registering
+    /// as a new host would let an agent's session move itself out of its host's
+    /// tree (and, with enforcement, out of its host's mode). Returns a notice then.
+    pub fn track_run(&mut self, pid: u32, host: &str) -> anyhow::Result<Option<String>> {
+        if let Some(st) = self.sensor.tracked_state(pid) {
+            let outer = self.host_name(st.host_profile);
+            warn!(pid, host, outer_host = %outer, outer_host_pid = st.host_pid, "Track of an already tracked process: it stays in its tree");
+            return Ok(Some(format!(
+                "pid {pid} is already tracked under host {outer} (pid {}); it stays in that tree and is not registered as host {host}",
+                st.host_pid
+            )));
+        }
         let profile = self.profile_id(host);
         let st = TaskState {
             role: role::HOST,
@@ -206,7 +218,7 @@ impl Core {
             Clock::boot_ns_now(),
         );
         info!(pid, host, "tracking process as host (mcpwatch run)");
-        Ok(())
+        Ok(None)
     }
 
     fn process(&mut self, ev: RawEvent) {

@@ -684,3 +684,52 @@ fn argv_longer_than_the_kernel_bound_is_flagged_and_completed_from_proc() {
         json!(["/bin/sh", "-c", "/bin/sleep 0.5; : \"$0\"", m, long])
     );
 }
+
+#[test]
+fn a_tracked_process_cannot_move_itself_out_of_its_tree_with_run() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    let m = marker("nested");
+    let mcpwatch = bin("mcpwatch");
+    // Inside host "outer", a session process asks to become host "innocent".
+    let out = d
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "outer",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!(
+                "{} run --host innocent -- /bin/echo {m}",
+                mcpwatch.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already tracked under host outer"),
+        "{stderr}"
+    );
+    let evs = d.wait_events("the nested echo", Duration::from_secs(10), |evs| {
+        with_marker(evs, &m).iter().any(|e| e["kind"] == "exec")
+    });
+    let echo = with_marker(&evs, &m)
+        .into_iter()
+        .find(|e| e["kind"] == "exec")
+        .unwrap();
+    assert_eq!(echo["host"]["name"], "outer", "{echo}");
+    assert!(echo["session"].is_u64(), "{echo}");
+    assert!(
+        !evs.iter().any(|e| e["host"]["name"] == "innocent"),
+        "no host named `innocent` may appear"
+    );
+}

@@ -2,8 +2,9 @@
 //! named by `DBUS_SYSTEM_BUS_ADDRESS` when set (tests run a private bus).
 //!
 //! Interface `org.mcpwatch1.Daemon` at `/org/mcpwatch1/Daemon`:
-//! - `Track(u pid, s host) -> ()`: make `pid` a tracked host; its next exec is the
-//!   host itself. Only the process itself (or root) may ask: the caller's pid and uid
+//! - `Track(u pid, s host) -> s`: make `pid` a tracked host; its next exec is the
+//!   host itself. A process already in a tracked tree stays there (it cannot move
+//!   itself out of its host's tree); the returned string then says so, else empty. Only the process itself (or root) may ask: the caller's pid and uid
 //!   come from the bus daemon, not from the message.
 //! - `Status() -> s`: JSON status (counters, programs, attach methods, LSM support).
 //! - signal `Event(s json)`: the events a live listener acts on (daemon start/stop,
@@ -52,7 +53,7 @@ impl DaemonApi {
         #[zbus(connection)] conn: &Connection,
         pid: u32,
         host: String,
-    ) -> fdo::Result<()> {
+    ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         if from.uid != 0 && from.pid != pid {
             warn!(
@@ -75,9 +76,10 @@ impl DaemonApi {
             return Err(fdo::Error::InvalidArgs(format!("no process {pid}")));
         }
         let mut core = self.shared.core.lock().expect("core lock");
-        core.track_run(pid, &host)
+        let notice = core
+            .track_run(pid, &host)
             .map_err(|e| fdo::Error::Failed(format!("{e:#}")))?;
-        Ok(())
+        Ok(notice.unwrap_or_default())
     }
 
     /// JSON status document (see README, `mcpwatch status --json`).
@@ -142,7 +144,7 @@ pub mod client {
         default_path = "/org/mcpwatch1/Daemon"
     )]
     pub trait Daemon {
-        fn track(&self, pid: u32, host: &str) -> zbus::Result<()>;
+        fn track(&self, pid: u32, host: &str) -> zbus::Result<String>;
         fn status(&self) -> zbus::Result<String>;
         #[zbus(signal)]
         fn event(&self, json: &str) -> zbus::Result<()>;

@@ -142,17 +142,21 @@ fn daemon_down_hint(err: &anyhow::Error) -> String {
 fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let pid = std::process::id();
-    let tracked: anyhow::Result<()> = rt.block_on(async {
+    let tracked: anyhow::Result<String> = rt.block_on(async {
         let p = proxy().await?;
-        tokio::time::timeout(Duration::from_secs(10), p.track(pid, &a.host))
+        let notice = tokio::time::timeout(Duration::from_secs(10), p.track(pid, &a.host))
             .await
             .context("the daemon did not answer Track within 10 s")?
             .context("Track failed")?;
-        Ok(())
+        Ok(notice)
     });
-    if let Err(err) = tracked {
-        // Never run the command untracked: that would defeat the point.
-        bail!("not running {:?}: {}", a.command[0], daemon_down_hint(&err));
+    match tracked {
+        Ok(notice) if !notice.is_empty() => eprintln!("mcpwatch: note: {notice}"),
+        Ok(_) => {}
+        Err(err) => {
+            // Never run the command untracked: that would defeat the point.
+            bail!("not running {:?}: {}", a.command[0], daemon_down_hint(&err));
+        }
     }
     drop(rt);
     let err = std::process::Command::new(&a.command[0])
