@@ -499,64 +499,6 @@ fn hosts_detected_by_exe_and_by_script_path_and_adopted_when_already_running() {
         .unwrap();
     assert_eq!(by_script["host"]["name"], "fakecli");
 
-    // A host process executing the host image again (a helper) is `host_exec`, and
-    // what that helper runs is still a launch of the same host.
-    let st = Command::new(&fake)
-        .args([
-            "-c",
-            &format!("{} -c '/bin/echo {m} from-helper'", fake.display()),
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    // A `#!` host relaunching itself through its interpreter with the script in
-    // argv (as Gemini CLI does with `node … gemini.js`): `host_exec`, and the
-    // relaunched process's children are launches again.
-    let relaunch = format!(
-        "#!/bin/sh\nif [ \"$1\" = relaunched ]; then /bin/echo {m} after-relaunch; else /bin/sh {} relaunched; fi\n",
-        script.display()
-    );
-    std::fs::write(&script, relaunch).unwrap();
-    let st = Command::new(&script).status().unwrap();
-    assert!(st.success());
-    let evs = d.wait_events(
-        "the helper's and the relaunched host's launches",
-        Duration::from_secs(10),
-        |evs| {
-            ["from-helper", "after-relaunch"].iter().all(|w| {
-                evs.iter().any(|e| {
-                    e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some(w)
-                })
-            })
-        },
-    );
-    let helper_launch = evs
-        .iter()
-        .find(|e| {
-            e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("from-helper")
-        })
-        .unwrap();
-    let helper_pid = helper_launch["lineage"][1].as_u64().unwrap();
-    let helper = evs
-        .iter()
-        .find(|e| e["kind"] == "host_exec" && pid_of(e) == helper_pid)
-        .unwrap_or_else(|| panic!("no host_exec for the helper {helper_pid}"));
-    assert_eq!(helper["host"]["name"], "fake");
-    let relaunched = evs
-        .iter()
-        .find(|e| {
-            e["kind"] == "host_exec" && argv(e).get(2).and_then(Value::as_str) == Some("relaunched")
-        })
-        .expect("the relaunch is a host_exec");
-    assert_eq!(relaunched["host"]["name"], "fakecli");
-    let after = evs
-        .iter()
-        .find(|e| {
-            e["kind"] == "launch"
-                && argv(e).get(2).and_then(Value::as_str) == Some("after-relaunch")
-        })
-        .unwrap();
-    assert_eq!(after["lineage"][1], relaunched["pid"], "{after}");
     let mut early = early;
     let _ = early.wait();
 }
@@ -791,4 +733,83 @@ fn a_tracked_process_cannot_move_itself_out_of_its_tree_with_run() {
         !evs.iter().any(|e| e["host"]["name"] == "innocent"),
         "no host named `innocent` may appear"
     );
+}
+
+#[test]
+fn host_helpers_and_a_relaunched_script_host_are_host_exec() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fakehost");
+    std::fs::copy("/bin/sh", &fake).unwrap();
+    let script = dir.path().join("fakecli.js");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = marker("helpers");
+    let cfg = format!(
+        "[[host]]\nname = \"fake\"\nexe = [{:?}]\n\n[[host]]\nname = \"fakecli\"\nscripts = [{:?}]\n",
+        fake.display().to_string(),
+        script.display().to_string()
+    );
+    let d = Daemon::start(&cfg);
+
+    // A host process executing the host image again (a helper) is `host_exec`, and
+    // what that helper runs is still a launch of the same host.
+    let st = Command::new(&fake)
+        .args([
+            "-c",
+            &format!("{} -c '/bin/echo {m} from-helper'", fake.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // A `#!` host relaunching itself through its interpreter with the script in
+    // argv (as Gemini CLI does with `node … gemini.js`): `host_exec`, and the
+    // relaunched process's children are launches again.
+    let relaunch = format!(
+        "#!/bin/sh\nif [ \"$1\" = relaunched ]; then /bin/echo {m} after-relaunch; else /bin/sh {} relaunched; fi\n",
+        script.display()
+    );
+    std::fs::write(&script, relaunch).unwrap();
+    let st = Command::new(&script).status().unwrap();
+    assert!(st.success());
+    let evs = d.wait_events(
+        "the helper's and the relaunched host's launches",
+        Duration::from_secs(10),
+        |evs| {
+            ["from-helper", "after-relaunch"].iter().all(|w| {
+                evs.iter().any(|e| {
+                    e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some(w)
+                })
+            })
+        },
+    );
+    let helper_launch = evs
+        .iter()
+        .find(|e| {
+            e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("from-helper")
+        })
+        .unwrap();
+    let helper_pid = helper_launch["lineage"][1].as_u64().unwrap();
+    let helper = evs
+        .iter()
+        .find(|e| e["kind"] == "host_exec" && pid_of(e) == helper_pid)
+        .unwrap_or_else(|| panic!("no host_exec for the helper {helper_pid}"));
+    assert_eq!(helper["host"]["name"], "fake");
+    let relaunched = evs
+        .iter()
+        .find(|e| {
+            e["kind"] == "host_exec" && argv(e).get(2).and_then(Value::as_str) == Some("relaunched")
+        })
+        .expect("the relaunch is a host_exec");
+    assert_eq!(relaunched["host"]["name"], "fakecli");
+    let after = evs
+        .iter()
+        .find(|e| {
+            e["kind"] == "launch"
+                && argv(e).get(2).and_then(Value::as_str) == Some("after-relaunch")
+        })
+        .unwrap();
+    assert_eq!(after["lineage"][1], relaunched["pid"], "{after}");
 }
