@@ -4,7 +4,57 @@
 use anyhow::{bail, Context, Result};
 
 use crate::setup::{run_setup, Mode};
-use crate::util::{bin_dir, build_bins, cargo, euid, is_root, metadata, say, status};
+use crate::util::{bin_dir, build_bins, cargo, euid, is_root, metadata, say};
+
+/// Test counts summed over the `test result:` lines of cargo test runs.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Counts {
+    /// Parse `test result: ok. 9 passed; 0 failed; 1 ignored; ...`.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Run a cargo test command with its stdout passed through line by line, counting
+/// the tests it reports.
+fn run_counted(cmd: &mut std::process::Command, counts: &mut Counts) -> Result<bool> {
+    use std::io::{BufRead as _, Write as _};
+    say!("+ {}", crate::util::show(cmd));
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", cmd.get_program().to_string_lossy()))?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let mut out = std::io::stdout().lock();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.context("reading test output")?;
+        counts.add_line(&line);
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(child.wait().context("waiting for cargo test")?.success())
+}
 
 /// The package of the root integration tests.
 const ROOT_TESTS: &str = "mcpwatch-tests";
@@ -69,7 +119,8 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
     if !extra.is_empty() {
         c.arg("--").args(extra);
     }
-    let unit = if status(&mut c)?.success() {
+    let mut counts = Counts::default();
+    let unit = if run_counted(&mut c, &mut counts)? {
         Outcome::Passed
     } else {
         Outcome::Failed
@@ -89,7 +140,7 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
                 .args(["test", "--no-fail-fast", "-p", ROOT_TESTS])
                 .args(["--", "--test-threads=1"])
                 .args(extra);
-            if status(&mut c)?.success() {
+            if run_counted(&mut c, &mut counts)? {
                 Outcome::Passed
             } else {
                 Outcome::Failed
@@ -118,6 +169,12 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
             root_tests.label()
         ),
     }
+    // A plain closing line with the totals of every cargo test run above (the last
+    // `test result:` line alone is a doc-test run with nothing in it).
+    println!(
+        "{} passed, {} failed, {} skipped",
+        counts.passed, counts.failed, counts.ignored
+    );
     if unit == Outcome::Failed || root_tests == Outcome::Failed {
         bail!("tests failed");
     }
@@ -127,4 +184,21 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
         bail!("CI is set but the root integration tests were skipped: CI must run as root");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counts;
+
+    #[test]
+    fn test_result_lines_are_summed() {
+        let mut c = Counts::default();
+        c.add_line("test result: ok. 95 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 1.07s");
+        c.add_line(
+            "test result: FAILED. 8 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        c.add_line("running 9 tests");
+        c.add_line("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        assert_eq!((c.passed, c.failed, c.ignored), (103, 1, 2));
+    }
 }
