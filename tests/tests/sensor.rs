@@ -10,6 +10,30 @@ use std::{
 use mcpwatch_tests::{argv, bin, exit_code, read_events, require_root, with_marker, Daemon};
 use serde_json::{json, Value};
 
+/// A fake host binary (a copy of sh), a `#!` script host with `script_body`, and a
+/// config naming them as hosts `fake` (by executable) and `fakecli` (by script).
+fn fake_hosts(
+    script_body: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fakehost");
+    std::fs::copy("/bin/sh", &fake).unwrap();
+    let script = dir.path().join("fakecli.js");
+    std::fs::write(&script, script_body).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = format!(
+        "[[host]]\nname = \"fake\"\ndisplay = \"Fake host\"\nexe = [{:?}]\n\n[[host]]\nname = \"fakecli\"\ndisplay = \"Fake script host\"\nscripts = [{:?}]\n",
+        fake.display().to_string(),
+        script.display().to_string()
+    );
+    (dir, fake, script, cfg)
+}
+
 fn marker(name: &str) -> String {
     format!("mcpw-{name}-{}", std::process::id())
 }
@@ -402,13 +426,7 @@ fn hosts_detected_by_exe_and_by_script_path_and_adopted_when_already_running() {
     if !require_root() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    // A fake host binary (a copy of sh) and a `#!` script host.
-    let fake = dir.path().join("fakehost");
-    std::fs::copy("/bin/sh", &fake).unwrap();
-    let script = dir.path().join("fakecli.js");
-    std::fs::write(&script, "#!/bin/sh\n/bin/echo \"$@\"\n").unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (dir, fake, script, cfg) = fake_hosts("#!/bin/sh\n/bin/echo \"$@\"\n");
     let m = marker("hosts");
     // Already running before the daemon: a host with a child.
     let ready = dir.path().join("go");
@@ -417,11 +435,6 @@ fn hosts_detected_by_exe_and_by_script_path_and_adopted_when_already_running() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let cfg = format!(
-        "[[host]]\nname = \"fake\"\ndisplay = \"Fake host\"\nexe = [{:?}]\nscripts = []\n\n[[host]]\nname = \"fakecli\"\ndisplay = \"Fake script host\"\nexe = []\nscripts = [{:?}]\n",
-        fake.display().to_string(),
-        script.display().to_string()
-    );
     let d = Daemon::start(&cfg);
     let evs = d.wait_events(
         "adoption of the early host",
@@ -740,18 +753,8 @@ fn host_helpers_and_a_relaunched_script_host_are_host_exec() {
     if !require_root() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("fakehost");
-    std::fs::copy("/bin/sh", &fake).unwrap();
-    let script = dir.path().join("fakecli.js");
-    std::fs::write(&script, "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_dir, fake, script, cfg) = fake_hosts("#!/bin/sh\n");
     let m = marker("helpers");
-    let cfg = format!(
-        "[[host]]\nname = \"fake\"\nexe = [{:?}]\n\n[[host]]\nname = \"fakecli\"\nscripts = [{:?}]\n",
-        fake.display().to_string(),
-        script.display().to_string()
-    );
     let d = Daemon::start(&cfg);
 
     // A host process executing the host image again (a helper) is `host_exec`, and
