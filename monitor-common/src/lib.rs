@@ -188,6 +188,12 @@ pub struct EventHeader {
     pub env_len: u32,
     pub env_total: u32,
     pub comm: [u8; 16],
+    /// tgid of the process that forked this one, as the kernel recorded it at fork
+    /// (`TaskState::parent_pid`; 0 for hosts and adopted roots). Lets userspace
+    /// rebuild lineage exactly even when the fork event itself was lost.
+    pub lineage_parent: u32,
+    /// Explicit padding (keeps the header a multiple of 8 bytes).
+    pub reserved: u32,
 }
 
 /// Variable part of an exec event. Paths rebuilt by the dentry walk are stored
@@ -310,7 +316,7 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<TaskState>() == 24);
 const _: () = assert!(core::mem::size_of::<ExeKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PathKey>() == HOST_PATH_KEY);
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 144);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 152);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
 const _: () = assert!(core::mem::size_of::<KernelConfig>() == 43 * 4);
 // The dentry walk masks offsets with PATH_CAP - 1.

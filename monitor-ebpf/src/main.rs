@@ -434,6 +434,8 @@ fn fill_common(h: &mut EventHeader, task: *const u8, st: &TaskState) {
     h.host_pid = st.host_pid;
     h.host_profile = st.host_profile;
     h.session_pid = st.session_pid;
+    h.lineage_parent = st.parent_pid;
+    h.reserved = 0;
     h.comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
 }
 

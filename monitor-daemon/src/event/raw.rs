@@ -69,6 +69,9 @@ pub struct Common {
     pub session_pid: u32,
     pub comm: Vec<u8>,
     pub flags: u32,
+    /// Who forked this process, as the kernel recorded it at fork (0: unknown,
+    /// a host, or an adopted root).
+    pub lineage_parent: u32,
 }
 
 impl Common {
@@ -169,6 +172,7 @@ pub fn decode(buf: &[u8]) -> Result<RawEvent, DecodeError> {
         session_pid: h.session_pid,
         comm: h.comm[..comm_end].to_vec(),
         flags: h.flags,
+        lineage_parent: h.lineage_parent,
     };
     match h.kind {
         kind::FORK => Ok(RawEvent::Fork(RawFork {

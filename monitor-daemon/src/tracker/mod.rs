@@ -324,15 +324,18 @@ impl Tracker {
                 lineage: old.lineage.clone(),
             }
         } else {
-            // Never seen: its fork event was lost, or it overflowed. The kernel does
-            // not send the lineage parent; the live parent is the best guess when it
-            // is in the same tree (reparenting goes to init or a subreaper, which are
-            // not).
-            let parent = Some(c.ppid).filter(|p| {
+            // Never seen: its fork event was lost, or it overflowed. The kernel
+            // recorded who forked it (`lineage_parent`); without that (older
+            // records), the live parent is the best guess when it is in the same
+            // tree (reparenting goes to init or a subreaper, which are not).
+            let in_tree = |p: &u32| {
                 self.entries
                     .get(p)
                     .is_some_and(|pe| pe.host_pid == st.host_pid)
-            });
+            };
+            let parent = Some(c.lineage_parent)
+                .filter(|&p| p != 0)
+                .or_else(|| Some(c.ppid).filter(in_tree));
             Entry {
                 parent,
                 host_pid: st.host_pid,
@@ -495,6 +498,7 @@ mod tests {
             session_pid,
             comm: b"x".to_vec(),
             flags,
+            lineage_parent: 0,
         }
     }
 
@@ -909,6 +913,27 @@ mod tests {
             (Kind::Exec, &[400, HOST][..])
         );
         assert_eq!(t.get(400).unwrap().parent, None);
+    }
+
+    #[test]
+    fn lost_fork_lineage_comes_from_the_kernels_record_not_the_live_parent() {
+        let mut t = with_host();
+        t.on_fork(&fork(HOST, 200, 1, Role::Host, 0));
+        // 300 was forked by 200 (the fork event was lost), 200 then exited and 300
+        // was reparented to init: the kernel still says 200 forked it.
+        let exit = RawExit {
+            common: common(200, 2, Role::Host, 0, event_flags::GROUP_DEAD),
+            exit_code: 0,
+        };
+        t.on_exit(&exit);
+        let mut launch = exec(300, 3, Role::Host, Role::Session, 300, 0, &["srv"]);
+        launch.common.ppid = 1;
+        launch.common.lineage_parent = 200;
+        let cls = t.on_exec(&launch, &no_scripts);
+        assert_eq!(
+            (cls.kind, cls.lineage.as_slice()),
+            (Kind::Launch, &[300, 200, HOST][..])
+        );
     }
 
     #[test]
