@@ -369,14 +369,15 @@ fn walk_path(path: *const u8, out: *mut u8) -> (u32, bool) {
         };
         if dentry == mnt_root || dentry == parent {
             if dentry != mnt_root {
-                // A disconnected dentry (e.g. deleted directory): stop here.
-                return (off, false);
+                // A dentry with no parent that is not a mount root: a pseudo file
+                // (memfd, anonymous inode) or a disconnected one. Stop here.
+                return (own_name(dentry, out, off), false);
             }
             let Ok(mnt_parent) = rd_ptr(mnt, cfg!(mount_mnt_parent)) else {
                 return (off, true);
             };
             if mnt_parent == mnt {
-                return (off, false);
+                return (own_name(dentry, out, off), false);
             }
             let Ok(mountpoint) = rd_ptr(mnt, cfg!(mount_mnt_mountpoint)) else {
                 return (off, true);
@@ -411,6 +412,30 @@ fn walk_path(path: *const u8, out: *mut u8) -> (u32, bool) {
         dentry = parent;
     }
     (off, true)
+}
+
+/// At the end of a walk that found no component (`off == 0`), the dentry's own
+/// name: for the real root it is "/" (nothing to add); for files on internal,
+/// never-mounted filesystems (a memfd, an anonymous inode) it is the file's own
+/// name, e.g. `memfd:x` — without it a fileless exec would show as `/`.
+#[inline(always)]
+fn own_name(dentry: *const u8, out: *mut u8, off: u32) -> u32 {
+    if off != 0 {
+        return off;
+    }
+    let Ok(name) = rd_ptr(dentry, cfg!(dentry_d_name) + cfg!(qstr_name)) else {
+        return off;
+    };
+    // SAFETY: off == 0 and a component fits the PATH_CAP field.
+    let ret =
+        unsafe { bpf_probe_read_kernel_str(out.cast(), PATH_COMPONENT_CAP as u32, name.cast()) };
+    // SAFETY: out has at least one byte.
+    let first = unsafe { *out };
+    if ret > 2 || (ret == 2 && first != b'/') {
+        (ret as u32) & (PATH_CAP as u32 - 1)
+    } else {
+        off
+    }
 }
 
 /// Fill the fields every event carries: identity, credentials, namespace pid, state.

@@ -816,3 +816,55 @@ fn host_helpers_and_a_relaunched_script_host_are_host_exec() {
         .unwrap();
     assert_eq!(after["lineage"][1], relaunched["pid"], "{after}");
 }
+
+#[test]
+fn fileless_exec_from_a_memfd_is_recorded_with_the_hash_of_what_ran() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    let m = marker("memfd");
+    let out = d
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "fileless",
+            "--",
+            bin("treegen").to_str().unwrap(),
+            "memfd",
+            &m,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let evs = d.wait_events("the memfd launch", Duration::from_secs(10), |evs| {
+        with_marker(evs, &m).iter().any(|e| e["kind"] == "launch")
+    });
+    let e = with_marker(&evs, &m)
+        .into_iter()
+        .find(|e| e["kind"] == "launch")
+        .unwrap();
+    assert_eq!(e["argv"], json!(["true", m, "memfd"]));
+    let path = e["exe"]["path"].as_str().unwrap_or("");
+    assert!(
+        path.contains("memfd:fileless"),
+        "the exe path names the memfd: {e}"
+    );
+    // The content hash is of what actually ran: the bytes of /bin/true.
+    let expected = Command::new("sha256sum").arg("/bin/true").output().unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    match e["exe"]["sha256"].as_str() {
+        Some(h) => assert_eq!(h, expected, "{e}"),
+        // The process may be gone before the daemon hashes it; then the reason is
+        // recorded, never a hash of something else.
+        None => assert!(e["exe"]["hash_error"].is_string(), "{e}"),
+    }
+}

@@ -8,7 +8,9 @@
 //! treegen setsid MARKER        child calls `setsid()` (new session/pgrp), then execs
 //! treegen pidns MARKER         `unshare(CLONE_NEWPID)`; the child is pid 1 of a new
 //!                              pid namespace and execs /bin/true MARKER
-//! treegen all MARKER           all of the above in sequence
+//! treegen memfd MARKER         fileless exec: a copy of /bin/true in a memfd,
+//!                              run with fexecve (no path on any filesystem)
+//! treegen all MARKER           all of the above in sequence (not memfd)
 //! Prints one line per spawned process: `MODE PID` (global pid) for the tests.
 use std::{ffi::CString, time::Duration};
 
@@ -120,6 +122,29 @@ fn pidns(marker: &str) {
     });
 }
 
+fn memfd(marker: &str) {
+    let image = std::fs::read("/bin/true").expect("reading /bin/true");
+    spawn("memfd", || {
+        let name = cstr(b"fileless");
+        // SAFETY: plain syscalls on our own fd and buffer.
+        unsafe {
+            let fd = libc::memfd_create(name.as_ptr(), 0);
+            assert!(fd >= 0, "memfd_create");
+            let n = libc::write(fd, image.as_ptr().cast(), image.len());
+            assert_eq!(usize::try_from(n).ok(), Some(image.len()), "write");
+            let argv = [cstr(b"true"), cstr(marker.as_bytes()), cstr(b"memfd")];
+            let argv_ptrs = [
+                argv[0].as_ptr(),
+                argv[1].as_ptr(),
+                argv[2].as_ptr(),
+                std::ptr::null(),
+            ];
+            let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+            libc::fexecve(fd, argv_ptrs.as_ptr(), envp.as_ptr());
+        }
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, mode, marker] = args.as_slice() else {
@@ -133,6 +158,7 @@ fn main() {
         "thread-fork" => thread_fork(marker),
         "setsid" => setsid(marker),
         "pidns" => pidns(marker),
+        "memfd" => memfd(marker),
         "all" => {
             tricky(marker);
             double_fork(marker);
