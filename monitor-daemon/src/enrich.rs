@@ -1,9 +1,7 @@
 //! What userspace adds to a kernel event: wall-clock time, the executable's SHA-256
 //! (cached by identity), the security-relevant environment, and argv completion when
 //! the kernel capture was truncated. Each step says where its data came from.
-use std::{
-    collections::HashMap, fs::File, io::Read as _, os::unix::fs::MetadataExt as _, path::Path,
-};
+use std::{collections::HashMap, io::Read as _, os::unix::fs::MetadataExt as _, path::Path};
 
 use sha2::{Digest as _, Sha256};
 
@@ -93,11 +91,11 @@ impl HashCache {
         }
         self.misses += 1;
         let proc_exe = format!("/proc/{pid}/exe");
-        let mut result = hash_verified(Path::new(&proc_exe), exe);
+        let mut result = hash_verified(Path::new(&proc_exe), exe, Follow::MagicLink);
         if result.is_err() {
             if let Some(p) = path {
                 use std::os::unix::ffi::OsStrExt as _;
-                result = hash_verified(Path::new(std::ffi::OsStr::from_bytes(p)), exe);
+                result = hash_verified(Path::new(std::ffi::OsStr::from_bytes(p)), exe, Follow::No);
             }
         }
         // Only cache successes and "changed" verdicts tied to this identity; a
@@ -112,11 +110,35 @@ impl HashCache {
     }
 }
 
-fn hash_verified(path: &Path, exe: ExeId) -> HashResult {
-    let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Whether the last path component may be a link: `/proc/PID/exe` is a magic link
+/// that must be followed; a path rebuilt by the kernel has no links, so one found
+/// there was put in after the exec and is not followed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    MagicLink,
+    No,
+}
+
+fn hash_verified(path: &Path, exe: ExeId, follow: Follow) -> HashResult {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // O_NONBLOCK: a FIFO swapped in at the path must not block the daemon in
+    // open(2); the regular-file check below then refuses it (and devices such as
+    // /dev/zero, which would never end).
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if follow == Follow::No {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let m = f
         .metadata()
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !m.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
     if m.dev() != kernel_dev_to_user(exe.dev) || m.ino() != exe.ino {
         return Err(format!(
             "{} is no longer the executed file (inode differs)",
@@ -226,6 +248,27 @@ mod tests {
     fn wall_clock_formats_rfc3339_nanos() {
         let c = Clock::fixed(1_700_000_000_000_000_000);
         assert_eq!(c.rfc3339(123), "2023-11-14T22:13:20.000000123Z");
+    }
+
+    #[test]
+    fn a_fifo_or_link_swapped_in_at_the_path_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("exe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let id = ExeId {
+            dev: 0,
+            ino: 0,
+            ctime_sec: 0,
+            ctime_nsec: 0,
+        };
+        // No writer: a blocking open would hang here forever.
+        let err = hash_verified(&fifo, id, Follow::No).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+        assert!(hash_verified(&link, id, Follow::No).is_err());
     }
 
     #[test]
