@@ -128,7 +128,6 @@ pub struct Core {
     profiles: Vec<HostProfile>,
     /// Resolved script paths per profile id, for relaunch recognition.
     script_paths: Vec<Vec<Vec<u8>>>,
-    hashes: HashCache,
     clock: Clock,
     log: LogWriter,
     events: u64,
@@ -221,7 +220,9 @@ impl Core {
         Ok(None)
     }
 
-    fn process(&mut self, ev: RawEvent) {
+    /// Turn one kernel event into a recorded event. `hash` is the executable's
+    /// hash for execs, computed before the core lock was taken (see `process_loop`).
+    fn process(&mut self, ev: RawEvent, hash: Option<enrich::HashResult>) {
         match ev {
             RawEvent::Fork(f) => {
                 let lineage = self.tracker.on_fork(&f);
@@ -244,7 +245,8 @@ impl Core {
                 self.record(&e);
             }
             RawEvent::Exec(x) => {
-                let e = self.exec_event(&x);
+                let hash = hash.unwrap_or_else(|| Err("not hashed".into()));
+                let e = self.exec_event(&x, hash);
                 self.record(&e);
             }
         }
@@ -273,7 +275,7 @@ impl Core {
         e
     }
 
-    fn exec_event(&mut self, x: &RawExec) -> Event {
+    fn exec_event(&mut self, x: &RawExec, hash: enrich::HashResult) -> Event {
         let scripts = &self.script_paths;
         let cls = self.tracker.on_exec(x, &|profile: u32, argv: &[Vec<u8>]| {
             scripts
@@ -294,7 +296,6 @@ impl Core {
         }
         e.filename = Some(Bytes(x.filename.clone()));
         let flag = |f| c.flags & f != 0;
-        let hash = self.hashes.hash(c.pid, x.exe, x.exe_path.as_deref());
         let dev = kernel_dev_to_user(x.exe.dev);
         e.exe = Some(Exe {
             path: x.exe_path.clone().map(Bytes),
@@ -423,13 +424,16 @@ impl Core {
             lsm: self.sensor.lsm.clone(),
             enforcement,
             tracker_overflow: self.tracker.overflow(),
-            hash_cache: (self.hashes.hits, self.hashes.misses),
+            hash_cache: (0, 0),
         }
     }
 }
 
 pub struct Shared {
     pub core: Mutex<Core>,
+    /// Executable hashes, outside the core lock: hashing a large binary the first
+    /// time must not hold up the API (Track, Status) behind it.
+    pub hashes: Mutex<HashCache>,
     pub config: Config,
     pub bcast: broadcast::Sender<Arc<str>>,
     pub counters: Arc<UserCounters>,
@@ -437,7 +441,17 @@ pub struct Shared {
 
 impl Shared {
     pub fn status(&self) -> Status {
-        self.core.lock().expect("core lock").status(&self.config)
+        let mut st = self.core.lock().expect("core lock").status(&self.config);
+        let h = self.hashes.lock().expect("hash lock");
+        st.hash_cache = (h.hits, h.misses);
+        st
+    }
+
+    /// Hash the executable of an exec event (cached; blocking file I/O on a miss).
+    fn prehash(&self, ev: &RawEvent) -> Option<enrich::HashResult> {
+        let RawEvent::Exec(x) = ev else { return None };
+        let mut h = self.hashes.lock().expect("hash lock");
+        Some(h.hash(x.common.pid, x.exe, x.exe_path.as_deref()))
     }
 }
 
@@ -489,7 +503,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host_names: profiles.iter().map(|p| p.name.clone()).collect(),
         profiles: profiles.clone(),
         script_paths,
-        hashes: HashCache::default(),
         clock: Clock::now(),
         log,
         events: 0,
@@ -533,6 +546,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let shared = Arc::new(Shared {
         core: Mutex::new(core),
+        hashes: Mutex::new(HashCache::default()),
         config: config.clone(),
         bcast: bcast.clone(),
         counters: counters.clone(),
@@ -653,16 +667,25 @@ async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                let mut core = shared.core.lock().expect("core lock");
-                core.process(ev);
-                // Drain what is already queued under the same lock, then flush once.
-                let mut n = 0;
-                while n < 4096 {
+                // Take what is already queued, hash outside the core lock (a first
+                // hash of a 100 MB binary takes a moment), then record the batch in
+                // order under the lock and flush once.
+                let mut batch = vec![ev];
+                while batch.len() < 4096 {
                     match rx.try_recv() {
-                        Ok(ev) => core.process(ev),
+                        Ok(ev) => batch.push(ev),
                         Err(_) => break,
                     }
-                    n += 1;
+                }
+                let hashed: Vec<_> = tokio::task::block_in_place(|| {
+                    batch.into_iter().map(|ev| {
+                        let h = shared.prehash(&ev);
+                        (ev, h)
+                    }).collect()
+                });
+                let mut core = shared.core.lock().expect("core lock");
+                for (ev, h) in hashed {
+                    core.process(ev, h);
                 }
                 if let Err(e) = core.log.flush() {
                     error!(error = %anyhow::Error::from(e), "flushing the event log");
