@@ -465,9 +465,20 @@ fn measure(env: &Env, cfg: Config, execs: u64, daemon: Option<&Proc>) -> Result<
     let hwm_reset = reset_hwm(pid);
     let cpu0 = cpu_secs(pid)?;
     let s = run_storm(storm)?;
+    // The daemon drains the ring on a short poll: let it finish the run's events
+    // before reading its CPU time and counters, so both cover the whole run.
+    let mut after = status_json(env);
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let now = status_json(env);
+        let settled = now.as_ref().and_then(|n| n.events) == after.as_ref().and_then(|a| a.events);
+        after = now;
+        if settled {
+            break;
+        }
+    }
     let cpu1 = cpu_secs(pid)?;
     let hwm = if hwm_reset { hwm_kib(pid) } else { None };
-    let after = status_json(env);
     let (before, after) = (before.unwrap_or_default(), after.unwrap_or_default());
     let lost = before.lost.zip(after.lost).map(|(b, a)| {
         a.into_iter()
