@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use monitor_common::{event_flags as ef, role, task_flags, TaskState};
+use monitor_common::{event_flags as ef, role, task_flags, PathKey, TaskState};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
@@ -126,8 +126,9 @@ pub struct Core {
     /// --host NAME` names.
     pub host_names: Vec<String>,
     profiles: Vec<HostProfile>,
-    /// Resolved script paths per profile id, for relaunch recognition.
-    script_paths: Vec<Vec<Vec<u8>>>,
+    /// Resolved `#!` host script paths (`HOST_PATHS` entries with their profile),
+    /// for relaunch recognition and adoption.
+    host_scripts: Vec<(PathKey, u32, PathBuf)>,
     clock: Clock,
     log: LogWriter,
     events: u64,
@@ -177,7 +178,6 @@ impl Core {
             return u32::try_from(i).unwrap_or(u32::MAX);
         }
         self.host_names.push(name.to_string());
-        self.script_paths.push(Vec::new());
         u32::try_from(self.host_names.len() - 1).unwrap_or(u32::MAX)
     }
 
@@ -246,7 +246,7 @@ impl Core {
             }
             RawEvent::Exec(x) => {
                 let hash = hash.unwrap_or_else(|| Err("not hashed".into()));
-                let e = self.exec_event(&x, hash);
+                let e = self.exec_event(x, hash);
                 self.record(&e);
             }
         }
@@ -275,12 +275,10 @@ impl Core {
         e
     }
 
-    fn exec_event(&mut self, x: &RawExec, hash: enrich::HashResult) -> Event {
-        let scripts = &self.script_paths;
-        let cls = self.tracker.on_exec(x, &|profile: u32, argv: &[Vec<u8>]| {
-            scripts
-                .get(profile as usize)
-                .is_some_and(|paths| argv.iter().skip(1).any(|a| paths.iter().any(|p| p == a)))
+    fn exec_event(&mut self, x: RawExec, hash: enrich::HashResult) -> Event {
+        let scripts = &self.host_scripts;
+        let cls = self.tracker.on_exec(&x, &|profile: u32, argv: &[Vec<u8>]| {
+            hosts::is_host_script(profile, scripts, argv)
         });
         let c = &x.common;
         if let Some(st) = cls.kernel_update {
@@ -294,11 +292,11 @@ impl Core {
         if cls.make_host {
             e.session = None;
         }
-        e.filename = Some(Bytes(x.filename.clone()));
+        e.filename = Some(Bytes(x.filename));
         let flag = |f| c.flags & f != 0;
         let dev = kernel_dev_to_user(x.exe.dev);
         e.exe = Some(Exe {
-            path: x.exe_path.clone().map(Bytes),
+            path: x.exe_path.map(Bytes),
             dev: format!("{}:{}", libc::major(dev), libc::minor(dev)),
             ino: x.exe.ino,
             ctime: format!("{}.{:09}", x.exe.ctime_sec, x.exe.ctime_nsec),
@@ -306,7 +304,7 @@ impl Core {
             hash_error: hash.err(),
             path_truncated: flag(ef::EXE_PATH_TRUNCATED),
         });
-        let mut argv = x.argv.clone();
+        let mut argv = x.argv;
         if flag(ef::ARGV_TRUNCATED) {
             e.argv_truncated = true;
             let cmdline = std::fs::read(format!("/proc/{}/cmdline", c.pid)).unwrap_or_default();
@@ -320,7 +318,7 @@ impl Core {
             e.argv_source = Some("unavailable".into());
         }
         e.argv = Some(argv.into_iter().map(Bytes).collect());
-        e.cwd = x.cwd.clone().map(Bytes);
+        e.cwd = x.cwd.map(Bytes);
         e.env = enrich::security_env(&x.env);
         if flag(ef::ENV_TRUNCATED) {
             e.env_truncated = true;
@@ -344,15 +342,21 @@ impl Core {
         }
     }
 
-    /// Emit a `lost` event when any loss counter moved.
-    fn check_losses(&mut self) {
-        let k = self.sensor.counters();
-        let now = LostCounts {
-            ringbuf: k.get("ringbuf_drops").copied().unwrap_or(0),
+    /// Every loss counter: the kernel's ring-buffer drops (from `counters`, the
+    /// sensor's kernel counters) and the userspace ones.
+    fn lost_counts(&self, kernel: &std::collections::BTreeMap<&'static str, u64>) -> LostCounts {
+        LostCounts {
+            ringbuf: kernel.get("ringbuf_drops").copied().unwrap_or(0),
             queue: self.counters.queue_drops.load(Ordering::Relaxed),
             broadcast: self.counters.broadcast_lag.load(Ordering::Relaxed),
             decode: self.counters.decode_errors.load(Ordering::Relaxed),
-        };
+        }
+    }
+
+    /// Emit a `lost` event when any loss counter moved.
+    fn check_losses(&mut self) {
+        let k = self.sensor.counters();
+        let now = self.lost_counts(&k);
         if now != self.last_lost {
             let delta = now.total().saturating_sub(self.last_lost.total());
             warn!(
@@ -374,12 +378,7 @@ impl Core {
     pub fn status(&self, cfg: &Config) -> Status {
         let k = self.sensor.counters();
         let (exes, paths) = self.sensor.host_key_counts();
-        let lost = LostCounts {
-            ringbuf: k.get("ringbuf_drops").copied().unwrap_or(0),
-            queue: self.counters.queue_drops.load(Ordering::Relaxed),
-            broadcast: self.counters.broadcast_lag.load(Ordering::Relaxed),
-            decode: self.counters.decode_errors.load(Ordering::Relaxed),
-        };
+        let lost = self.lost_counts(&k);
         let mut enforcement =
             vec!["signal (bpf_send_signal from sched_process_exec): available".to_string()];
         enforcement.push(if self.sensor.lsm.loadable {
@@ -469,12 +468,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let exes: Vec<_> = resolved.exes.iter().map(|(k, id, _)| (*k, *id)).collect();
     let paths: Vec<_> = resolved.paths.iter().map(|(k, id, _)| (*k, *id)).collect();
-    let mut script_paths = vec![Vec::new(); profiles.len()];
-    for (_, id, path) in &resolved.paths {
-        if let Some(v) = script_paths.get_mut(*id as usize) {
-            v.push(path.as_os_str().as_encoded_bytes().to_vec());
-        }
-    }
     info!(
         profiles = profiles.len(),
         executables = exes.len(),
@@ -502,7 +495,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracker: Tracker::new(config.tracked_max as usize),
         host_names: profiles.iter().map(|p| p.name.clone()).collect(),
         profiles: profiles.clone(),
-        script_paths,
+        host_scripts: resolved.paths.clone(),
         clock: Clock::now(),
         log,
         events: 0,
@@ -700,6 +693,31 @@ async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
     }
 }
 
+/// The host profile of a running process: its executable's (dev, ino), else the
+/// first profile (paths are in profile order) whose script is one of its first three
+/// arguments (`node [--flag] /path/cli.js`).
+fn proc_host_profile(
+    pid: u32,
+    host_exes: &std::collections::HashMap<(u64, u64), u32>,
+    host_scripts: &[(PathKey, u32, PathBuf)],
+) -> Option<u32> {
+    let by_exe = std::fs::metadata(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|m| host_exes.get(&(m.dev(), m.ino())).copied());
+    by_exe.or_else(|| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let argv = raw::split_nul(&cmdline);
+        host_scripts
+            .iter()
+            .find(|(_, _, path)| {
+                argv.iter()
+                    .take(3)
+                    .any(|a| a.as_slice() == path.as_os_str().as_encoded_bytes())
+            })
+            .map(|&(_, id, _)| id)
+    })
+}
+
 /// One adoption pass over `/proc`. Returns how many processes were newly adopted.
 fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u64), u32>) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -716,18 +734,7 @@ fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u6
         let Some((parent, start_ticks)) = adopt::parse_stat(&stat) else {
             continue;
         };
-        let mut host_profile = std::fs::metadata(format!("/proc/{pid}/exe"))
-            .ok()
-            .and_then(|m| host_exes.get(&(m.dev(), m.ino())).copied());
-        if host_profile.is_none() {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let argv = raw::split_nul(&cmdline);
-            host_profile = core
-                .script_paths
-                .iter()
-                .position(|paths| argv.iter().take(3).any(|a| paths.iter().any(|p| p == a)))
-                .and_then(|i| u32::try_from(i).ok());
-        }
+        let host_profile = proc_host_profile(pid, host_exes, &core.host_scripts);
         procs.push(adopt::ProcInfo {
             pid,
             ppid: parent,
