@@ -268,34 +268,28 @@ fn emit_exec(
 
     // argv and environment exactly as the kernel just laid them out on the new
     // stack: readable here, before the first instruction (PLATFORM.md).
-    let (len, total, failed) = read_user_block(
+    let (len, total, f) = read_user_block(
         mm,
         cfg!(mm_arg_start),
         cfg!(mm_arg_end),
         ev.body.argv.as_mut_ptr(),
         ARGV_CAP as u64,
+        (event_flags::ARGV_TRUNCATED, event_flags::ARGV_READ_FAILED),
     );
     ev.hdr.argv_len = len;
     ev.hdr.argv_total = total;
-    if failed {
-        flags |= event_flags::ARGV_READ_FAILED;
-    } else if total > len {
-        flags |= event_flags::ARGV_TRUNCATED;
-    }
-    let (len, total, failed) = read_user_block(
+    flags |= f;
+    let (len, total, f) = read_user_block(
         mm,
         cfg!(mm_env_start),
         cfg!(mm_env_end),
         ev.body.env.as_mut_ptr(),
         ENV_CAP as u64,
+        (event_flags::ENV_TRUNCATED, event_flags::ENV_READ_FAILED),
     );
     ev.hdr.env_len = len;
     ev.hdr.env_total = total;
-    if failed {
-        flags |= event_flags::ENV_READ_FAILED;
-    } else if total > len {
-        flags |= event_flags::ENV_TRUNCATED;
-    }
+    flags |= f;
     ev.hdr.flags = flags;
 
     let mut size = ENV_OFF as u64 + u64::from(ev.hdr.env_len);
@@ -308,7 +302,8 @@ fn emit_exec(
 }
 
 /// Copy `[start, end)` of the current process's memory (argv or environment).
-/// Returns (bytes captured, real size, read failed).
+/// Returns (bytes captured, real size, event flag): `(truncated, failed)` says
+/// which flag marks a capture cut at `cap` and which a failed read.
 #[inline(always)]
 fn read_user_block(
     mm: *const u8,
@@ -316,12 +311,13 @@ fn read_user_block(
     end_off: u32,
     dst: *mut u8,
     cap: u64,
-) -> (u32, u32, bool) {
+    (truncated, failed): (u32, u32),
+) -> (u32, u32, u32) {
     let Ok(start) = rd::<u64>(mm, start_off) else {
-        return (0, 0, true);
+        return (0, 0, failed);
     };
     let Ok(end) = rd::<u64>(mm, end_off) else {
-        return (0, 0, true);
+        return (0, 0, failed);
     };
     let total = end.saturating_sub(start);
     let mut len = total;
@@ -331,17 +327,18 @@ fn read_user_block(
     // Keep the size provably within [0, cap] for the verifier.
     len &= (cap << 1) - 1;
     if len > cap {
-        return (0, total as u32, true);
+        return (0, total as u32, failed);
     }
+    let cut = if total > len { truncated } else { 0 };
     if len == 0 {
-        return (0, total as u32, false);
+        return (0, total as u32, cut);
     }
     // SAFETY: dst has room for `cap` bytes; the helper validates the user address.
     let ret = unsafe { bpf_probe_read_user(dst.cast(), len as u32, start as *const _) };
     if ret < 0 {
-        return (0, total as u32, true);
+        return (0, total as u32, failed);
     }
-    (len as u32, total as u32, false)
+    (len as u32, total as u32, cut)
 }
 
 /// Rebuild a `struct path` into `out` (PATH_CAP bytes plus slack inside the scratch
@@ -412,6 +409,23 @@ fn walk_path(path: *const u8, out: *mut u8) -> (u32, bool) {
         dentry = parent;
     }
     (off, true)
+}
+
+/// Fork and exit events are a bare header in a reserved (not zeroed) ring-buffer
+/// slot: clear the exec-only fields so no stale bytes reach userspace.
+#[inline(always)]
+fn clear_exec_fields(h: &mut EventHeader) {
+    h.exe_dev = 0;
+    h.exe_ino = 0;
+    h.exe_ctime_sec = 0;
+    h.exe_ctime_nsec = 0;
+    h.filename_len = 0;
+    h.exe_path_len = 0;
+    h.cwd_len = 0;
+    h.argv_len = 0;
+    h.argv_total = 0;
+    h.env_len = 0;
+    h.env_total = 0;
 }
 
 /// At the end of a walk that found no component (`off == 0`), the dentry's own
@@ -569,17 +583,7 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Res<()> {
     h.ns_pid = nr;
     h.ns_level = level;
     h.pidns_inum = inum;
-    h.exe_dev = 0;
-    h.exe_ino = 0;
-    h.exe_ctime_sec = 0;
-    h.exe_ctime_nsec = 0;
-    h.filename_len = 0;
-    h.exe_path_len = 0;
-    h.cwd_len = 0;
-    h.argv_len = 0;
-    h.argv_total = 0;
-    h.env_len = 0;
-    h.env_total = 0;
+    clear_exec_fields(h);
     entry.submit(wakeup_flags());
     Ok(())
 }
@@ -620,17 +624,7 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
     h.prev_role = st.role;
     h.child_pid = 0;
     h.exit_code = rd(task, cfg!(task_exit_code)).unwrap_or(0);
-    h.exe_dev = 0;
-    h.exe_ino = 0;
-    h.exe_ctime_sec = 0;
-    h.exe_ctime_nsec = 0;
-    h.filename_len = 0;
-    h.exe_path_len = 0;
-    h.cwd_len = 0;
-    h.argv_len = 0;
-    h.argv_total = 0;
-    h.env_len = 0;
-    h.env_total = 0;
+    clear_exec_fields(h);
     entry.submit(wakeup_flags());
     Ok(())
 }
