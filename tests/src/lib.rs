@@ -276,6 +276,11 @@ pub fn argv(e: &Value) -> Vec<Value> {
     e["argv"].as_array().cloned().unwrap_or_default()
 }
 
+/// Whether `e` is a `kind` event whose `argv[index]` is `arg`.
+pub fn is_event(e: &Value, kind: &str, index: usize, arg: &str) -> bool {
+    e["kind"] == kind && argv(e).get(index).and_then(Value::as_str) == Some(arg)
+}
+
 /// Events whose argv contains `marker`.
 pub fn with_marker<'a>(events: &'a [Value], marker: &str) -> Vec<&'a Value> {
     events

@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use mcpwatch_tests::{argv, bin, exit_code, read_events, require_root, with_marker, Daemon};
+use mcpwatch_tests::{
+    argv, bin, exit_code, is_event, read_events, require_root, with_marker, Daemon,
+};
 use serde_json::{json, Value};
 
 /// A fake host binary (a copy of sh), a `#!` script host with `script_body`, and a
@@ -115,9 +117,7 @@ fn run_host_launches_exact_argv_lineage_and_untracked_sibling_is_silent() {
     );
     let host_start = evs
         .iter()
-        .find(|e| {
-            e["kind"] == "host_start" && argv(e).get(2).and_then(Value::as_str) == Some(m.as_str())
-        })
+        .find(|e| is_event(e, "host_start", 2, m.as_str()))
         .unwrap_or_else(|| panic!("no host_start for treegen in {evs:#?}"));
     let host_pid = pid_of(host_start);
     assert_eq!(
@@ -201,7 +201,7 @@ fn run_host_launches_exact_argv_lineage_and_untracked_sibling_is_silent() {
     let ns_child = pids["pidns"];
     let e = evs
         .iter()
-        .find(|e| e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("pidns"))
+        .find(|e| is_event(e, "launch", 2, "pidns"))
         .expect("pidns launch");
     assert_eq!(pid_of(e), ns_child, "{e}");
     assert_eq!(e["ns_pid"], json!(1), "{e}");
@@ -462,17 +462,11 @@ fn hosts_detected_by_exe_and_by_script_path_and_adopted_when_already_running() {
     let evs = d.wait_events(
         "launch from the adopted host",
         Duration::from_secs(10),
-        |evs| {
-            evs.iter().any(|e| {
-                e["kind"] == "launch" && argv(e).get(1).and_then(Value::as_str) == Some(m.as_str())
-            })
-        },
+        |evs| evs.iter().any(|e| is_event(e, "launch", 1, m.as_str())),
     );
     let l = evs
         .iter()
-        .find(|e| {
-            e["kind"] == "launch" && argv(e).get(1).and_then(Value::as_str) == Some(m.as_str())
-        })
+        .find(|e| is_event(e, "launch", 1, m.as_str()))
         .unwrap();
     assert_eq!(l["host"]["pid"].as_u64(), Some(u64::from(early.id())));
 
@@ -489,14 +483,13 @@ fn hosts_detected_by_exe_and_by_script_path_and_adopted_when_already_running() {
         .unwrap();
     assert!(st.success());
     let evs = d.wait_events("both new hosts' launches", Duration::from_secs(10), |evs| {
-        ["by-exe", "by-script"].iter().all(|w| {
-            evs.iter()
-                .any(|e| e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some(w))
-        })
+        ["by-exe", "by-script"]
+            .iter()
+            .all(|w| evs.iter().any(|e| is_event(e, "launch", 2, w)))
     });
     let by_exe = evs
         .iter()
-        .find(|e| e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("by-exe"))
+        .find(|e| is_event(e, "launch", 2, "by-exe"))
         .unwrap();
     assert_eq!(by_exe["host"]["name"], "fake");
     let hs = evs
@@ -506,9 +499,7 @@ fn hosts_detected_by_exe_and_by_script_path_and_adopted_when_already_running() {
     assert!(hs["exe"]["path"].as_str().unwrap().ends_with("/fakehost"));
     let by_script = evs
         .iter()
-        .find(|e| {
-            e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("by-script")
-        })
+        .find(|e| is_event(e, "launch", 2, "by-script"))
         .unwrap();
     assert_eq!(by_script["host"]["name"], "fakecli");
 
@@ -631,8 +622,9 @@ fn log_json_works_with_the_daemon_stopped_and_follow_streams() {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     assert!(
-        followed.iter().any(|e| e["kind"] == "host_start"
-            && argv(e).get(1).and_then(Value::as_str) == Some(m.as_str())),
+        followed
+            .iter()
+            .any(|e| is_event(e, "host_start", 1, m.as_str())),
         "follow saw: {followed:#?}"
     );
 
@@ -781,18 +773,14 @@ fn host_helpers_and_a_relaunched_script_host_are_host_exec() {
         "the helper's and the relaunched host's launches",
         Duration::from_secs(10),
         |evs| {
-            ["from-helper", "after-relaunch"].iter().all(|w| {
-                evs.iter().any(|e| {
-                    e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some(w)
-                })
-            })
+            ["from-helper", "after-relaunch"]
+                .iter()
+                .all(|w| evs.iter().any(|e| is_event(e, "launch", 2, w)))
         },
     );
     let helper_launch = evs
         .iter()
-        .find(|e| {
-            e["kind"] == "launch" && argv(e).get(2).and_then(Value::as_str) == Some("from-helper")
-        })
+        .find(|e| is_event(e, "launch", 2, "from-helper"))
         .unwrap();
     let helper_pid = helper_launch["lineage"][1].as_u64().unwrap();
     let helper = evs
@@ -802,17 +790,12 @@ fn host_helpers_and_a_relaunched_script_host_are_host_exec() {
     assert_eq!(helper["host"]["name"], "fake");
     let relaunched = evs
         .iter()
-        .find(|e| {
-            e["kind"] == "host_exec" && argv(e).get(2).and_then(Value::as_str) == Some("relaunched")
-        })
+        .find(|e| is_event(e, "host_exec", 2, "relaunched"))
         .expect("the relaunch is a host_exec");
     assert_eq!(relaunched["host"]["name"], "fakecli");
     let after = evs
         .iter()
-        .find(|e| {
-            e["kind"] == "launch"
-                && argv(e).get(2).and_then(Value::as_str) == Some("after-relaunch")
-        })
+        .find(|e| is_event(e, "launch", 2, "after-relaunch"))
         .unwrap();
     assert_eq!(after["lineage"][1], relaunched["pid"], "{after}");
 }
