@@ -7,5 +7,6 @@ pub mod enrich;
 pub mod event;
 pub mod hosts;
 pub mod logfile;
+pub mod policy;
 pub mod sensor;
 pub mod tracker;

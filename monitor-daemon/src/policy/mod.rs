@@ -1,0 +1,242 @@
+//! Consent: what the user (or the administrator) approved, and how strictly each
+//! host is held to it. Pure decisions plus the root-owned files they live in; no
+//! eBPF, no D-Bus: the daemon turns these into map entries and verdicts.
+//!
+//! - [`record`]: a consent record (one exact approved command) and its checks;
+//! - [`risk`]: the dangerous patterns shown before every approval (MCP spec
+//!   2025-11-25, Security Best Practices, "Local MCP Server Compromise");
+//! - [`store`]: the consent store, `records.json`, saved atomically with a
+//!   last-good copy so a crash or a bad hand edit never loses approvals;
+//! - [`managed`]: administrator policy in `/etc/mcpwatch/policy.d/*.toml`.
+
+pub mod managed;
+pub mod record;
+pub mod risk;
+pub mod store;
+
+use std::path::Path;
+
+use crate::config::Mode;
+use managed::{HostPolicy, Managed};
+
+/// How strict a mode is: `enforce` > `ask` > `monitor`.
+fn strictness(mode: Mode) -> u8 {
+    match mode {
+        Mode::Monitor => 0,
+        Mode::Ask => 1,
+        Mode::Enforce => 2,
+    }
+}
+
+/// The stricter of two modes (`enforce` > `ask` > `monitor`). Used where two
+/// administrators' files disagree: neither can lower what the other asked for.
+pub fn stricter(a: Mode, b: Mode) -> Mode {
+    if strictness(b) > strictness(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// What mode a host runs in, and whether managed policy locks it.
+///
+/// A managed lock wins over everything the user chose: the host runs in the
+/// managed mode, or in the config default when the locking file names no mode
+/// (the lock then freezes the default; a choice the user stored before the lock
+/// no longer applies). Unlocked: the user's choice (from the store's modes or the
+/// config), else the managed mode, else the config default.
+///
+/// Managed policy for `host` is its own `[hosts.NAME]` entry combined with
+/// `[hosts."*"]` (the stricter mode, either lock): see [`Managed::host_policy`].
+pub fn effective_mode(
+    host: &str,
+    user_choice: Option<Mode>,
+    managed: &Managed,
+    default: Mode,
+) -> (Mode, bool) {
+    match managed.host_policy(host) {
+        Some(HostPolicy {
+            mode, lock: true, ..
+        }) => (mode.unwrap_or(default), true),
+        Some(HostPolicy { mode, .. }) => (user_choice.or(mode).unwrap_or(default), false),
+        None => (user_choice.unwrap_or(default), false),
+    }
+}
+
+/// Whether a user may change `host`'s mode. The error names the policy file that
+/// locks it, so the user knows whom to ask.
+pub fn check_mode_change(host: &str, managed: &Managed) -> Result<(), String> {
+    match managed.host_policy(host) {
+        Some(policy) if policy.lock => Err(format!(
+            "the mode of host `{host}` is locked by managed policy {}",
+            policy.file.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// `FILE:LINE:COL`, or just `FILE` when there is no position (line 0).
+fn location(file: &Path, line: usize, column: usize) -> String {
+    if line == 0 {
+        file.display().to_string()
+    } else {
+        format!("{}:{line}:{column}", file.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, path::PathBuf};
+
+    use super::*;
+
+    fn managed_with(host: &str, mode: Option<Mode>, lock: bool) -> Managed {
+        let mut hosts = BTreeMap::new();
+        hosts.insert(
+            host.to_owned(),
+            HostPolicy {
+                mode,
+                lock,
+                file: PathBuf::from("/etc/mcpwatch/policy.d/10-org.toml"),
+            },
+        );
+        Managed {
+            hosts,
+            ..Managed::default()
+        }
+    }
+
+    #[test]
+    fn stricter_orders_enforce_over_ask_over_monitor() {
+        use Mode::{Ask, Enforce, Monitor};
+        for (a, b, want) in [
+            (Monitor, Ask, Ask),
+            (Ask, Monitor, Ask),
+            (Ask, Enforce, Enforce),
+            (Enforce, Monitor, Enforce),
+            (Monitor, Monitor, Monitor),
+        ] {
+            assert_eq!(stricter(a, b), want, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn without_managed_policy_the_user_choice_wins_over_the_default() {
+        let none = Managed::default();
+        assert_eq!(
+            effective_mode("cursor", None, &none, Mode::Monitor),
+            (Mode::Monitor, false)
+        );
+        assert_eq!(
+            effective_mode("cursor", Some(Mode::Enforce), &none, Mode::Monitor),
+            (Mode::Enforce, false)
+        );
+        assert_eq!(check_mode_change("cursor", &none), Ok(()));
+    }
+
+    #[test]
+    fn unlocked_managed_mode_is_a_default_the_user_can_change() {
+        let m = managed_with("cursor", Some(Mode::Ask), false);
+        assert_eq!(
+            effective_mode("cursor", None, &m, Mode::Monitor),
+            (Mode::Ask, false)
+        );
+        assert_eq!(
+            effective_mode("cursor", Some(Mode::Monitor), &m, Mode::Monitor),
+            (Mode::Monitor, false)
+        );
+        // Another host is not affected.
+        assert_eq!(
+            effective_mode("zed", None, &m, Mode::Monitor),
+            (Mode::Monitor, false)
+        );
+        assert_eq!(check_mode_change("cursor", &m), Ok(()));
+    }
+
+    #[test]
+    fn locked_managed_mode_overrides_the_user_and_refuses_changes() {
+        let m = managed_with("cursor", Some(Mode::Enforce), true);
+        assert_eq!(
+            effective_mode("cursor", Some(Mode::Monitor), &m, Mode::Monitor),
+            (Mode::Enforce, true)
+        );
+        let err = check_mode_change("cursor", &m).unwrap_err();
+        assert_eq!(
+            err,
+            "the mode of host `cursor` is locked by managed policy /etc/mcpwatch/policy.d/10-org.toml"
+        );
+        assert_eq!(check_mode_change("zed", &m), Ok(()));
+    }
+
+    #[test]
+    fn lock_without_a_mode_freezes_the_config_default() {
+        let m = managed_with("cursor", None, true);
+        assert_eq!(
+            effective_mode("cursor", Some(Mode::Enforce), &m, Mode::Ask),
+            (Mode::Ask, true)
+        );
+    }
+
+    #[test]
+    fn wildcard_host_policy_applies_to_every_host_and_cannot_be_weakened() {
+        let mut m = managed_with("*", Some(Mode::Enforce), true);
+        m.hosts.insert(
+            "zed".to_owned(),
+            HostPolicy {
+                mode: Some(Mode::Ask),
+                lock: false,
+                file: PathBuf::from("/etc/mcpwatch/policy.d/20-zed.toml"),
+            },
+        );
+        assert_eq!(
+            effective_mode("cursor", Some(Mode::Monitor), &m, Mode::Monitor),
+            (Mode::Enforce, true)
+        );
+        assert!(check_mode_change("cursor", &m).is_err());
+        // A host's own, weaker entry does not undo the wildcard's lock.
+        assert_eq!(
+            effective_mode("zed", Some(Mode::Monitor), &m, Mode::Monitor),
+            (Mode::Enforce, true)
+        );
+        assert!(check_mode_change("zed", &m).is_err());
+
+        // An unlocked wildcard mode combines with a host's own mode: the stricter.
+        let mut m = managed_with("*", Some(Mode::Ask), false);
+        m.hosts.insert(
+            "zed".to_owned(),
+            HostPolicy {
+                mode: Some(Mode::Monitor),
+                lock: false,
+                file: PathBuf::from("/etc/mcpwatch/policy.d/20-zed.toml"),
+            },
+        );
+        assert_eq!(
+            effective_mode("zed", None, &m, Mode::Monitor),
+            (Mode::Ask, false)
+        );
+    }
+
+    #[test]
+    fn line_column_counts_characters_from_one() {
+        let text = "a\nbé x\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 2), (2, 1));
+        assert_eq!(line_column(text, 5), (2, 3));
+        assert_eq!(line_column(text, 4), (2, 2));
+        assert_eq!(line_column(text, 99), (3, 1));
+        assert_eq!(location(Path::new("/f"), 0, 0), "/f");
+        assert_eq!(location(Path::new("/f"), 2, 3), "/f:2:3");
+    }
+}
