@@ -15,6 +15,16 @@ pub mod names {
     pub const STATS: &str = "STATS";
     pub const SCRATCH: &str = "SCRATCH";
     pub const CONFIG: &str = "CONFIG";
+    pub const ALLOW: &str = "ALLOW";
+    pub const DENY_EXES: &str = "DENY_EXES";
+    pub const MODES: &str = "MODES";
+    pub const SETTINGS: &str = "SETTINGS";
+    pub const SECENV_NAMES: &str = "SECENV_NAMES";
+    /// Every pinned map, in the order the daemon re-opens them.
+    pub const PINNED_MAPS: &[&str] = &[
+        TRACKED, HOST_EXES, HOST_PATHS, EVENTS, STATS, ALLOW, DENY_EXES, MODES, SETTINGS,
+        SECENV_NAMES,
+    ];
 }
 
 /// Bytes of the exec filename (as passed to execve) captured in the kernel.
@@ -28,15 +38,32 @@ pub const PATH_DEPTH_MAX: u32 = 40;
 /// Bytes of argv (NUL-separated, as the kernel laid it out) captured at exec.
 pub const ARGV_CAP: usize = 4096;
 /// Bytes of the environment block captured at exec.
-pub const ENV_CAP: usize = 8192;
+pub const ENV_CAP: usize = 16384;
 /// Longest host script path the kernel can match (key size of `HOST_PATHS`).
 pub const HOST_PATH_KEY: usize = 256;
+
+/// Host profile ids the mode table (`MODES`) covers; ids past it run in monitor mode.
+pub const MODES_MAX: u32 = 256;
+/// Longest security-relevant env name the kernel matches, `=` included.
+pub const SECENV_NAME_CAP: usize = 32;
+
+/// Per-host modes (`MODES` values).
+pub mod mode {
+    pub const MONITOR: u32 = 0;
+    pub const ASK: u32 = 1;
+    pub const ENFORCE: u32 = 2;
+}
+
+/// `AllowKey::uid` / `AllowKey::profile` wildcard: the record applies to any.
+pub const ANY: u32 = u32::MAX;
 
 /// Event kinds (`EventHeader::kind`).
 pub mod kind {
     pub const EXEC: u32 = 1;
     pub const FORK: u32 = 2;
     pub const EXIT: u32 = 3;
+    /// A signal of interest to a tracked process (SIGCONT to a held one).
+    pub const SIGNAL: u32 = 4;
 }
 
 /// Roles of a tracked process (`TaskState::role`, `EventHeader::role`).
@@ -54,6 +81,8 @@ pub mod task_flags {
     /// Set by `mcpwatch run` tracking itself: its next exec is the host's own image,
     /// not a launch. Cleared by that exec, never inherited by forks.
     pub const FIRST_EXEC_IS_HOST: u32 = 1;
+    /// Stopped at exec by ask mode, waiting for the user (cleared by the daemon).
+    pub const HELD: u32 = 1 << 1;
 }
 
 /// `EventHeader::flags`.
@@ -74,6 +103,29 @@ pub mod event_flags {
     pub const PATH_READ_FAILED: u32 = 1 << 10;
     /// Exit: this was the last thread of the process (`group_dead`).
     pub const GROUP_DEAD: u32 = 1 << 11;
+    /// This exec by a host process started a new session (a launch).
+    pub const LAUNCH: u32 = 1 << 12;
+    /// An `ALLOW` entry matched: `record_id` names it.
+    pub const ALLOWED: u32 = 1 << 13;
+    /// A launch with no matching `ALLOW` entry.
+    pub const UNAPPROVED: u32 = 1 << 14;
+    /// The executable is in `DENY_EXES` (managed deny).
+    pub const DENIED: u32 = 1 << 15;
+    /// SIGSTOP sent (ask mode): the process waits for the user.
+    pub const HELD: u32 = 1 << 16;
+    /// SIGKILL sent: the new image never ran.
+    pub const KILLED: u32 = 1 << 17;
+    /// `bpf_send_signal` failed: the verdict could not be carried out.
+    pub const SIGNAL_FAILED: u32 = 1 << 18;
+    /// A `once` entry matched and was consumed.
+    pub const ONCE_CONSUMED: u32 = 1 << 19;
+    /// The kernel could not check the environment (too many security-relevant
+    /// entries or a truncated capture): never a match.
+    pub const ENV_UNCHECKED: u32 = 1 << 20;
+    /// Ask mode with no daemon to ask: degraded to enforce.
+    pub const ASK_DEGRADED: u32 = 1 << 21;
+    /// Signal event: SIGCONT to a held process from someone other than the daemon.
+    pub const HOLD_BYPASS: u32 = 1 << 22;
 }
 
 /// Indices into the per-CPU `STATS` array.
@@ -92,7 +144,19 @@ pub mod stat {
     pub const HOSTS_DETECTED: u32 = 5;
     /// A kernel read (`probe_read`) failed while building an event.
     pub const READ_ERRORS: u32 = 6;
-    pub const COUNT: u32 = 8;
+    /// Launches checked against `ALLOW`.
+    pub const LAUNCHES: u32 = 7;
+    /// Launches allowed by an `ALLOW` entry.
+    pub const ALLOWED: u32 = 8;
+    /// Processes killed at exec (enforce, deny, degraded ask).
+    pub const KILLED: u32 = 9;
+    /// Processes stopped at exec (ask).
+    pub const HELD: u32 = 10;
+    /// `bpf_send_signal` failures.
+    pub const SIGNAL_FAILED: u32 = 11;
+    /// SIGCONT sent to a held process by someone other than the daemon.
+    pub const HOLD_BYPASS: u32 = 12;
+    pub const COUNT: u32 = 16;
 }
 
 /// Per-process tracking state, `TRACKED` map value, keyed by tgid.
@@ -192,8 +256,12 @@ pub struct EventHeader {
     /// (`TaskState::parent_pid`; 0 for hosts and adopted roots). Lets userspace
     /// rebuild lineage exactly even when the fork event itself was lost.
     pub lineage_parent: u32,
-    /// Explicit padding (keeps the header a multiple of 8 bytes).
-    pub reserved: u32,
+    /// Exec: the host's mode (`mode::*`) the verdict was taken in. Signal event
+    /// (`kind::SIGNAL`): the signal number.
+    pub mode: u32,
+    /// Exec: the consent record that allowed it (`ALLOWED`), else 0. Signal event:
+    /// the tgid of the sender.
+    pub record_id: u64,
 }
 
 /// Variable part of an exec event. Paths rebuilt by the dentry walk are stored
@@ -224,6 +292,206 @@ pub const CWD_OFF: usize = EXE_PATH_OFF + PATH_CAP;
 pub const ARGV_OFF: usize = CWD_OFF + PATH_CAP;
 pub const ENV_OFF: usize = ARGV_OFF + ARGV_CAP;
 pub const EXEC_EVENT_MAX: usize = ENV_OFF + ENV_CAP;
+
+/// `ALLOW` key: one approved command as the kernel recomputes it at exec. The hash
+/// only finds the entry; the kernel then compares the full argv (and cwd) bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AllowKey {
+    /// Executable identity (`mm->exe_file`), kernel `s_dev` encoding.
+    pub dev: u32,
+    /// Bytes of argv (NUL-separated, the last NUL included).
+    pub argv_len: u32,
+    pub ino: u64,
+    pub ctime_sec: i64,
+    /// ctime nanoseconds without the kernel's flag bits (`CTIME_NSEC_MASK`).
+    pub ctime_nsec: u32,
+    /// Whose launches: a uid, or `ANY`.
+    pub uid: u32,
+    /// Host profile id, or `ANY`.
+    pub profile: u32,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
+    )]
+    pub _pad: u32,
+    /// `sip::hash_bytes(SETTINGS key, argv)`.
+    pub argv_hash: u64,
+}
+
+/// `AllowValue::flags`.
+pub mod allow_flags {
+    /// Consumed by its first match (scope `once`).
+    pub const ONCE: u32 = 1;
+    /// `cwd` must match too.
+    pub const CWD: u32 = 2;
+}
+
+/// `ALLOW` value: the exact bytes the kernel compares before allowing.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct AllowValue {
+    pub record_id: u64,
+    /// `bpf_ktime_get_boot_ns` after which the entry no longer applies; 0: never.
+    pub expires_boot_ns: u64,
+    /// Wrapping sum of `sip::hash_bytes(key, "NAME=value")` over the
+    /// security-relevant env entries the record requires (0: none may be set).
+    pub env_digest: u64,
+    pub flags: u32,
+    /// Bytes of `cwd` (leaf-first encoding, as the kernel's dentry walk writes it).
+    pub cwd_len: u32,
+    pub argv: [u8; ARGV_CAP],
+    pub cwd: [u8; PATH_CAP],
+}
+
+/// `SECENV_NAMES` value, keyed by the entry's first 8 bytes (bytes after the `=`
+/// zeroed, little-endian): one security-relevant env name, `=` included.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecEnvName {
+    pub len: u32,
+    pub name: [u8; SECENV_NAME_CAP],
+}
+
+/// `SETTINGS[0]`: state shared by the daemon and the programs; lives in a pinned
+/// map so it survives a daemon restart.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// SipHash key, generated once by the daemon.
+    pub sip_k0: u64,
+    pub sip_k1: u64,
+    /// tgid of the running daemon; 0 while none runs (cleared in the kernel when
+    /// the daemon exits, however it dies). Ask mode needs it to hold a launch.
+    pub daemon_tgid: u32,
+    /// Non-zero once the daemon loaded the enforcement maps (`ALLOW`, `MODES`).
+    pub enforcing: u32,
+}
+
+/// SipHash-2-4, streamed byte by byte or word by word, identical on both sides.
+pub mod sip {
+    #[derive(Clone, Copy)]
+    pub struct Sip {
+        v0: u64,
+        v1: u64,
+        v2: u64,
+        v3: u64,
+        tail: u64,
+        ntail: u32,
+        len: u64,
+    }
+
+    impl Sip {
+        #[inline(always)]
+        #[must_use]
+        pub const fn new(k0: u64, k1: u64) -> Self {
+            Self {
+                v0: k0 ^ 0x736f_6d65_7073_6575,
+                v1: k1 ^ 0x646f_7261_6e64_6f6d,
+                v2: k0 ^ 0x6c79_6765_6e65_7261,
+                v3: k1 ^ 0x7465_6462_7974_6573,
+                tail: 0,
+                ntail: 0,
+                len: 0,
+            }
+        }
+
+        #[inline(always)]
+        fn round(&mut self) {
+            self.v0 = self.v0.wrapping_add(self.v1);
+            self.v1 = self.v1.rotate_left(13) ^ self.v0;
+            self.v0 = self.v0.rotate_left(32);
+            self.v2 = self.v2.wrapping_add(self.v3);
+            self.v3 = self.v3.rotate_left(16) ^ self.v2;
+            self.v0 = self.v0.wrapping_add(self.v3);
+            self.v3 = self.v3.rotate_left(21) ^ self.v0;
+            self.v2 = self.v2.wrapping_add(self.v1);
+            self.v1 = self.v1.rotate_left(17) ^ self.v2;
+            self.v2 = self.v2.rotate_left(32);
+        }
+
+        #[inline(always)]
+        fn compress(&mut self, m: u64) {
+            self.v3 ^= m;
+            self.round();
+            self.round();
+            self.v0 ^= m;
+        }
+
+        /// Eight bytes at once (little-endian); only when no partial word is
+        /// pending, which holds while whole words are written from the start.
+        #[inline(always)]
+        pub fn write_word(&mut self, w: u64) {
+            self.compress(w);
+            self.len += 8;
+        }
+
+        /// The last `n` (1..=7) bytes of the input as a little-endian word with the
+        /// bytes past them zero; only when no partial word is pending.
+        #[inline(always)]
+        pub fn write_tail(&mut self, w: u64, n: u32) {
+            self.tail = w;
+            self.ntail = n;
+            self.len += u64::from(n);
+        }
+
+        #[inline(always)]
+        pub fn write_u8(&mut self, b: u8) {
+            self.tail |= u64::from(b) << (8 * (self.ntail & 7));
+            self.ntail += 1;
+            self.len += 1;
+            if self.ntail == 8 {
+                let t = self.tail;
+                self.compress(t);
+                self.tail = 0;
+                self.ntail = 0;
+            }
+        }
+
+        #[inline(always)]
+        #[must_use]
+        pub fn finish(mut self) -> u64 {
+            let b = (self.len << 56) | self.tail;
+            self.compress(b);
+            self.v2 ^= 0xff;
+            self.round();
+            self.round();
+            self.round();
+            self.round();
+            self.v0 ^ self.v1 ^ self.v2 ^ self.v3
+        }
+    }
+
+    /// SipHash-2-4 of `data` under (k0, k1).
+    #[must_use]
+    pub fn hash_bytes(k0: u64, k1: u64, data: &[u8]) -> u64 {
+        let mut s = Sip::new(k0, k1);
+        for &b in data {
+            s.write_u8(b);
+        }
+        s.finish()
+    }
+}
+
+/// Lookup key of `SECENV_NAMES` for an env entry: its first 8 bytes, the bytes after
+/// the first `=` (and after a NUL) zeroed, little-endian.
+#[must_use]
+pub fn secenv_key(entry: &[u8]) -> u64 {
+    let mut k = 0u64;
+    let mut i = 0;
+    while i < 8 && i < entry.len() {
+        let b = entry[i];
+        if b == 0 {
+            break;
+        }
+        k |= u64::from(b) << (8 * i);
+        if b == b'=' {
+            break;
+        }
+        i += 1;
+    }
+    k
+}
 
 /// Kernel layout facts the programs need, resolved at startup from
 /// `/sys/kernel/btf/vmlinux` and tracefs `format` files (Rust eBPF has no CO-RE),
@@ -310,13 +578,21 @@ mod pod {
     unsafe impl aya::Pod for super::PathKey {}
     unsafe impl aya::Pod for super::KernelConfig {}
     unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::AllowKey {}
+    unsafe impl aya::Pod for super::AllowValue {}
+    unsafe impl aya::Pod for super::SecEnvName {}
+    unsafe impl aya::Pod for super::Settings {}
 }
 
 // Layout pins: a change here is a wire-format change on both sides.
 const _: () = assert!(core::mem::size_of::<TaskState>() == 24);
 const _: () = assert!(core::mem::size_of::<ExeKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PathKey>() == HOST_PATH_KEY);
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 152);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 160);
+const _: () = assert!(core::mem::size_of::<AllowKey>() == 48);
+const _: () = assert!(core::mem::size_of::<AllowValue>() == 32 + ARGV_CAP + PATH_CAP);
+const _: () = assert!(core::mem::size_of::<SecEnvName>() == 4 + SECENV_NAME_CAP);
+const _: () = assert!(core::mem::size_of::<Settings>() == 24);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
 const _: () = assert!(core::mem::size_of::<KernelConfig>() == 43 * 4);
 // The dentry walk masks offsets with PATH_CAP - 1.
@@ -324,3 +600,43 @@ const _: () = assert!(PATH_CAP.is_power_of_two());
 const _: () = assert!(ARGV_CAP.is_power_of_two() && ENV_CAP.is_power_of_two());
 // Per-CPU array values are limited to 32 KiB (PCPU_MIN_UNIT_SIZE).
 const _: () = assert!(EXEC_EVENT_MAX <= 32 * 1024);
+
+#[cfg(test)]
+mod tests {
+    use super::sip::{hash_bytes, Sip};
+
+    /// The reference vectors of the SipHash paper (key 00..0f, message 00..len-1).
+    #[test]
+    fn siphash_reference_vectors() {
+        let k0 = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
+        let k1 = u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]);
+        let msg: [u8; 15] = core::array::from_fn(|i| i as u8);
+        assert_eq!(hash_bytes(k0, k1, &[]), 0x726f_db47_dd0e_0e31);
+        assert_eq!(hash_bytes(k0, k1, &msg[..1]), 0x74f8_39c5_93dc_67fd);
+        assert_eq!(hash_bytes(k0, k1, &msg[..8]), 0x93f5_f579_9a93_2462);
+        assert_eq!(hash_bytes(k0, k1, &msg), 0xa129_ca61_49be_45e5);
+    }
+
+    #[test]
+    fn words_and_bytes_agree() {
+        let data = b"node\0/srv/index.js\0--stdio\0";
+        let mut s = Sip::new(7, 9);
+        let words = data.len() / 8;
+        for i in 0..words {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&data[i * 8..i * 8 + 8]);
+            s.write_word(u64::from_le_bytes(w));
+        }
+        for &b in &data[words * 8..] {
+            s.write_u8(b);
+        }
+        assert_eq!(s.finish(), hash_bytes(7, 9, data));
+    }
+
+    #[test]
+    fn secenv_key_zeroes_after_equals() {
+        assert_eq!(super::secenv_key(b"ENV=/x/y"), u64::from_le_bytes(*b"ENV=\0\0\0\0"));
+        assert_eq!(super::secenv_key(b"LD_PRELOAD=/x"), u64::from_le_bytes(*b"LD_PRELO"));
+        assert_eq!(super::secenv_key(b"A\0B"), u64::from(b'A'));
+    }
+}

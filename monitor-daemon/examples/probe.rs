@@ -20,6 +20,8 @@ fn main() {
         &SensorOptions {
             ring_buffer_bytes: 1 << 24,
             tracked_max: 65536,
+            pin_dir: "/sys/fs/bpf/mcpwatch-probe".into(),
+            state_dir: "/tmp/mcpwatch-probe".into(),
         },
         kcfg,
         &[],

@@ -29,6 +29,9 @@ pub const DEFAULT_RING_BUFFER_BYTES: u32 = 8 << 20;
 pub const MIN_RING_BUFFER_BYTES: u32 = 64 << 10;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65536;
 pub const DEFAULT_TRACKED_MAX: u32 = 65536;
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/mcpwatch";
+pub const DEFAULT_POLICY_DIR: &str = "/etc/mcpwatch/policy.d";
+pub const DEFAULT_ASK_TIMEOUT_SECS: u64 = 60;
 
 const EMBEDDED_DEFAULT: &str = include_str!("default-config.toml");
 
@@ -80,13 +83,32 @@ pub enum Mode {
     /// Record and alert.
     #[default]
     Monitor,
-    /// Hold the new process until the user answers. Not available yet.
+    /// Hold the new process (SIGSTOP at exec) until the user answers; no answer in
+    /// time, or no daemon to ask, is a deny.
     Ask,
-    /// Unapproved launches never run. Not available yet.
+    /// Unapproved launches never run (SIGKILL at exec).
     Enforce,
 }
 
 impl Mode {
+    /// The kernel's encoding (`monitor_common::mode`).
+    pub fn kernel(self) -> u32 {
+        match self {
+            Mode::Monitor => monitor_common::mode::MONITOR,
+            Mode::Ask => monitor_common::mode::ASK,
+            Mode::Enforce => monitor_common::mode::ENFORCE,
+        }
+    }
+
+    /// How strict: monitor < ask < enforce.
+    pub fn strictness(self) -> u8 {
+        match self {
+            Mode::Monitor => 0,
+            Mode::Ask => 1,
+            Mode::Enforce => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Monitor => "monitor",
@@ -123,6 +145,12 @@ pub struct Config {
     pub tracked_max: u32,
     /// Start from [`builtin_profiles`].
     pub builtin_hosts: bool,
+    /// Where programs and maps are pinned so enforcement outlives the daemon.
+    pub pin_dir: PathBuf,
+    /// Managed (admin) policy files: `*.toml`.
+    pub policy_dir: PathBuf,
+    /// Ask mode: seconds a held launch waits for an answer before it is killed.
+    pub ask_timeout_secs: u64,
     pub defaults: Defaults,
     /// `[[host]]`: profiles added, or replacing a built-in of the same name.
     #[serde(rename = "host", skip_serializing_if = "Vec::is_empty")]
@@ -141,6 +169,9 @@ impl Default for Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             tracked_max: DEFAULT_TRACKED_MAX,
             builtin_hosts: true,
+            pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
+            policy_dir: PathBuf::from(DEFAULT_POLICY_DIR),
+            ask_timeout_secs: DEFAULT_ASK_TIMEOUT_SECS,
             defaults: Defaults::default(),
             hosts: Vec::new(),
             origin: PathBuf::new(),
@@ -288,11 +319,24 @@ impl Config {
         if self.tracked_max == 0 {
             return Err(self.invalid("tracked_max = 0: must be at least 1".to_owned()));
         }
-        if self.defaults.mode != Mode::Monitor {
+        if self.ask_timeout_secs == 0 || self.ask_timeout_secs > 86_400 {
             return Err(self.invalid(format!(
-                "[defaults] mode = \"{}\": not available in this version; the \"ask\" \
-                 and \"enforce\" modes come with consent records. Use \"monitor\"",
-                self.defaults.mode.as_str()
+                "ask_timeout_secs = {}: must be between 1 and 86400",
+                self.ask_timeout_secs
+            )));
+        }
+        for (what, path) in [("pin_dir", &self.pin_dir), ("policy_dir", &self.policy_dir)] {
+            if !path.is_absolute() {
+                return Err(self.invalid(format!(
+                    "{what} = \"{}\": must be an absolute path",
+                    path.display()
+                )));
+            }
+        }
+        if !self.pin_dir.starts_with("/sys/fs/bpf") {
+            return Err(self.invalid(format!(
+                "pin_dir = \"{}\": must be under /sys/fs/bpf (pins live on bpffs)",
+                self.pin_dir.display()
             )));
         }
         self.check_hosts()
@@ -550,16 +594,17 @@ mod tests {
     }
 
     #[test]
-    fn ask_and_enforce_modes_are_rejected_with_a_clear_message() {
-        for mode in ["ask", "enforce"] {
-            let reason = invalid_reason(&format!("[defaults]\nmode = \"{mode}\"\n"));
-            assert!(
-                reason.starts_with(&format!("[defaults] mode = \"{mode}\": not available")),
-                "{reason}"
-            );
-            assert!(reason.contains("consent records"), "{reason}");
-            assert!(reason.contains("\"monitor\""), "{reason}");
+    fn every_mode_parses_and_bad_enforcement_settings_are_rejected() {
+        for (text, mode) in [("ask", Mode::Ask), ("enforce", Mode::Enforce)] {
+            let c = parse(&format!("[defaults]\nmode = \"{text}\"\n")).unwrap();
+            assert_eq!(c.defaults.mode, mode);
         }
+        let reason = invalid_reason("ask_timeout_secs = 0\n");
+        assert!(reason.starts_with("ask_timeout_secs = 0"), "{reason}");
+        let reason = invalid_reason("pin_dir = \"/tmp/pins\"\n");
+        assert!(reason.contains("under /sys/fs/bpf"), "{reason}");
+        let reason = invalid_reason("policy_dir = \"policy.d\"\n");
+        assert!(reason.contains("absolute"), "{reason}");
     }
 
     #[test]

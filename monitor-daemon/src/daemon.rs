@@ -479,6 +479,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let opts = SensorOptions {
         ring_buffer_bytes: config.ring_buffer_bytes,
         tracked_max: config.tracked_max,
+        pin_dir: config.pin_dir.clone(),
+        state_dir: config.state_dir.clone(),
     };
     let mut sensor = Sensor::load(&opts, kcfg, &exes, &paths).context("loading the eBPF sensor")?;
     if let Some(reason) = &sensor.lsm.reason {

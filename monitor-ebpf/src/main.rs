@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod enforce;
 mod maps;
 
 use aya_ebpf::{
@@ -21,7 +22,7 @@ use aya_ebpf::{
     macros::{btf_tracepoint, lsm, tracepoint},
     programs::{BtfTracePointContext, LsmContext, TracePointContext},
 };
-use maps::{count, EVENTS, HOST_EXES, HOST_PATHS, KEYBUF, SCRATCH, TRACKED};
+use maps::{count, DENY_EXES, EVENTS, HOST_EXES, HOST_PATHS, KEYBUF, SCRATCH, SETTINGS, TRACKED};
 use monitor_common::{
     event_flags, kind, role, stat, task_flags, EventHeader, ExeKey, ExecEvent, KernelConfig,
     TaskState, ARGV_CAP, ENV_CAP, ENV_OFF, FILENAME_CAP, HOST_PATH_KEY, PATH_CAP,
@@ -48,6 +49,13 @@ fn conf(v: &u32) -> u32 {
 }
 
 type Res<T> = Result<T, i64>;
+
+/// What the consent check looks at for an exec (see `emit_exec`).
+const CHECK_NONE: u32 = 0;
+/// An exec inside a session: managed denies apply.
+const CHECK_SESSION: u32 = 1;
+/// A launch: managed denies, then `ALLOW`.
+const CHECK_LAUNCH: u32 = 2;
 
 /// Read a `T` at `base + off` from kernel memory.
 #[inline(always)]
@@ -155,6 +163,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
     let (exe, exe_file, inode) = exe_identity(mm)?;
 
     let mut flags = 0u32;
+    let mut check = CHECK_NONE;
     let prev_role;
     let state = match TRACKED.get_ptr_mut(&tgid) {
         None => {
@@ -195,7 +204,10 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
                     // A launch: this process roots a new session.
                     st.role = role::SESSION;
                     st.session_pid = tgid;
+                    check = CHECK_LAUNCH;
                 }
+            } else if st.role == role::SESSION {
+                check = CHECK_SESSION;
             }
             // SAFETY: as above.
             unsafe { *p = st };
@@ -203,8 +215,96 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
         }
     };
     emit_exec(
-        ctx, task, mm, exe_file, inode, &exe, &state, prev_role, flags,
+        ctx, task, mm, exe_file, inode, &exe, &state, prev_role, flags, check,
     )
+}
+
+/// Whether argv[1..=3] names a `#!` host script of `profile` (the host relaunching
+/// itself through its interpreter, `node …/cli.js`): not a launch.
+#[inline(always)]
+fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
+    if cfg!(host_paths_enabled) == 0 {
+        return false;
+    }
+    let Some(key) = KEYBUF.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch owned by this program invocation.
+    let key = unsafe { &mut *key };
+    let len = ev.hdr.argv_len;
+    let mut off: u32 = 0;
+    let mut n = 0;
+    while n < 4 {
+        if off >= len || off as usize >= ARGV_CAP {
+            return false;
+        }
+        let words = key.path.as_mut_ptr().cast::<u64>();
+        for i in 0..(HOST_PATH_KEY / 8) {
+            // SAFETY: i < HOST_PATH_KEY / 8, inside the 256-byte key.
+            unsafe { words.add(i).write_volatile(0) };
+        }
+        // SAFETY: reads one NUL-terminated argument out of the captured argv.
+        let ret = unsafe {
+            bpf_probe_read_kernel_str(
+                key.path.as_mut_ptr().cast(),
+                (HOST_PATH_KEY - 1) as u32,
+                ev.body
+                    .argv
+                    .as_ptr()
+                    .wrapping_add((off as usize) & (ARGV_CAP - 1))
+                    .cast(),
+            )
+        };
+        if ret <= 0 {
+            return false;
+        }
+        if n > 0 {
+            // SAFETY: plain map lookup.
+            if unsafe { HOST_PATHS.get(&*key) }.is_some_and(|&p| p == profile) {
+                return true;
+            }
+        }
+        off += ret as u32;
+        n += 1;
+    }
+    false
+}
+
+/// The consent check and the mode's answer, on a fully captured exec event. Returns
+/// the event flags to add.
+#[inline(always)]
+fn verdict(ev: &mut ExecEvent, exe: &ExeKey, check: u32, flags: u32) -> u32 {
+    let settings = enforce::settings().unwrap_or_default();
+    let m = enforce::mode_of(ev.hdr.host_profile);
+    ev.hdr.mode = m;
+    let alive = settings.daemon_tgid != 0;
+    // SAFETY: plain map lookup.
+    if unsafe { DENY_EXES.get(exe) }.is_some() {
+        return event_flags::DENIED | enforce::act(m, false, alive).1;
+    }
+    if check != CHECK_LAUNCH {
+        return 0;
+    }
+    count(stat::LAUNCHES);
+    let incomplete = flags
+        & (event_flags::ARGV_TRUNCATED
+            | event_flags::ARGV_READ_FAILED
+            | event_flags::ENV_TRUNCATED
+            | event_flags::ENV_READ_FAILED
+            | event_flags::CWD_TRUNCATED)
+        != 0;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    match enforce::allow(ev, &settings, incomplete, now) {
+        enforce::Allow::Yes(record, once) => {
+            count(stat::ALLOWED);
+            ev.hdr.record_id = record;
+            event_flags::ALLOWED | if once { event_flags::ONCE_CONSUMED } else { 0 }
+        }
+        enforce::Allow::No => event_flags::UNAPPROVED | enforce::act(m, true, alive).1,
+        enforce::Allow::Unchecked => {
+            event_flags::UNAPPROVED | event_flags::ENV_UNCHECKED | enforce::act(m, true, alive).1
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -219,6 +319,7 @@ fn emit_exec(
     st: &TaskState,
     prev_role: u32,
     mut flags: u32,
+    check: u32,
 ) -> Res<()> {
     let ev = SCRATCH.get_ptr_mut(0).ok_or(-12i64)?;
     // SAFETY: per-CPU scratch owned by this invocation.
@@ -290,6 +391,52 @@ fn emit_exec(
     ev.hdr.env_len = len;
     ev.hdr.env_total = total;
     flags |= f;
+
+    // Verifier barrier: the capture above leaves many combinations of known flag
+    // bits and lengths; read back from map memory they are one unknown value, so
+    // the consent check below is verified once, not once per combination.
+    // SAFETY: plain volatile store/load of a field of our scratch value.
+    let mut flags = unsafe {
+        core::ptr::write_volatile(&mut ev.hdr.flags, flags);
+        core::ptr::read_volatile(&ev.hdr.flags)
+    };
+    ev.hdr.mode = 0;
+    ev.hdr.record_id = 0;
+    let mut check = check;
+    if check == CHECK_LAUNCH && argv_names_host_script(ev, st.host_profile) {
+        // The host relaunching itself through its interpreter: undo the launch.
+        check = CHECK_NONE;
+        flags |= event_flags::HOST_REEXEC;
+        ev.hdr.role = role::HOST;
+        ev.hdr.session_pid = 0;
+        if let Some(p) = TRACKED.get_ptr_mut(&ev.hdr.pid) {
+            // SAFETY: value pointer valid for this invocation.
+            unsafe {
+                (*p).role = role::HOST;
+                (*p).session_pid = 0;
+            }
+        }
+    }
+    if check != CHECK_NONE {
+        if check == CHECK_LAUNCH {
+            flags |= event_flags::LAUNCH;
+        }
+        let v = verdict(ev, exe, check, flags);
+        flags |= v;
+        if v & event_flags::KILLED != 0 {
+            count(stat::KILLED);
+        }
+        if v & event_flags::HELD != 0 {
+            count(stat::HELD);
+            if let Some(p) = TRACKED.get_ptr_mut(&ev.hdr.pid) {
+                // SAFETY: value pointer valid for this invocation.
+                unsafe { (*p).flags |= task_flags::HELD };
+            }
+        }
+        if v & event_flags::SIGNAL_FAILED != 0 {
+            count(stat::SIGNAL_FAILED);
+        }
+    }
     ev.hdr.flags = flags;
 
     let mut size = ENV_OFF as u64 + u64::from(ev.hdr.env_len);
@@ -297,7 +444,11 @@ fn emit_exec(
         size = core::mem::size_of::<ExecEvent>() as u64;
     }
     count(stat::EXECS);
-    output(core::ptr::from_mut(ev).cast(), size);
+    output(
+        core::ptr::from_mut(ev).cast(),
+        size,
+        flags & (event_flags::HELD | event_flags::KILLED | event_flags::DENIED) != 0,
+    );
     Ok(())
 }
 
@@ -474,7 +625,8 @@ fn fill_common(h: &mut EventHeader, task: *const u8, st: &TaskState) {
     h.host_profile = st.host_profile;
     h.session_pid = st.session_pid;
     h.lineage_parent = st.parent_pid;
-    h.reserved = 0;
+    h.mode = 0;
+    h.record_id = 0;
     h.comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
 }
 
@@ -517,15 +669,18 @@ fn wakeup_flags() -> u64 {
     }
 }
 
+/// Copy an event into the ring buffer; `urgent` wakes the reader at once (a held
+/// process waits for the user; a kill is an alert).
 #[inline(always)]
-fn output(data: *const u8, size: u64) {
+fn output(data: *const u8, size: u64, urgent: bool) {
+    let wake = if urgent { RB_FORCE_WAKEUP } else { wakeup_flags() };
     // SAFETY: data points into a map value of at least `size` bytes.
     let ret = unsafe {
         bpf_ringbuf_output(
             core::ptr::addr_of!(EVENTS).cast_mut().cast(),
             data.cast_mut().cast(),
             size,
-            wakeup_flags(),
+            wake,
         )
     };
     if ret < 0 {
@@ -605,6 +760,15 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
     if !group_dead {
         return Ok(());
     }
+    if let Some(s) = SETTINGS.get_ptr_mut(0) {
+        // SAFETY: value pointer valid for this invocation.
+        unsafe {
+            if (*s).daemon_tgid == tgid {
+                // The daemon is gone, however it died: ask mode cannot ask anyone.
+                (*s).daemon_tgid = 0;
+            }
+        }
+    }
     // SAFETY: value copied out of the map.
     let Some(st) = (unsafe { TRACKED.get(&tgid) }).copied() else {
         return Ok(());
@@ -626,6 +790,66 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
     h.exit_code = rd(task, cfg!(task_exit_code)).unwrap_or(0);
     clear_exec_fields(h);
     entry.submit(wakeup_flags());
+    Ok(())
+}
+
+/// `signal_generate(sig, info, task, group, result)`: someone other than the daemon
+/// sending SIGCONT to a process ask mode holds would let it run unapproved. The
+/// hook cannot stop the signal; it reports it at once (the daemon then kills the
+/// process) and counts it.
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> u32 {
+    match try_signal_generate(&ctx) {
+        Ok(()) => 0,
+        Err(_) => {
+            count(stat::READ_ERRORS);
+            0
+        }
+    }
+}
+
+const SIGCONT: i32 = 18;
+
+fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
+    if cfg!(ready) == 0 {
+        return Ok(());
+    }
+    let sig: i32 = ctx.arg(0);
+    if sig != SIGCONT {
+        return Ok(());
+    }
+    let target: *const u8 = ctx.arg(2);
+    let tgid: u32 = rd(target, cfg!(task_tgid))?;
+    // SAFETY: value copied out of the map.
+    let Some(st) = (unsafe { TRACKED.get(&tgid) }).copied() else {
+        return Ok(());
+    };
+    if st.flags & task_flags::HELD == 0 {
+        return Ok(());
+    }
+    let sender = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let daemon = enforce::settings().map_or(0, |s| s.daemon_tgid);
+    if sender == daemon && daemon != 0 {
+        return Ok(());
+    }
+    count(stat::HOLD_BYPASS);
+    let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
+        count(stat::RINGBUF_DROPS);
+        return Ok(());
+    };
+    // SAFETY: reserved ring buffer slot of size_of::<EventHeader>().
+    let h = unsafe { &mut *entry.as_mut_ptr() };
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    fill_common(h, task, &st);
+    h.kind = kind::SIGNAL;
+    h.flags = event_flags::HOLD_BYPASS;
+    h.prev_role = st.role;
+    h.child_pid = tgid;
+    h.exit_code = 0;
+    h.mode = SIGCONT as u32;
+    h.record_id = u64::from(sender);
+    clear_exec_fields(h);
+    entry.submit(RB_FORCE_WAKEUP);
     Ok(())
 }
 

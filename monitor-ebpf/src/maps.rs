@@ -2,9 +2,35 @@
 //! override `max_entries` at load time (e.g. the ring buffer size from its config).
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use monitor_common::{stat, ExeKey, ExecEvent, PathKey, TaskState};
+use monitor_common::{
+    stat, AllowKey, AllowValue, ExeKey, ExecEvent, PathKey, SecEnvName, Settings, TaskState,
+    MODES_MAX,
+};
+
+/// `BPF_F_NO_PREALLOC`: `ALLOW` values are 5 KiB; allocate only what is used.
+const NO_PREALLOC: u32 = 1;
+
+/// Approved commands (consent records the daemon verified), see `AllowKey`.
+#[map(name = "ALLOW")]
+pub static ALLOW: HashMap<AllowKey, AllowValue> = HashMap::with_max_entries(4096, NO_PREALLOC);
+
+/// Executables denied inside every session (managed policy), value: deny id.
+#[map(name = "DENY_EXES")]
+pub static DENY_EXES: HashMap<ExeKey, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Mode per host profile id (`monitor_common::mode`).
+#[map(name = "MODES")]
+pub static MODES: Array<u32> = Array::with_max_entries(MODES_MAX, 0);
+
+/// `SETTINGS[0]`: SipHash key and the daemon's tgid.
+#[map(name = "SETTINGS")]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Security-relevant env names by `secenv_key` of their first 8 bytes.
+#[map(name = "SECENV_NAMES")]
+pub static SECENV_NAMES: HashMap<u64, SecEnvName> = HashMap::with_max_entries(64, 0);
 
 /// Tracked processes, keyed by tgid: hosts and everything below them.
 #[map(name = "TRACKED")]

@@ -32,6 +32,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // The link keeper (started by the daemon itself, see sensor::keeper): before any
+    // argument parsing, so it carries nothing else.
+    if std::env::args().nth(1).as_deref() == Some(mcpwatch::sensor::keeper::HOLD_ARG) {
+        mcpwatch::sensor::keeper::hold();
+    }
     let args = Args::parse();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&args.log_level));

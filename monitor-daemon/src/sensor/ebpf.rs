@@ -1,14 +1,23 @@
 //! Loading, attaching and talking to the kernel programs: the only code that touches
 //! aya. A sensor is the set of programs and maps managed as one unit.
-use std::{collections::BTreeMap, os::fd::AsRawFd as _, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs, io,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+};
 
 use aya::{
-    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, Lsm, ProgramError, TracePoint},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{links::FdLink, BtfTracePoint, Lsm, ProgramError, TracePoint},
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
-use monitor_common::{names, stat, ExeKey, KernelConfig, PathKey, TaskState};
+use monitor_common::{
+    names, stat, AllowKey, AllowValue, ExeKey, KernelConfig, PathKey, SecEnvName, Settings,
+    TaskState, MODES_MAX, SECENV_NAME_CAP,
+};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 /// The eBPF object built by aya-build from monitor-ebpf (see build.rs).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
@@ -48,6 +57,13 @@ pub enum SensorError {
         #[source]
         source: aya::BtfError,
     },
+    #[error("pin directory {}: {action} failed", path.display())]
+    Pin {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// How a hook is attached (shown by `mcpwatch status`).
@@ -55,7 +71,7 @@ pub enum SensorError {
 pub struct Attachment {
     pub program: &'static str,
     pub hook: &'static str,
-    pub method: &'static str,
+    pub method: String,
 }
 
 /// Whether this kernel lets us make a denied exec fail with EPERM (BPF LSM), found by
@@ -80,6 +96,36 @@ pub struct ProgramStats {
 pub struct SensorOptions {
     pub ring_buffer_bytes: u32,
     pub tracked_max: u32,
+    /// bpffs directory for pinned maps (`maps/`) and links (`links/`).
+    pub pin_dir: PathBuf,
+    /// Where the link keeper is recorded (see `keeper`).
+    pub state_dir: PathBuf,
+}
+
+/// What the sensor found pinned and did with it (shown by `mcpwatch status`).
+#[derive(Clone, Debug, Serialize)]
+pub struct PinReport {
+    pub dir: PathBuf,
+    /// Build id of the programs running now (hash of the eBPF object).
+    pub generation: String,
+    /// Programs of this build were already attached (daemon restart): taken over,
+    /// not attached again.
+    pub reused_programs: bool,
+    /// Maps that already existed and were taken over (state kept).
+    pub reused_maps: Vec<&'static str>,
+    /// Pins of an older build that were replaced (after the new programs attached).
+    pub replaced: Vec<String>,
+    /// Pinned maps with a layout this build cannot use, removed and recreated.
+    pub incompatible: Vec<String>,
+    /// How the links outlive the daemon: `pinned` (bpffs) or `keeper` (a keeper
+    /// process holds them because this kernel refuses to pin links).
+    pub links_held_by: String,
+    /// Why links are not pinned, when they are not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_refused: Option<String>,
+    /// The link keeper's pid, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keeper_pid: Option<u32>,
 }
 
 pub struct Sensor {
@@ -89,19 +135,74 @@ pub struct Sensor {
     host_paths: HashMap<MapData, PathKey, u32>,
     stats: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
+    allow: HashMap<MapData, AllowKey, AllowValue>,
+    deny: HashMap<MapData, ExeKey, u32>,
+    modes: Array<MapData, u32>,
+    settings_map: Array<MapData, Settings>,
+    pub settings: Settings,
     pub attachments: Vec<Attachment>,
     pub lsm: LsmSupport,
+    pub pins: PinReport,
+    /// Our own references to the links (attached here, or copied from a keeper).
+    links: Vec<FdLink>,
+    held: Vec<std::os::fd::OwnedFd>,
 }
 
-const PROGRAMS: [(&str, &str); 3] = [
+const PROGRAMS: [(&str, &str); 4] = [
     ("sched_process_fork", "sched/sched_process_fork"),
     ("sched_process_exec", "sched/sched_process_exec"),
     ("sched_process_exit", "sched/sched_process_exit"),
+    ("signal_generate", "signal/signal_generate"),
 ];
 
+/// Key and value sizes of every pinned map, to refuse a pin left by a build with
+/// another layout (it would be taken over silently otherwise).
+fn expected_layout(name: &str) -> Option<(u32, u32)> {
+    use core::mem::size_of;
+    let s = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    Some(match name {
+        names::TRACKED => (4, s(size_of::<TaskState>())),
+        names::HOST_EXES | names::DENY_EXES => (s(size_of::<ExeKey>()), 4),
+        names::HOST_PATHS => (s(size_of::<PathKey>()), 4),
+        names::EVENTS => (0, 0),
+        names::STATS | names::MODES => (4, if name == names::STATS { 8 } else { 4 }),
+        names::ALLOW => (s(size_of::<AllowKey>()), s(size_of::<AllowValue>())),
+        names::SETTINGS => (4, s(size_of::<Settings>())),
+        names::SECENV_NAMES => (8, s(size_of::<SecEnvName>())),
+        _ => return None,
+    })
+}
+
+/// Build id of the embedded programs: the first 16 hex digits of their SHA-256.
+pub fn generation() -> String {
+    let digest = Sha256::digest(OBJECT);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Remove everything pinned under `dir`: detaches the programs and frees the maps
+/// (`mcpwatchd --unload`). Enforcement stops.
+pub fn unload(dir: &Path) -> io::Result<bool> {
+    if !dir.exists() {
+        return Ok(false);
+    }
+    fs::remove_dir_all(dir)?;
+    Ok(true)
+}
+
+fn pin_io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> SensorError + 'a {
+    move |source| SensorError::Pin {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
 impl Sensor {
-    /// Load the programs with this kernel's layout, fill the host maps, attach.
-    /// Host maps are filled *before* attaching so no host exec slips through between.
+    /// Load the programs with this kernel's layout, fill the host maps, attach and
+    /// pin. Maps already pinned by an earlier daemon are taken over with their
+    /// content; programs of this same build already attached are taken over too (no
+    /// gap, no duplicates). Programs of another build are replaced only after the
+    /// new ones are attached, so enforcement has no gap either.
     pub fn load(
         opts: &SensorOptions,
         mut kcfg: KernelConfig,
@@ -112,39 +213,126 @@ impl Sensor {
             return Err(SensorError::NoObject);
         }
         kcfg.host_paths_enabled = u32::from(!paths.is_empty());
+        let generation = generation();
+        let maps_dir = opts.pin_dir.join("maps");
+        let links_dir = opts.pin_dir.join("links");
+        for d in [&maps_dir, &links_dir] {
+            fs::create_dir_all(d).map_err(pin_io(d, "create"))?;
+        }
+        let mut pins = PinReport {
+            dir: opts.pin_dir.clone(),
+            generation: generation.clone(),
+            reused_programs: false,
+            reused_maps: Vec::new(),
+            replaced: Vec::new(),
+            incompatible: Vec::new(),
+            links_held_by: String::new(),
+            pin_refused: None,
+            keeper_pid: None,
+        };
+        for &name in names::PINNED_MAPS {
+            let path = maps_dir.join(name);
+            if !path.exists() {
+                continue;
+            }
+            let fits = MapData::from_pin(&path)
+                .ok()
+                .and_then(|m| m.info().ok())
+                .is_some_and(|info| {
+                    expected_layout(name).is_some_and(|(k, v)| {
+                        name == names::EVENTS || (info.key_size() == k && info.value_size() == v)
+                    })
+                });
+            if fits {
+                pins.reused_maps.push(name);
+            } else {
+                fs::remove_file(&path).map_err(pin_io(&path, "remove incompatible map"))?;
+                pins.incompatible.push(name.to_owned());
+            }
+        }
+        // Programs of this build already attached by an earlier daemon?
+        let existing: BTreeSet<String> = fs::read_dir(&links_dir)
+            .map_err(pin_io(&links_dir, "read"))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        let ours = |name: &str| {
+            existing
+                .iter()
+                .find(|p| p.starts_with(&format!("{name}@{generation}.")))
+                .cloned()
+        };
+        let keeper_found = super::keeper::find(&opts.state_dir);
+        let pinned_reuse = PROGRAMS.iter().all(|(name, _)| ours(name).is_some());
+        let keeper_reuse = keeper_found.as_ref().is_some_and(|k| {
+            k.generation == generation
+                && PROGRAMS
+                    .iter()
+                    .all(|(n, _)| k.links.iter().any(|(m, _)| m == n))
+        });
+        let reuse = pins.incompatible.is_empty() && (pinned_reuse || keeper_reuse);
+
         let btf = Btf::from_sys_fs().map_err(|source| SensorError::Btf { source })?;
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(Some(&btf))
             .override_global(names::CONFIG, &kcfg, true)
             .map_max_entries(names::EVENTS, opts.ring_buffer_bytes)
-            .map_max_entries(names::TRACKED, opts.tracked_max)
+            .map_max_entries(names::TRACKED, opts.tracked_max);
+        let map_paths: Vec<(&str, PathBuf)> = names::PINNED_MAPS
+            .iter()
+            .map(|&n| (n, maps_dir.join(n)))
+            .collect();
+        for (name, path) in &map_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader
             .load(OBJECT)
             .map_err(|source| SensorError::Load { source })?;
 
         let lsm = probe_lsm(&mut ebpf, &btf);
 
         let mut host_exes: HashMap<MapData, ExeKey, u32> = take_map(&mut ebpf, names::HOST_EXES)?;
-        for (key, id) in exes {
-            host_exes
-                .insert(key, id, 0)
-                .map_err(|source| SensorError::Map {
-                    name: names::HOST_EXES,
-                    source,
-                })?;
-        }
+        sync_map(&mut host_exes, names::HOST_EXES, exes)?;
         let mut host_paths: HashMap<MapData, PathKey, u32> =
             take_map(&mut ebpf, names::HOST_PATHS)?;
-        for (key, id) in paths {
-            host_paths
-                .insert(key, id, 0)
-                .map_err(|source| SensorError::Map {
-                    name: names::HOST_PATHS,
-                    source,
-                })?;
-        }
+        sync_map(&mut host_paths, names::HOST_PATHS, paths)?;
         let tracked = take_map(&mut ebpf, names::TRACKED)?;
         let stats = take_map(&mut ebpf, names::STATS)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
+        let allow = take_map(&mut ebpf, names::ALLOW)?;
+        let deny = take_map(&mut ebpf, names::DENY_EXES)?;
+        let modes = take_map(&mut ebpf, names::MODES)?;
+        let mut settings_map: Array<MapData, Settings> = take_map(&mut ebpf, names::SETTINGS)?;
+        let mut secenv: HashMap<MapData, u64, SecEnvName> =
+            take_map(&mut ebpf, names::SECENV_NAMES)?;
+        let mut want = Vec::new();
+        for name in crate::event::SECURITY_ENV {
+            let entry = format!("{name}=");
+            let mut v = SecEnvName {
+                len: u32::try_from(entry.len()).unwrap_or(u32::MAX),
+                name: [0; SECENV_NAME_CAP],
+            };
+            v.name[..entry.len()].copy_from_slice(entry.as_bytes());
+            want.push((monitor_common::secenv_key(entry.as_bytes()), v));
+        }
+        sync_map(&mut secenv, names::SECENV_NAMES, &want)?;
+
+        // The SipHash key outlives the daemon with the maps; a first start makes one.
+        let mut settings = settings_map.get(&0, 0).unwrap_or_default();
+        if settings.sip_k0 == 0 && settings.sip_k1 == 0 {
+            let mut key = [0u8; 16];
+            getrandom(&mut key).map_err(pin_io(&opts.pin_dir, "read random key"))?;
+            settings.sip_k0 = u64::from_le_bytes(key[..8].try_into().unwrap_or_default());
+            settings.sip_k1 = u64::from_le_bytes(key[8..].try_into().unwrap_or_default());
+        }
+        settings.daemon_tgid = std::process::id();
+        settings.enforcing = 1;
+        settings_map
+            .set(0, settings, 0)
+            .map_err(|source| SensorError::Map {
+                name: names::SETTINGS,
+                source,
+            })?;
 
         let mut sensor = Self {
             ebpf,
@@ -153,48 +341,140 @@ impl Sensor {
             host_paths,
             stats,
             events,
+            allow,
+            deny,
+            modes,
+            settings_map,
+            settings,
             attachments: Vec::new(),
             lsm,
+            pins,
+            links: Vec::new(),
+            held: Vec::new(),
         };
-        sensor.attach(&btf)?;
+        if reuse {
+            sensor.pins.reused_programs = true;
+            let method = match keeper_found.as_ref().filter(|_| !pinned_reuse) {
+                Some(k) => {
+                    sensor.held = super::keeper::copy_fds(k)
+                        .map_err(pin_io(&opts.state_dir, "copy the keeper's links"))?;
+                    sensor.pins.links_held_by = "keeper".into();
+                    sensor.pins.keeper_pid = Some(k.pid);
+                    format!("taken over from keeper pid {}", k.pid)
+                }
+                None => {
+                    sensor.pins.links_held_by = "pinned".into();
+                    "pinned, taken over".to_owned()
+                }
+            };
+            for (name, hook) in PROGRAMS {
+                sensor.attachments.push(Attachment {
+                    program: name,
+                    hook,
+                    method: method.clone(),
+                });
+            }
+        } else {
+            let tag = format!("{generation}.{}", std::process::id());
+            let fds = sensor.attach(&btf)?;
+            // Pin the links if the kernel lets us; else hand them to a keeper.
+            let mut pinned = Vec::new();
+            for (name, fd) in &fds {
+                let path = links_dir.join(format!("{name}@{tag}"));
+                match super::keeper::pin_fd(*fd, &path) {
+                    Ok(()) => pinned.push(path),
+                    Err(e) => {
+                        sensor.pins.pin_refused = Some(format!("BPF_OBJ_PIN of a link: {e}"));
+                        break;
+                    }
+                }
+            }
+            if sensor.pins.pin_refused.is_some() {
+                for p in pinned {
+                    let _ = fs::remove_file(p);
+                }
+                let k = super::keeper::spawn(&opts.state_dir, &generation, &fds)
+                    .map_err(pin_io(&opts.state_dir, "start the link keeper"))?;
+                sensor.pins.links_held_by = "keeper".into();
+                sensor.pins.keeper_pid = Some(k.pid);
+            } else {
+                sensor.pins.links_held_by = "pinned".into();
+            }
+            // Only now that the new programs run: retire any older ones.
+            for old in existing {
+                let path = links_dir.join(&old);
+                fs::remove_file(&path).map_err(pin_io(&path, "remove old pin"))?;
+                sensor.pins.replaced.push(old);
+            }
+            if let Some(k) = keeper_found {
+                super::keeper::stop_state(&k);
+                sensor
+                    .pins
+                    .replaced
+                    .push(format!("keeper pid {} ({})", k.pid, k.generation));
+            }
+        }
         Ok(sensor)
     }
 
-    fn attach(&mut self, btf: &Btf) -> Result<(), SensorError> {
+    /// Attach every program; returns each link's fd (the links stay in `self`).
+    fn attach(&mut self, btf: &Btf) -> Result<Vec<(String, i32)>, SensorError> {
+        let mut fds = Vec::new();
         // fork first: once exec detects a host, its forks must already be followed.
-        let (name, hook) = PROGRAMS[0];
-        let prog: &mut BtfTracePoint = self
-            .ebpf
-            .program_mut(name)
-            .ok_or(SensorError::MissingProgram { name })?
-            .try_into()
-            .map_err(program_error(name, hook, "type check"))?;
-        prog.load("sched_process_fork", btf)
-            .map_err(program_error(name, hook, "load"))?;
-        prog.attach().map_err(program_error(name, hook, "attach"))?;
-        self.attachments.push(Attachment {
-            program: name,
-            hook,
-            method: "tp_btf",
-        });
-
-        for (name, hook) in [PROGRAMS[2], PROGRAMS[1]] {
-            let prog: &mut TracePoint = self
-                .ebpf
-                .program_mut(name)
-                .ok_or(SensorError::MissingProgram { name })?
-                .try_into()
-                .map_err(program_error(name, hook, "type check"))?;
-            prog.load().map_err(program_error(name, hook, "load"))?;
-            prog.attach("sched", name)
-                .map_err(program_error(name, hook, "attach"))?;
+        // exec last: it may kill, and everything it relies on must be in place.
+        for (name, hook) in [PROGRAMS[0], PROGRAMS[3], PROGRAMS[2], PROGRAMS[1]] {
+            let before = super::keeper::own_link_fds();
+            let classic = hook.starts_with("sched/sched_process_e");
+            let link: FdLink = if classic {
+                let prog: &mut TracePoint = self
+                    .ebpf
+                    .program_mut(name)
+                    .ok_or(SensorError::MissingProgram { name })?
+                    .try_into()
+                    .map_err(program_error(name, hook, "type check"))?;
+                prog.load().map_err(program_error(name, hook, "load"))?;
+                let id = prog
+                    .attach("sched", name)
+                    .map_err(program_error(name, hook, "attach"))?;
+                let link = prog
+                    .take_link(id)
+                    .map_err(program_error(name, hook, "take link"))?;
+                FdLink::try_from(link)
+                    .map_err(|e| pin_other(&self.pins.dir, "take the link", &e))?
+            } else {
+                let prog: &mut BtfTracePoint = self
+                    .ebpf
+                    .program_mut(name)
+                    .ok_or(SensorError::MissingProgram { name })?
+                    .try_into()
+                    .map_err(program_error(name, hook, "type check"))?;
+                prog.load(name, btf)
+                    .map_err(program_error(name, hook, "load"))?;
+                let id = prog.attach().map_err(program_error(name, hook, "attach"))?;
+                let link = prog
+                    .take_link(id)
+                    .map_err(program_error(name, hook, "take link"))?;
+                FdLink::from(link)
+            };
+            let fd = super::keeper::own_link_fds()
+                .into_iter()
+                .find(|fd| !before.contains(fd))
+                .ok_or_else(|| {
+                    pin_other(
+                        &self.pins.dir,
+                        "find the new link fd",
+                        &io::Error::other("no new bpf_link fd in /proc/self/fd"),
+                    )
+                })?;
+            fds.push((name.to_owned(), fd));
+            self.links.push(link);
             self.attachments.push(Attachment {
                 program: name,
                 hook,
-                method: "tracepoint",
+                method: if classic { "tracepoint" } else { "tp_btf" }.to_owned(),
             });
         }
-        Ok(())
+        Ok(fds)
     }
 
     /// The ring buffer, handed to the reader once.
@@ -247,8 +527,12 @@ impl Sensor {
             .collect()
     }
 
-    /// Per-program run counts and time (needs `kernel.bpf_stats_enabled=1`).
+    /// Per-program run counts and time (needs `kernel.bpf_stats_enabled=1`). Empty
+    /// when the programs were taken over from an earlier daemon.
     pub fn program_stats(&self) -> Vec<ProgramStats> {
+        if self.pins.reused_programs {
+            return Vec::new();
+        }
         PROGRAMS
             .iter()
             .filter_map(|&(name, _)| {
@@ -260,6 +544,66 @@ impl Sensor {
                 })
             })
             .collect()
+    }
+
+    /// Make `ALLOW` hold exactly `entries` (insert or update first, then remove the
+    /// rest, so an entry that stays is never briefly missing).
+    pub fn sync_allow(&mut self, entries: &[(AllowKey, AllowValue)]) -> Result<(), SensorError> {
+        sync_map(&mut self.allow, names::ALLOW, entries)
+    }
+
+    pub fn allow_keys(&self) -> Vec<AllowKey> {
+        self.allow.keys().flatten().collect()
+    }
+
+    pub fn remove_allow(&mut self, key: &AllowKey) -> bool {
+        self.allow.remove(key).is_ok()
+    }
+
+    /// Make `DENY_EXES` hold exactly `entries`.
+    pub fn sync_deny(&mut self, entries: &[(ExeKey, u32)]) -> Result<(), SensorError> {
+        sync_map(&mut self.deny, names::DENY_EXES, entries)
+    }
+
+    /// Set the mode of every profile id (ids past the slice: monitor).
+    pub fn set_modes(&mut self, modes: &[u32]) -> Result<(), SensorError> {
+        for id in 0..MODES_MAX {
+            let m = modes.get(id as usize).copied().unwrap_or(0);
+            if self.modes.get(&id, 0).ok() != Some(m) {
+                self.modes
+                    .set(id, m, 0)
+                    .map_err(|source| SensorError::Map {
+                        name: names::MODES,
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Clear a process's `HELD` flag (it was continued or killed by the daemon).
+    pub fn clear_held(&mut self, pid: u32) {
+        if let Ok(mut st) = self.tracked.get(&pid, 0) {
+            st.flags &= !monitor_common::task_flags::HELD;
+            let _ = self.tracked.insert(pid, st, 0);
+        }
+    }
+
+    /// Every tracked process the kernel holds (ask mode) right now.
+    pub fn held_pids(&self) -> Vec<u32> {
+        self.tracked
+            .iter()
+            .flatten()
+            .filter(|(_, st)| st.flags & monitor_common::task_flags::HELD != 0)
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Tell the kernel no daemon runs any more (clean stop): ask mode degrades to
+    /// enforce at once rather than holding launches nobody will answer.
+    pub fn release(&mut self) {
+        self.settings.daemon_tgid = 0;
+        let _ = self.settings_map.set(0, self.settings, 0);
     }
 }
 
@@ -275,6 +619,52 @@ fn program_error(
         action,
         source: Box::new(source),
     }
+}
+
+/// Make a hash map hold exactly `want`: insert or update every entry, then remove
+/// keys that are not wanted. Entries that stay are never briefly absent.
+fn sync_map<K, V>(
+    map: &mut HashMap<MapData, K, V>,
+    name: &'static str,
+    want: &[(K, V)],
+) -> Result<(), SensorError>
+where
+    K: aya::Pod + PartialEq,
+    V: aya::Pod,
+{
+    for (k, v) in want {
+        map.insert(k, v, 0)
+            .map_err(|source| SensorError::Map { name, source })?;
+    }
+    let stale: Vec<K> = map
+        .keys()
+        .flatten()
+        .filter(|k| !want.iter().any(|(w, _)| w == k))
+        .collect();
+    for k in stale {
+        let _ = map.remove(&k);
+    }
+    Ok(())
+}
+
+fn pin_other(path: &Path, action: &'static str, e: &dyn std::error::Error) -> SensorError {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    SensorError::Pin {
+        path: path.to_path_buf(),
+        action,
+        source: io::Error::other(text),
+    }
+}
+
+fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read as _;
+    fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, SensorError>
@@ -332,9 +722,6 @@ fn probe_lsm(ebpf: &mut Ebpf, btf: &Btf) -> LsmSupport {
 pub fn ring_fd(rb: &RingBuf<MapData>) -> i32 {
     rb.as_raw_fd()
 }
-
-/// Pin directory for state that must survive the daemon (used by enforcement).
-pub const PIN_DIR: &str = "/sys/fs/bpf/mcpwatch";
 
 /// Whether bpffs is mounted where pins would go.
 pub fn bpffs_mounted() -> bool {

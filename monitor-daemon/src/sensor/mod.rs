@@ -1,2 +1,3 @@
 pub mod ebpf;
+pub mod keeper;
 pub mod offsets;
