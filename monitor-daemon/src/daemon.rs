@@ -125,17 +125,21 @@ pub struct Core {
     /// Host names by profile id; ids past the configured profiles are `mcpwatch run
     /// --host NAME` names.
     pub host_names: Vec<String>,
-    profiles: Vec<HostProfile>,
+    pub(crate) profiles: Vec<HostProfile>,
     /// Resolved `#!` host script paths (`HOST_PATHS` entries with their profile),
     /// for relaunch recognition and adoption.
-    host_scripts: Vec<(PathKey, u32, PathBuf)>,
-    clock: Clock,
-    log: LogWriter,
-    events: u64,
-    bcast: broadcast::Sender<Arc<str>>,
-    counters: Arc<UserCounters>,
-    last_lost: LostCounts,
-    started: String,
+    pub(crate) host_scripts: Vec<(PathKey, u32, PathBuf)>,
+    pub(crate) clock: Clock,
+    pub(crate) log: LogWriter,
+    pub(crate) events: u64,
+    pub(crate) bcast: broadcast::Sender<Arc<str>>,
+    pub(crate) counters: Arc<UserCounters>,
+    pub(crate) last_lost: LostCounts,
+    pub(crate) started: String,
+    pub consent: crate::consent::Consent,
+    pub config: Config,
+    /// Last time watched record files were re-checked.
+    pub(crate) last_verify: std::time::Instant,
 }
 
 impl Core {
@@ -165,7 +169,7 @@ impl Core {
         Event::new(kind, id, enrich::now_rfc3339())
     }
 
-    fn host_name(&self, profile: u32) -> String {
+    pub(crate) fn host_name(&self, profile: u32) -> String {
         self.host_names
             .get(profile as usize)
             .cloned()
@@ -178,6 +182,8 @@ impl Core {
             return u32::try_from(i).unwrap_or(u32::MAX);
         }
         self.host_names.push(name.to_string());
+        // A new host name needs its mode in the kernel before it launches anything.
+        self.sync_modes();
         u32::try_from(self.host_names.len() - 1).unwrap_or(u32::MAX)
     }
 
@@ -246,9 +252,13 @@ impl Core {
             }
             RawEvent::Exec(x) => {
                 let hash = hash.unwrap_or_else(|| Err("not hashed".into()));
-                let e = self.exec_event(x, hash);
+                let flags = x.common.flags;
+                let (mode, record_id) = (x.mode, x.record_id);
+                let mut e = self.exec_event(x, hash);
+                self.verdict(&mut e, flags, mode, record_id);
                 self.record(&e);
             }
+            RawEvent::HoldBypass(b) => self.hold_bypass(&b),
         }
     }
 
@@ -336,7 +346,7 @@ impl Core {
         e
     }
 
-    fn kernel_update(&mut self, pid: u32, st: &TaskState) {
+    pub(crate) fn kernel_update(&mut self, pid: u32, st: &TaskState) {
         if let Err(err) = self.sensor.track(pid, st) {
             warn!(pid, error = %err, "could not update the kernel's view of a tracked process");
         }
@@ -354,7 +364,7 @@ impl Core {
     }
 
     /// Emit a `lost` event when any loss counter moved.
-    fn check_losses(&mut self) {
+    pub(crate) fn check_losses(&mut self) {
         let k = self.sensor.counters();
         let now = self.lost_counts(&k);
         if now != self.last_lost {
@@ -505,6 +515,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         counters: counters.clone(),
         last_lost: LostCounts::default(),
         started: enrich::now_rfc3339(),
+        consent: crate::consent::Consent::open(&config.state_dir, &config.policy_dir)
+            .context("opening the consent store")?,
+        config: config.clone(),
+        last_verify: std::time::Instant::now(),
     };
     let mut start = core.new_event(Kind::DaemonStart);
     start.pid = std::process::id();
@@ -525,6 +539,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     ));
     core.record(&start);
+    if let Some(p) = core.consent.store_problem.clone() {
+        error!(problem = %p, "consent store is broken; running on its last good copy");
+        let mut e = core.new_event(Kind::PolicyError);
+        e.message = Some(p);
+        core.record(&e);
+    }
+    for p in core.consent.managed_problems.clone() {
+        error!(problem = %p, "managed policy file problem");
+        let mut e = core.new_event(Kind::PolicyError);
+        e.message = Some(p);
+        core.record(&e);
+    }
+    if !core.sensor.pins.reused_maps.is_empty() {
+        let n = core.take_over_kernel_state();
+        info!(adopted = n, "took over the pinned kernel state");
+    }
+    core.sync_kernel();
 
     // Programs are attached: adopt what was already running. Twice, so children
     // forked while the first pass ran are caught too.
@@ -580,6 +611,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     {
         let mut core = shared.core.lock().expect("core lock");
         core.check_losses();
+        // Nobody will answer held launches any more; from now on ask means enforce.
+        core.sensor.release();
+        let held: Vec<u64> = core.consent.pending.keys().copied().collect();
+        for id in held {
+            if let Some(p) = core.consent.pending.remove(&id) {
+                crate::consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+                core.sensor.clear_held(p.pid);
+            }
+        }
         let mut stop_ev = core.new_event(Kind::DaemonStop);
         stop_ev.pid = std::process::id();
         stop_ev.message = Some(format!("{} events recorded this run", core.events));
@@ -689,6 +729,7 @@ async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
             _ = tick.tick() => {
                 let mut core = shared.core.lock().expect("core lock");
                 core.check_losses();
+                core.tick_consent();
                 let _ = core.log.flush();
             }
         }

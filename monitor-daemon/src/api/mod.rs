@@ -88,8 +88,137 @@ impl DaemonApi {
         serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
     }
 
+    /// Consent records, host modes (and who set them), problems. JSON.
+    fn records(&self) -> fdo::Result<String> {
+        let core = self.shared.core.lock().expect("core lock");
+        Ok(core.api_records().to_string())
+    }
+
+    /// What `approve EVENT_ID` would approve, with its risk flags. JSON.
+    async fn preview(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        event_id: u64,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_preview(event_id, from.pid, from.uid))
+    }
+
+    /// What `approve --host H -- CMD…` would approve (resolved as the kernel will
+    /// see it, with the caller's PATH), with its risk flags. JSON.
+    async fn preview_command(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        host: String,
+        argv: Vec<Vec<u8>>,
+        cwd: String,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_preview_command(&host, argv, &cwd, from.pid, from.uid))
+    }
+
+    /// Approve exactly what launch event `event_id` showed. Refused from inside a
+    /// tracked tree, and for another user's launch unless root.
+    async fn approve(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        event_id: u64,
+        scope: String,
+        note: String,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_approve(event_id, &scope, note, from.pid, from.uid))
+    }
+
+    /// Approve a command for a host.
+    #[allow(clippy::too_many_arguments)]
+    async fn approve_command(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        host: String,
+        argv: Vec<Vec<u8>>,
+        cwd: String,
+        scope: String,
+        note: String,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_approve_command(&host, argv, &cwd, &scope, note, from.pid, from.uid))
+    }
+
+    async fn revoke(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        record_id: u64,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_revoke(record_id, from.pid, from.uid))
+    }
+
+    /// Launches held by ask mode. JSON array.
+    fn pending(&self) -> fdo::Result<String> {
+        let core = self.shared.core.lock().expect("core lock");
+        Ok(core.api_pending().to_string())
+    }
+
+    /// Continue a held launch (and with `always`, approve it for good).
+    async fn allow(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        pending_id: u64,
+        always: bool,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_allow(pending_id, always, from.pid, from.uid))
+    }
+
+    /// Kill a held launch.
+    async fn deny(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        pending_id: u64,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_deny(pending_id, from.pid, from.uid))
+    }
+
+    /// Set a host's mode (root only; refused when managed policy locks it).
+    async fn set_mode(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        host: String,
+        mode: String,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_set_mode(&host, &mode, from.pid, from.uid))
+    }
+
     #[zbus(signal)]
     async fn event(emitter: &SignalEmitter<'_>, json: &str) -> zbus::Result<()>;
+}
+
+/// A consent operation's result as the D-Bus answer: JSON, AccessDenied, or Failed.
+fn answer(r: Result<serde_json::Value, crate::decide::ApiError>) -> fdo::Result<String> {
+    match r {
+        Ok(v) => Ok(v.to_string()),
+        Err((true, msg)) => Err(fdo::Error::AccessDenied(msg)),
+        Err((false, msg)) => Err(fdo::Error::Failed(msg)),
+    }
 }
 
 /// Connect, own the name, serve the interface.
@@ -146,6 +275,36 @@ pub mod client {
     pub trait Daemon {
         fn track(&self, pid: u32, host: &str) -> zbus::Result<String>;
         fn status(&self) -> zbus::Result<String>;
+        /// Consent records, per-host modes and policy problems (JSON).
+        fn records(&self) -> zbus::Result<String>;
+        /// What approving the launch of event `event_id` would record (JSON).
+        fn preview(&self, event_id: u64) -> zbus::Result<String>;
+        /// What approving `argv` for `host` would record (JSON). `argv` is the exact
+        /// bytes (`aay`); `cwd` empty = none.
+        fn preview_command(&self, host: &str, argv: Vec<Vec<u8>>, cwd: &str)
+            -> zbus::Result<String>;
+        /// Approve the launch of event `event_id`. `scope`: `once`, `always`,
+        /// `until=<RFC 3339>`, or empty for the daemon's default. Returns the record.
+        fn approve(&self, event_id: u64, scope: &str, note: &str) -> zbus::Result<String>;
+        /// Approve `argv` for `host` (arguments as for `preview_command`).
+        fn approve_command(
+            &self,
+            host: &str,
+            argv: Vec<Vec<u8>>,
+            cwd: &str,
+            scope: &str,
+            note: &str,
+        ) -> zbus::Result<String>;
+        /// Remove a record; returns it.
+        fn revoke(&self, record_id: u64) -> zbus::Result<String>;
+        /// Launches held in `ask` mode, waiting for an answer (JSON array).
+        fn pending(&self) -> zbus::Result<String>;
+        /// Let a held launch run; `always` also approves it.
+        fn allow(&self, pending_id: u64, always: bool) -> zbus::Result<String>;
+        /// Kill a held launch.
+        fn deny(&self, pending_id: u64) -> zbus::Result<String>;
+        /// Set a host's mode (`monitor`, `ask`, `enforce`).
+        fn set_mode(&self, host: &str, mode: &str) -> zbus::Result<String>;
         #[zbus(signal)]
         fn event(&self, json: &str) -> zbus::Result<()>;
     }

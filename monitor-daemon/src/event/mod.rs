@@ -49,6 +49,23 @@ pub enum Kind {
     Exit,
     /// Events were lost; `lost` says where and how many.
     Lost,
+    /// A consent record was created (`record` names it; `message` says by whom).
+    Approve,
+    /// A consent record was removed (revoked, or a `once` record used up).
+    Revoke,
+    /// A host's mode changed.
+    Mode,
+    /// A held launch (ask mode) was answered or timed out: `verdict` says how.
+    Decision,
+    /// An API call was refused (e.g. an approval from inside an agent's tree).
+    Refused,
+    /// The consent store or a managed policy file is broken; the last good copy
+    /// is in force. `message` names file, line and column.
+    PolicyError,
+    /// A consent record no longer applies (its file changed since approval).
+    RecordStale,
+    /// Someone other than mcpwatch sent SIGCONT to a held launch; it was killed.
+    HoldBypass,
 }
 
 impl Kind {
@@ -64,6 +81,14 @@ impl Kind {
                 | Self::Adopt
                 | Self::Launch
                 | Self::Lost
+                | Self::Approve
+                | Self::Revoke
+                | Self::Mode
+                | Self::Decision
+                | Self::Refused
+                | Self::PolicyError
+                | Self::RecordStale
+                | Self::HoldBypass
         )
     }
 
@@ -79,6 +104,14 @@ impl Kind {
             Self::Fork => "fork",
             Self::Exit => "exit",
             Self::Lost => "lost",
+            Self::Approve => "approve",
+            Self::Revoke => "revoke",
+            Self::Mode => "mode",
+            Self::Decision => "decision",
+            Self::Refused => "refused",
+            Self::PolicyError => "policy_error",
+            Self::RecordStale => "record_stale",
+            Self::HoldBypass => "hold_bypass",
         }
     }
 }
@@ -221,6 +254,30 @@ impl LostCounts {
     }
 }
 
+/// What the kernel (and the daemon) decided about a launch or session exec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `allowed` (a record matched), `unapproved` (monitor: ran, alert), `held`
+    /// (ask: stopped, waiting), `killed` (enforce, or ask with no daemon),
+    /// `denied` (managed deny; killed unless the host is in monitor mode),
+    /// `continued` / `killed` (a held launch answered).
+    pub decision: String,
+    /// The host's mode at the time.
+    pub mode: String,
+    /// The consent record that allowed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
+    /// Why: the missing record, the record that no longer applies, the deny rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Ask mode: the id to answer with (`mcpwatch allow ID` / `deny ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<u64>,
+    /// The process was killed before its first instruction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub killed: bool,
+}
+
 /// One recorded event. Optional fields are omitted when they do not apply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -294,6 +351,12 @@ pub struct Event {
     pub duration: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<LostCounts>,
+    /// Launches and session execs checked against consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Approve / revoke / stale: the consent record concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<u64>,
     /// Free-form detail (daemon start/stop, adoption reason, warnings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -335,6 +398,8 @@ impl Event {
             exit: None,
             duration: None,
             lost: None,
+            verdict: None,
+            record: None,
             message: None,
         }
     }

@@ -105,6 +105,18 @@ pub struct RawExec {
     pub argv_total: u32,
     pub env: Vec<Vec<u8>>,
     pub env_total: u32,
+    /// The host's mode the kernel decided in (`monitor_common::mode`).
+    pub mode: u32,
+    /// The consent record that allowed it (`ALLOWED` set), else 0.
+    pub record_id: u64,
+}
+
+/// SIGCONT sent to a process ask mode holds, by someone other than the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawHoldBypass {
+    /// `common` describes the sender; the state fields are the held process's.
+    pub common: Common,
+    pub target: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +139,7 @@ pub enum RawEvent {
     Exec(RawExec),
     Fork(RawFork),
     Exit(RawExit),
+    HoldBypass(RawHoldBypass),
 }
 
 impl RawEvent {
@@ -135,6 +148,7 @@ impl RawEvent {
             Self::Exec(e) => &e.common,
             Self::Fork(e) => &e.common,
             Self::Exit(e) => &e.common,
+            Self::HoldBypass(e) => &e.common,
         }
     }
 }
@@ -185,6 +199,10 @@ pub fn decode(buf: &[u8]) -> Result<RawEvent, DecodeError> {
             exit_code: h.exit_code,
         })),
         kind::EXEC => decode_exec(buf, &h, common).map(RawEvent::Exec),
+        kind::SIGNAL => Ok(RawEvent::HoldBypass(RawHoldBypass {
+            common,
+            target: h.child_pid,
+        })),
         kind => Err(DecodeError::UnknownKind { kind }),
     }
 }
@@ -235,6 +253,8 @@ fn decode_exec(buf: &[u8], h: &EventHeader, common: Common) -> Result<RawExec, D
         argv: split_nul(argv),
         argv_total: h.argv_total,
         env: split_nul(env),
+        mode: h.mode,
+        record_id: h.record_id,
         env_total: h.env_total,
         common,
     })

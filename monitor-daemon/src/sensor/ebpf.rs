@@ -589,6 +589,16 @@ impl Sensor {
         }
     }
 
+    /// Every (pid, state) in the kernel's tracked map.
+    pub fn tracked_entries(&self) -> Vec<(u32, TaskState)> {
+        self.tracked.iter().flatten().collect()
+    }
+
+    /// Forget a pid the kernel still tracks but that no longer exists.
+    pub fn untrack(&mut self, pid: u32) {
+        let _ = self.tracked.remove(&pid);
+    }
+
     /// Every tracked process the kernel holds (ask mode) right now.
     pub fn held_pids(&self) -> Vec<u32> {
         self.tracked

@@ -1,0 +1,765 @@
+//! Consent in the daemon: the user's store and the managed policy, compiled into
+//! what the kernel decides from (`ALLOW`, `DENY_EXES`, `MODES`), and the launches
+//! ask mode holds.
+//!
+//! Records bind content: a record is loaded into the kernel only after the daemon
+//! hashed the file now at the record's path and found the approved SHA-256. The
+//! kernel key carries the file's identity (device, inode, ctime), so a file
+//! rewritten or replaced after that no longer matches until the daemon hashes it
+//! again (on the next launch that misses, or the periodic re-check).
+use std::{
+    collections::{BTreeMap, VecDeque},
+    fs, io,
+    io::Read as _,
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use monitor_common::{
+    allow_flags, sip, AllowKey, AllowValue, ANY, ARGV_CAP, PATH_CAP,
+};
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    config::Mode,
+    event::{Bytes, Event, SECURITY_ENV},
+    policy::{
+        managed::{Managed, ManagedLoader},
+        record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
+        store::Store,
+    },
+};
+
+/// Ids of records from managed policy (not in the store): this base plus the
+/// index of the `[[approve]]` entry.
+pub const MANAGED_ID_BASE: RecordId = 1 << 48;
+
+/// Identity of a file as stat(2) reports it; a change means "hash it again".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ident {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime_sec: i64,
+    pub ctime_nsec: i64,
+    pub size: u64,
+}
+
+pub fn ident(path: &Path) -> io::Result<Ident> {
+    let m = fs::metadata(path)?;
+    Ok(Ident {
+        dev: m.dev(),
+        ino: m.ino(),
+        ctime_sec: m.ctime(),
+        ctime_nsec: m.ctime_nsec(),
+        size: m.size(),
+    })
+}
+
+/// SHA-256 of a regular file, without following a final symlink into a FIFO or
+/// device (opened non-blocking, checked regular before reading).
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Hashes by file identity: a record's files are hashed once per content change.
+#[derive(Default)]
+pub struct FileHashes {
+    cache: BTreeMap<PathBuf, (Ident, String)>,
+}
+
+impl FileHashes {
+    pub fn get(&mut self, path: &Path) -> io::Result<(Ident, String)> {
+        let id = ident(path)?;
+        if let Some((cached, sha)) = self.cache.get(path) {
+            if *cached == id {
+                return Ok((id, sha.clone()));
+            }
+        }
+        let sha = sha256_file(path)?;
+        // The file may have changed while we read it: only trust a stable identity.
+        let after = ident(path)?;
+        if after != id {
+            return Err(io::Error::other("the file changed while it was hashed"));
+        }
+        self.cache.insert(path.to_path_buf(), (id, sha.clone()));
+        Ok((id, sha))
+    }
+}
+
+/// The argv block exactly as the kernel lays it out: each argument NUL-terminated.
+pub fn argv_block(argv: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in argv {
+        out.extend_from_slice(&a.0);
+        out.push(0);
+    }
+    out
+}
+
+/// A path in the kernel's dentry-walk encoding: components leaf first, each
+/// NUL-terminated (`/srv/app` → `app\0srv\0`; `/` → empty).
+pub fn leaf_first(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()).rev() {
+        out.extend_from_slice(c);
+        out.push(0);
+    }
+    out
+}
+
+/// Sum of the keyed hashes of the `NAME=value` entries a record requires (what the
+/// kernel computes over the security-relevant entries it finds).
+pub fn env_digest(env: &BTreeMap<String, Option<Bytes>>, k0: u64, k1: u64) -> u64 {
+    env.iter()
+        .filter_map(|(name, v)| {
+            let v = v.as_ref()?;
+            let mut entry = name.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(&v.0);
+            Some(sip::hash_bytes(k0, k1, &entry))
+        })
+        .fold(0u64, u64::wrapping_add)
+}
+
+/// Nanoseconds on `CLOCK_BOOTTIME` (the kernel's `bpf_ktime_get_boot_ns`).
+pub fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid timespec out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Why a record is or is not in the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordState {
+    Active,
+    Stale(String),
+    Expired,
+}
+
+impl RecordState {
+    pub fn label(&self) -> (&'static str, Option<String>) {
+        match self {
+            Self::Active => ("active", None),
+            Self::Stale(why) => ("stale", Some(why.clone())),
+            Self::Expired => ("expired", None),
+        }
+    }
+}
+
+/// One record compiled for the kernel.
+pub struct Compiled {
+    pub key: AllowKey,
+    pub value: Box<AllowValue>,
+    /// Files whose identity the key (or the binding) depends on.
+    pub files: Vec<(PathBuf, Ident)>,
+}
+
+/// Compile one record: verify its files' content, then build the kernel entry.
+pub fn compile(
+    r: &Record,
+    profile: u32,
+    hashes: &mut FileHashes,
+    k0: u64,
+    k1: u64,
+) -> Result<Compiled, String> {
+    let exe_path = Path::new(&r.exe.path);
+    let (exe_id, exe_sha) = hashes
+        .get(exe_path)
+        .map_err(|e| format!("executable {}: {e}", r.exe.path))?;
+    if exe_sha != r.exe.sha256 {
+        return Err(format!(
+            "executable {} changed since approval: sha256 was {}, is now {exe_sha}",
+            r.exe.path, r.exe.sha256
+        ));
+    }
+    let mut files = vec![(exe_path.to_path_buf(), exe_id)];
+    if let Some(script) = &r.script {
+        let p = Path::new(&script.path);
+        let (sid, ssha) = hashes
+            .get(p)
+            .map_err(|e| format!("script {}: {e}", script.path))?;
+        if ssha != script.sha256 {
+            return Err(format!(
+                "script {} changed since approval: sha256 was {}, is now {ssha}",
+                script.path, script.sha256
+            ));
+        }
+        files.push((p.to_path_buf(), sid));
+    }
+    let block = argv_block(&r.argv);
+    if block.is_empty() || block.len() > ARGV_CAP {
+        return Err(format!(
+            "argv is {} bytes; the kernel compares at most {ARGV_CAP}",
+            block.len()
+        ));
+    }
+    let mut value = Box::new(AllowValue {
+        record_id: r.id,
+        expires_boot_ns: 0,
+        env_digest: env_digest(&r.normalized_env(), k0, k1),
+        flags: 0,
+        cwd_len: 0,
+        argv: [0; ARGV_CAP],
+        cwd: [0; PATH_CAP],
+    });
+    value.argv[..block.len()].copy_from_slice(&block);
+    if let Some(cwd) = &r.cwd {
+        let enc = leaf_first(&cwd.0);
+        if enc.len() > PATH_CAP {
+            return Err(format!("cwd is longer than the kernel's {PATH_CAP} bytes"));
+        }
+        value.cwd[..enc.len()].copy_from_slice(&enc);
+        value.cwd_len = u32::try_from(enc.len()).unwrap_or(0);
+        value.flags |= allow_flags::CWD;
+    }
+    match &r.scope {
+        Scope::Once => value.flags |= allow_flags::ONCE,
+        Scope::Always => {}
+        Scope::Until(t) => {
+            let until = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("scope until={t}: {e}"))?;
+            let left = until - time::OffsetDateTime::now_utc();
+            let left_ns = u64::try_from(left.whole_nanoseconds()).unwrap_or(0);
+            if left_ns == 0 {
+                return Err("expired".into());
+            }
+            value.expires_boot_ns = boot_ns() + left_ns;
+        }
+    }
+    let key = AllowKey {
+        dev: crate::hosts::user_dev_to_kernel(exe_id.dev),
+        argv_len: u32::try_from(block.len()).unwrap_or(0),
+        ino: exe_id.ino,
+        ctime_sec: exe_id.ctime_sec,
+        ctime_nsec: u32::try_from(exe_id.ctime_nsec).unwrap_or(0) & crate::event::raw::CTIME_NSEC_MASK,
+        uid: if r.uid == ANY_UID { ANY } else { r.uid },
+        profile,
+        _pad: 0,
+        argv_hash: sip::hash_bytes(k0, k1, &block),
+    };
+    Ok(Compiled { key, value, files })
+}
+
+/// A launch ask mode holds (SIGSTOP at exec) until the user answers.
+pub struct Pending {
+    /// The launch event's id: `mcpwatch allow ID`.
+    pub id: u64,
+    pub pid: u32,
+    /// `/proc/PID/stat` start time, so a recycled pid is never signalled.
+    pub start_time: u64,
+    pub ppid: u32,
+    pub ppid_start: u64,
+    pub host: String,
+    pub uid: u32,
+    pub event: Event,
+    pub since: Instant,
+}
+
+/// Start time (clock ticks since boot) and parent of a live process.
+pub fn proc_start(pid: u32) -> Option<(u64, u32, char)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, ppid, state))
+}
+
+/// Signal `pid` only if it is still the process that started at `start`.
+pub fn signal_if_same(pid: u32, start: u64, sig: i32) -> bool {
+    // pidfd first, then re-check the start time: a pid recycled in between is
+    // caught by the check, one recycled after is not signalled (the pidfd is bound).
+    // SAFETY: plain syscalls on our own fd.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0);
+        if fd < 0 {
+            return false;
+        }
+        let fd = i32::try_from(fd).unwrap_or(-1);
+        let same = proc_start(pid).is_some_and(|(s, _, _)| s == start);
+        let ok = same
+            && libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0;
+        libc::close(fd);
+        ok
+    }
+}
+
+/// The consent state of the daemon.
+pub struct Consent {
+    pub store: Store,
+    /// The store's main file is broken: the daemon runs on its last good copy.
+    pub store_problem: Option<String>,
+    loader: ManagedLoader,
+    pub managed: Managed,
+    pub managed_problems: Vec<String>,
+    /// Records from managed `[[approve]]` entries (ids from `MANAGED_ID_BASE`).
+    pub managed_records: Vec<Record>,
+    pub states: BTreeMap<RecordId, RecordState>,
+    pub hashes: FileHashes,
+    /// Files each active record depends on, re-checked periodically.
+    pub watched: BTreeMap<RecordId, Vec<(PathBuf, Ident)>>,
+    /// Keys in the kernel per record (for `once` bookkeeping and revocation).
+    pub keys: BTreeMap<RecordId, AllowKey>,
+    pub pending: BTreeMap<u64, Pending>,
+    /// Recent launch events, for `approve <event-id>`.
+    pub recent: VecDeque<Event>,
+    pub policy_dir: PathBuf,
+    store_stamp: Option<Ident>,
+    policy_stamp: Vec<(PathBuf, Option<Ident>)>,
+}
+
+const RECENT_MAX: usize = 2048;
+
+impl Consent {
+    pub fn open(state_dir: &Path, policy_dir: &Path) -> io::Result<Self> {
+        let loaded = Store::open(state_dir)?;
+        let mut loader = ManagedLoader::with_last_good(read_last_good_policy(state_dir));
+        let (managed, problems) = loader.load(policy_dir, true);
+        let mut c = Self {
+            store: loaded.store,
+            store_problem: loaded.problem.map(|p| p.to_string()),
+            loader,
+            managed,
+            managed_problems: problems.iter().map(ToString::to_string).collect(),
+            managed_records: Vec::new(),
+            states: BTreeMap::new(),
+            hashes: FileHashes::default(),
+            watched: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            recent: VecDeque::new(),
+            policy_dir: policy_dir.to_path_buf(),
+            store_stamp: None,
+            policy_stamp: Vec::new(),
+        };
+        c.store_stamp = ident(&c.store_path()).ok();
+        c.policy_stamp = policy_stamps(policy_dir);
+        c.save_last_good_policy();
+        Ok(c)
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.store.dir().join(crate::policy::store::STORE_FILE)
+    }
+
+    fn save_last_good_policy(&self) {
+        let path = self.store.dir().join("policy.last-good.json");
+        if let Ok(text) = serde_json::to_string(self.loader.last_good()) {
+            let _ = write_atomic(&path, text.as_bytes());
+        }
+    }
+
+    /// Re-read the store and the policy directory if they changed on disk. Returns
+    /// the problems found (each once, when it appears) and whether anything changed.
+    pub fn reload_if_changed(&mut self) -> (bool, Vec<String>) {
+        let mut changed = false;
+        let mut problems = Vec::new();
+        let stamp = ident(&self.store_path()).ok();
+        if stamp != self.store_stamp {
+            self.store_stamp = stamp;
+            match self.store.reload() {
+                Ok(c) => {
+                    changed |= c;
+                    self.store_problem = None;
+                }
+                Err(p) => {
+                    let text = format!("{p}; the daemon keeps the records it had");
+                    self.store_problem = Some(text.clone());
+                    problems.push(text);
+                }
+            }
+        }
+        let pstamp = policy_stamps(&self.policy_dir);
+        if pstamp != self.policy_stamp {
+            self.policy_stamp = pstamp;
+            let (managed, probs) = self.loader.load(&self.policy_dir, true);
+            let texts: Vec<String> = probs.iter().map(ToString::to_string).collect();
+            for t in &texts {
+                if !self.managed_problems.contains(t) {
+                    problems.push(t.clone());
+                }
+            }
+            self.managed_problems = texts;
+            if managed != self.managed {
+                self.managed = managed;
+                changed = true;
+            }
+            self.save_last_good_policy();
+        }
+        (changed, problems)
+    }
+
+    /// Every record that may be loaded: the store's, then managed ones.
+    pub fn all_records(&self) -> impl Iterator<Item = &Record> {
+        self.store.records().iter().chain(self.managed_records.iter())
+    }
+
+    /// Build the managed records (binding the current content where the policy
+    /// pins no hash). Problems come back as text.
+    pub fn build_managed_records(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let created = crate::enrich::now_rfc3339();
+        let mut out = Vec::new();
+        for (i, a) in self.managed.approves.iter().enumerate() {
+            let exe = self.hashes.get(Path::new(&a.exe)).map(|(_, s)| s);
+            let script = a
+                .script
+                .as_ref()
+                .map(|s| self.hashes.get(Path::new(s)).map(|(_, h)| h));
+            let result = match (exe, script) {
+                (Err(e), _) => Err(format!("exe {}: {e}", a.exe)),
+                (_, Some(Err(e))) => Err(format!("script: {e}")),
+                (Ok(exe), script) => {
+                    a.to_record(&exe, script.and_then(Result::ok).as_deref(), &created)
+                }
+            };
+            match result {
+                Ok(mut r) => {
+                    r.id = MANAGED_ID_BASE + i as u64;
+                    out.push(r);
+                }
+                Err(e) => problems.push(format!("{}: [[approve]] #{}: {e}", a.file.display(), i + 1)),
+            }
+        }
+        self.managed_records = out;
+        problems
+    }
+
+    pub fn remember(&mut self, e: &Event) {
+        if self.recent.len() >= RECENT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(e.clone());
+    }
+
+    pub fn find_recent(&self, id: u64) -> Option<&Event> {
+        self.recent.iter().rev().find(|e| e.id == id)
+    }
+
+    /// The mode of `host` and where it comes from.
+    pub fn mode_of(&self, host: &str, default: Mode) -> (Mode, bool, String) {
+        let user = self.store.modes().get(host).copied();
+        let (mode, locked) = crate::policy::effective_mode(host, user, &self.managed, default);
+        let source = if locked {
+            self.managed
+                .host_policy(host)
+                .map_or_else(|| "managed".into(), |p| format!("managed:{}", p.file.display()))
+        } else if user.is_some() {
+            "user".into()
+        } else if self.managed.host_policy(host).and_then(|p| p.mode).is_some() {
+            "managed".into()
+        } else {
+            "config".into()
+        };
+        (mode, locked, source)
+    }
+}
+
+fn policy_stamps(dir: &Path) -> Vec<(PathBuf, Option<Ident>)> {
+    let mut v = vec![(dir.to_path_buf(), ident(dir).ok())];
+    if let Ok(rd) = fs::read_dir(dir) {
+        let mut files: Vec<PathBuf> = rd.filter_map(|e| Some(e.ok()?.path())).collect();
+        files.sort();
+        for f in files {
+            let id = ident(&f).ok();
+            v.push((f, id));
+        }
+    }
+    v
+}
+
+fn read_last_good_policy(state_dir: &Path) -> BTreeMap<PathBuf, String> {
+    fs::read_to_string(state_dir.join("policy.last-good.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Write a small state file atomically (temp, fsync, rename, fsync dir), 0600.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Resolve a command the way execvp does with `path_var`: a name with a `/` as
+/// is, else the first executable regular file in the PATH directories.
+pub fn which(cmd: &[u8], path_var: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    if cmd.contains(&b'/') {
+        return Some(PathBuf::from(std::ffi::OsStr::from_bytes(cmd)));
+    }
+    for dir in path_var.split(|&b| b == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let mut p = PathBuf::from(std::ffi::OsStr::from_bytes(dir));
+        p.push(std::ffi::OsStr::from_bytes(cmd));
+        if let Ok(m) = fs::metadata(&p) {
+            if m.is_file() && m.mode() & 0o111 != 0 {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// The `#!` line of a file: (interpreter, optional single argument).
+pub fn shebang(path: &Path) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut f = fs::File::open(path).ok()?;
+    let mut buf = [0u8; 256];
+    let n = f.read(&mut buf).ok()?;
+    let head = &buf[..n];
+    let line = head.strip_prefix(b"#!")?;
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let line = &line[..end];
+    let trimmed: Vec<u8> = line.to_vec();
+    let s = trimmed
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .map_or(&trimmed[..0], |i| &trimmed[i..]);
+    let (interp, rest) = match s.iter().position(|&b| b == b' ' || b == b'\t') {
+        Some(i) => (&s[..i], Some(&s[i..])),
+        None => (s, None),
+    };
+    if interp.is_empty() {
+        return None;
+    }
+    // The kernel passes the rest of the line, trimmed, as one argument.
+    let arg = rest.and_then(|r| {
+        let t: &[u8] = r.trim_ascii();
+        (!t.is_empty()).then(|| t.to_vec())
+    });
+    Some((interp.to_vec(), arg))
+}
+
+/// What the kernel will see when a host runs `argv` (as the host passes it) with
+/// `path_var`: (kernel argv, executable, script). For a `#!` file the kernel runs
+/// the interpreter with `[interp, (arg), script path, args...]`.
+pub fn kernel_command(
+    argv: &[Bytes],
+    path_var: &[u8],
+) -> Result<(Vec<Bytes>, PathBuf, Option<PathBuf>), String> {
+    let first = argv.first().ok_or("empty command")?;
+    let path = which(&first.0, path_var)
+        .ok_or_else(|| format!("{}: not found in PATH", first.lossy()))?;
+    if let Some((interp, arg)) = shebang(&path) {
+        use std::os::unix::ffi::OsStrExt as _;
+        let mut k = vec![Bytes(interp.clone())];
+        if let Some(a) = arg {
+            k.push(Bytes(a));
+        }
+        k.push(Bytes(path.as_os_str().as_bytes().to_vec()));
+        k.extend(argv[1..].iter().cloned());
+        let interp_path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
+        let exe = fs::canonicalize(&interp_path).map_err(|e| format!("interpreter {}: {e}", interp_path.display()))?;
+        let script = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((k, exe, Some(script)))
+    } else {
+        let exe = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((argv.to_vec(), exe, None))
+    }
+}
+
+/// A record approving exactly what a launch event showed.
+pub fn record_from_event(
+    e: &Event,
+    hashes: &mut FileHashes,
+    scope: Scope,
+    note: String,
+    source: Source,
+    uid: u32,
+) -> Result<Record, String> {
+    if e.argv_truncated {
+        return Err("this launch's argv was longer than the kernel compares (4096 bytes): it cannot be approved exactly".into());
+    }
+    let argv = e.argv.clone().ok_or("the event has no argv")?;
+    let exe = e.exe.as_ref().ok_or("the event has no executable")?;
+    let exe_path = exe
+        .path
+        .as_ref()
+        .ok_or("the event has no executable path")?
+        .lossy()
+        .into_owned();
+    let (_, sha) = hashes
+        .get(Path::new(&exe_path))
+        .map_err(|err| format!("hashing {exe_path}: {err}"))?;
+    if let Some(seen) = &exe.sha256 {
+        if *seen != sha {
+            return Err(format!(
+                "{exe_path} changed since the launch (sha256 {seen} then, {sha} now): not approving content nobody saw"
+            ));
+        }
+    }
+    let script = match &e.filename {
+        Some(f) if f.0 != exe_path.as_bytes() => {
+            use std::os::unix::ffi::OsStrExt as _;
+            let p = Path::new(std::ffi::OsStr::from_bytes(&f.0));
+            if shebang(p).is_some() {
+                let real = fs::canonicalize(p).map_err(|err| format!("{}: {err}", p.display()))?;
+                let (_, ssha) = hashes
+                    .get(&real)
+                    .map_err(|err| format!("hashing {}: {err}", real.display()))?;
+                Some(FileBinding {
+                    path: real.display().to_string(),
+                    sha256: ssha,
+                })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    let mut env: BTreeMap<String, Option<Bytes>> =
+        SECURITY_ENV.iter().map(|n| ((*n).to_owned(), None)).collect();
+    for (k, v) in &e.env {
+        env.insert(k.clone(), Some(v.clone()));
+    }
+    let r = Record {
+        id: 0,
+        host: e.host.as_ref().map_or_else(|| ANY_HOST.to_owned(), |h| h.name.clone()),
+        exe: FileBinding {
+            path: exe_path,
+            sha256: sha,
+        },
+        script,
+        argv,
+        cwd: None,
+        env,
+        scope,
+        source,
+        created: crate::enrich::now_rfc3339(),
+        note,
+        uid,
+    };
+    r.validate()?;
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_first_matches_the_kernel_walk() {
+        assert_eq!(leaf_first(b"/srv/app"), b"app\0srv\0");
+        assert_eq!(leaf_first(b"/"), b"");
+        assert_eq!(leaf_first(b"/a//b/"), b"b\0a\0");
+    }
+
+    #[test]
+    fn argv_block_terminates_every_argument() {
+        let argv = vec![Bytes::from("node"), Bytes::from(""), Bytes::from("x")];
+        assert_eq!(argv_block(&argv), b"node\0\0x\0");
+    }
+
+    #[test]
+    fn env_digest_is_order_free_and_absent_adds_nothing() {
+        let mut a = BTreeMap::new();
+        a.insert("LD_PRELOAD".to_owned(), None);
+        assert_eq!(env_digest(&a, 1, 2), 0);
+        a.insert("NODE_OPTIONS".to_owned(), Some(Bytes::from("--x")));
+        let d = env_digest(&a, 1, 2);
+        assert_eq!(d, sip::hash_bytes(1, 2, b"NODE_OPTIONS=--x"));
+        assert_ne!(env_digest(&a, 1, 3), d, "keyed");
+    }
+
+    #[test]
+    fn shebang_and_kernel_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("tool");
+        fs::write(&script, "#!/bin/sh -e\necho hi\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(shebang(&script), Some((b"/bin/sh".to_vec(), Some(b"-e".to_vec()))));
+        let path_var = dir.path().as_os_str().as_encoded_bytes().to_vec();
+        let (k, exe, s) =
+            kernel_command(&[Bytes::from("tool"), Bytes::from("a b")], &path_var).unwrap();
+        let sp = script.display().to_string();
+        assert_eq!(
+            k,
+            vec![
+                Bytes::from("/bin/sh"),
+                Bytes::from("-e"),
+                Bytes::from(sp.as_str()),
+                Bytes::from("a b")
+            ]
+        );
+        assert_eq!(exe, fs::canonicalize("/bin/sh").unwrap());
+        assert_eq!(s, Some(fs::canonicalize(&script).unwrap()));
+        assert!(kernel_command(&[Bytes::from("no-such-tool-x")], &path_var).is_err());
+    }
+
+    #[test]
+    fn compile_refuses_changed_content_and_binds_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("bin");
+        fs::write(&exe, b"one").unwrap();
+        let sha = sha256_file(&exe).unwrap();
+        let r = Record {
+            id: 7,
+            host: "h".into(),
+            exe: FileBinding {
+                path: exe.display().to_string(),
+                sha256: sha,
+            },
+            script: None,
+            argv: vec![Bytes::from("bin"), Bytes::from("--x")],
+            cwd: Some(Bytes::from("/srv/app")),
+            env: BTreeMap::new(),
+            scope: Scope::Once,
+            source: Source::User(0),
+            created: "2026-01-01T00:00:00Z".into(),
+            note: String::new(),
+            uid: 1000,
+        };
+        let mut h = FileHashes::default();
+        let c = compile(&r, 3, &mut h, 1, 2).unwrap();
+        assert_eq!(c.key.argv_len, 10);
+        assert_eq!(c.key.uid, 1000);
+        assert_eq!(c.key.profile, 3);
+        assert_eq!(c.key.argv_hash, sip::hash_bytes(1, 2, b"bin\0--x\0"));
+        assert_eq!(&c.value.argv[..10], b"bin\0--x\0\0\0".get(..10).unwrap());
+        assert_eq!(c.value.flags, allow_flags::ONCE | allow_flags::CWD);
+        assert_eq!(&c.value.cwd[..c.value.cwd_len as usize], b"app\0srv\0");
+        fs::write(&exe, b"two").unwrap();
+        let err = compile(&r, 3, &mut h, 1, 2).err().unwrap();
+        assert!(err.contains("changed since approval"), "{err}");
+    }
+}

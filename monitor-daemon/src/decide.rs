@@ -1,0 +1,793 @@
+//! The daemon's side of consent: loading records into the kernel, explaining the
+//! kernel's verdicts, answering held launches, and the API operations (approve,
+//! revoke, allow, deny, mode). The kernel decides every exec from the maps; nothing
+//! here is on the exec path.
+use std::{collections::BTreeMap, path::Path, time::Instant};
+
+use monitor_common::{event_flags as ef, role, task_flags, ExeKey};
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use crate::{
+    config::Mode,
+    consent::{self, Pending, RecordState, MANAGED_ID_BASE},
+    daemon::Core,
+    event::{raw::RawHoldBypass, Bytes, Event, Kind, Verdict},
+    policy::{
+        managed::DEFAULT_DENY,
+        record::{Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
+        risk::risk_flags,
+    },
+};
+
+/// Where the deny list's bare names are looked up.
+const DENY_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A refused or failed API call: (access denied?, message).
+pub type ApiError = (bool, String);
+
+fn refused(msg: impl Into<String>) -> ApiError {
+    (true, msg.into())
+}
+
+fn failed(msg: impl Into<String>) -> ApiError {
+    (false, msg.into())
+}
+
+fn mode_name(m: u32) -> &'static str {
+    match m {
+        monitor_common::mode::ASK => "ask",
+        monitor_common::mode::ENFORCE => "enforce",
+        _ => "monitor",
+    }
+}
+
+impl Core {
+    /// The kernel's mode table from the store, managed policy and config.
+    pub fn sync_modes(&mut self) {
+        let default = self.config.defaults.mode;
+        let modes: Vec<u32> = self
+            .host_names
+            .iter()
+            .map(|h| self.consent.mode_of(h, default).0.kernel())
+            .collect();
+        if let Err(e) = self.sensor.set_modes(&modes) {
+            warn!(error = %e, "could not update host modes in the kernel");
+        }
+    }
+
+    /// Compile every record and load the kernel maps: `ALLOW`, `DENY_EXES`, `MODES`.
+    /// Records whose files changed are reported (once per change) and left out.
+    pub fn sync_kernel(&mut self) {
+        for p in self.consent.build_managed_records() {
+            warn!(problem = %p, "managed approval not applied");
+            if !self.consent.managed_problems.contains(&p) {
+                self.consent.managed_problems.push(p.clone());
+                let mut e = self.new_event(Kind::PolicyError);
+                e.message = Some(p);
+                self.record(&e);
+            }
+        }
+        let hosts: Vec<String> = self.consent.all_records().map(|r| r.host.clone()).collect();
+        for h in hosts {
+            if h != ANY_HOST {
+                self.profile_id(&h);
+            }
+        }
+        let (k0, k1) = (self.sensor.settings.sip_k0, self.sensor.settings.sip_k1);
+        let now = time::OffsetDateTime::now_utc();
+        let records: Vec<Record> = self.consent.all_records().cloned().collect();
+        let mut entries = Vec::new();
+        let mut states = BTreeMap::new();
+        let mut watched = BTreeMap::new();
+        let mut keys = BTreeMap::new();
+        for r in &records {
+            if r.is_expired(now) {
+                states.insert(r.id, RecordState::Expired);
+                continue;
+            }
+            let profile = if r.host == ANY_HOST {
+                monitor_common::ANY
+            } else {
+                self.profile_id(&r.host)
+            };
+            match consent::compile(r, profile, &mut self.consent.hashes, k0, k1) {
+                Ok(c) => {
+                    states.insert(r.id, RecordState::Active);
+                    watched.insert(r.id, c.files.clone());
+                    keys.insert(r.id, c.key);
+                    entries.push((c.key, *c.value));
+                }
+                Err(why) => {
+                    states.insert(r.id, RecordState::Stale(why));
+                }
+            }
+        }
+        for (id, st) in &states {
+            if let RecordState::Stale(why) = st {
+                if self.consent.states.get(id) != Some(st) {
+                    warn!(record = id, reason = %why, "consent record no longer applies");
+                    let mut e = self.new_event(Kind::RecordStale);
+                    e.record = Some(*id);
+                    e.message = Some(why.clone());
+                    self.record(&e);
+                }
+            }
+        }
+        self.consent.states = states;
+        self.consent.watched = watched;
+        self.consent.keys = keys;
+        if let Err(e) = self.sensor.sync_allow(&entries) {
+            warn!(error = %e, "could not load consent records into the kernel");
+        }
+        let deny = deny_keys(&self.consent.managed.deny);
+        if let Err(e) = self.sensor.sync_deny(&deny) {
+            warn!(error = %e, "could not load the managed deny list into the kernel");
+        }
+        self.sync_modes();
+    }
+
+    /// Fill in the verdict of an exec event from the kernel's flags, and act on it
+    /// (ask mode: remember the held launch; a used `once` record: retire it).
+    pub fn verdict(&mut self, e: &mut Event, flags: u32, mode: u32, record_id: u64) {
+        let f = |b| flags & b != 0;
+        if !(f(ef::LAUNCH) || f(ef::DENIED)) {
+            return;
+        }
+        let mut v = Verdict {
+            decision: String::new(),
+            mode: mode_name(mode).to_owned(),
+            record: None,
+            reason: None,
+            pending: None,
+            killed: f(ef::KILLED),
+        };
+        if f(ef::DENIED) {
+            v.decision = "denied".into();
+            v.reason = Some(format!(
+                "managed policy denies {} inside every session",
+                e.exe
+                    .as_ref()
+                    .and_then(|x| x.path.as_ref())
+                    .map_or_else(|| "this program".into(), |p| p.lossy().into_owned())
+            ));
+        } else if f(ef::ALLOWED) {
+            v.decision = "allowed".into();
+            v.record = Some(record_id);
+            if f(ef::ONCE_CONSUMED) {
+                self.retire_once(record_id);
+            }
+            self.check_script(e, record_id);
+        } else {
+            v.decision = if f(ef::HELD) {
+                "held"
+            } else if f(ef::KILLED) {
+                "killed"
+            } else {
+                "unapproved"
+            }
+            .into();
+            let mut reason = self.explain_miss(e, flags);
+            if f(ef::ASK_DEGRADED) {
+                reason.push_str("; ask mode had no daemon to ask: killed");
+            }
+            if f(ef::SIGNAL_FAILED) {
+                reason.push_str("; the kernel could not signal the process");
+            }
+            v.reason = Some(reason);
+        }
+        if f(ef::HELD) {
+            v.pending = Some(e.id);
+            self.hold(e);
+        }
+        e.verdict = Some(v);
+        self.consent.remember(e);
+    }
+
+    /// Why no record matched, and re-arm a record whose file only changed identity.
+    fn explain_miss(&mut self, e: &Event, flags: u32) -> String {
+        let Some(argv) = &e.argv else {
+            return "no argv".into();
+        };
+        if flags & ef::ENV_UNCHECKED != 0 {
+            return "argv, environment or cwd longer than the kernel compares: never approved in the kernel".into();
+        }
+        let host = e.host.as_ref().map(|h| h.name.clone()).unwrap_or_default();
+        let candidates: Vec<RecordId> = self
+            .consent
+            .all_records()
+            .filter(|r| &r.argv == argv && (r.host == host || r.host == ANY_HOST))
+            .map(|r| r.id)
+            .collect();
+        if candidates.is_empty() {
+            return format!(
+                "no consent record for this command (host {host}, uid {}): approve it with `mcpwatch approve {}`",
+                e.uid.unwrap_or(0),
+                e.id
+            );
+        }
+        // The command is approved; something else differs. Re-verify: a file that
+        // only changed identity (same content) is re-armed for the next launch.
+        self.sync_kernel();
+        let mut why = Vec::new();
+        for id in candidates {
+            let r = self.consent.all_records().find(|r| r.id == id).cloned();
+            let Some(r) = r else { continue };
+            match self.consent.states.get(&id) {
+                Some(RecordState::Stale(s)) => why.push(format!("record {id} no longer applies: {s}")),
+                Some(RecordState::Expired) => why.push(format!("record {id} expired")),
+                _ => {
+                    if r.uid != ANY_UID && Some(r.uid) != e.uid {
+                        why.push(format!("record {id} approves it for uid {} only", r.uid));
+                    } else if !crate::policy::record::env_matches(&r.normalized_env(), &e.env) {
+                        why.push(format!("record {id}: the security-relevant environment differs"));
+                    } else if r.cwd.is_some() && r.cwd != e.cwd {
+                        why.push(format!("record {id}: the working directory differs"));
+                    } else {
+                        why.push(format!(
+                            "record {id}: the executable changed on disk since it was verified; its content is unchanged, so the record is re-armed for the next launch"
+                        ));
+                    }
+                }
+            }
+        }
+        why.join("; ")
+    }
+
+    /// A `once` record did its one launch: take it out of the store.
+    fn retire_once(&mut self, id: RecordId) {
+        if id >= MANAGED_ID_BASE {
+            return;
+        }
+        match self.consent.store.remove(id) {
+            Ok(Some(r)) => {
+                let mut ev = self.new_event(Kind::Revoke);
+                ev.record = Some(id);
+                ev.message = Some(format!("once record used: {}", r.command_line()));
+                self.record(&ev);
+            }
+            Ok(None) => {}
+            Err(err) => warn!(record = id, error = %err, "could not retire a used once record"),
+        }
+        self.consent.keys.remove(&id);
+    }
+
+    /// `#!` records: the kernel key covers the interpreter, not the script; check
+    /// the script's content now and kill the session if it changed.
+    fn check_script(&mut self, e: &Event, id: RecordId) {
+        let Some(r) = self.consent.all_records().find(|r| r.id == id).cloned() else {
+            return;
+        };
+        let Some(script) = &r.script else { return };
+        let now = self.consent.hashes.get(Path::new(&script.path)).map(|(_, s)| s);
+        if now.as_deref().ok() == Some(script.sha256.as_str()) {
+            return;
+        }
+        if let Some((start, _, _)) = consent::proc_start(e.pid) {
+            consent::signal_if_same(e.pid, start, libc::SIGKILL);
+        }
+        warn!(record = id, pid = e.pid, "script changed after approval: session killed");
+        self.sync_kernel();
+    }
+
+    fn hold(&mut self, e: &Event) {
+        let Some((start, ppid, _)) = consent::proc_start(e.pid) else {
+            return;
+        };
+        let ppid_start = consent::proc_start(ppid).map_or(0, |(s, _, _)| s);
+        info!(pid = e.pid, id = e.id, "launch held, waiting for the user");
+        self.consent.pending.insert(
+            e.id,
+            Pending {
+                id: e.id,
+                pid: e.pid,
+                start_time: start,
+                ppid,
+                ppid_start,
+                host: e.host.as_ref().map(|h| h.name.clone()).unwrap_or_default(),
+                uid: e.uid.unwrap_or(0),
+                event: e.clone(),
+                since: Instant::now(),
+            },
+        );
+    }
+
+    /// SIGCONT to a held process by someone else: it would run unapproved. Kill it.
+    pub fn hold_bypass(&mut self, b: &RawHoldBypass) {
+        let target = b.target;
+        let entry = self
+            .consent
+            .pending
+            .iter()
+            .find(|(_, p)| p.pid == target)
+            .map(|(id, p)| (*id, p.start_time));
+        let killed = match entry {
+            Some((_, start)) => consent::signal_if_same(target, start, libc::SIGKILL),
+            None => consent::proc_start(target)
+                .is_some_and(|(s, _, _)| consent::signal_if_same(target, s, libc::SIGKILL)),
+        };
+        if let Some((id, _)) = entry {
+            self.consent.pending.remove(&id);
+        }
+        self.sensor.clear_held(target);
+        let mut e = self.new_event(Kind::HoldBypass);
+        e.pid = target;
+        e.message = Some(format!(
+            "pid {} ({}) sent SIGCONT to held launch {target}; {}",
+            b.common.pid,
+            String::from_utf8_lossy(&b.common.comm),
+            if killed { "killed it" } else { "it was already gone" }
+        ));
+        warn!(sender = b.common.pid, target, "SIGCONT to a held launch from outside mcpwatch");
+        self.record(&e);
+    }
+
+    /// Periodic work: reload changed policy, re-verify record files, time out or
+    /// orphan-kill held launches.
+    pub fn tick_consent(&mut self) {
+        let (changed, problems) = self.consent.reload_if_changed();
+        for p in problems {
+            warn!(problem = %p, "consent store or policy problem; the last good copy stays in force");
+            let mut e = self.new_event(Kind::PolicyError);
+            e.message = Some(p);
+            self.record(&e);
+        }
+        let mut resync = changed;
+        if self.last_verify.elapsed().as_secs() >= 2 {
+            self.last_verify = Instant::now();
+            let moved = self.consent.watched.values().flatten().any(|(p, id)| {
+                consent::ident(p).ok().as_ref() != Some(id)
+            });
+            let expired = {
+                let now = time::OffsetDateTime::now_utc();
+                self.consent
+                    .all_records()
+                    .any(|r| r.is_expired(now) && self.consent.states.get(&r.id) != Some(&RecordState::Expired))
+            };
+            resync |= moved || expired;
+        }
+        if resync {
+            self.sync_kernel();
+        }
+        let timeout = self.config.ask_timeout_secs;
+        let mut done = Vec::new();
+        for (id, p) in &self.consent.pending {
+            let alive = consent::proc_start(p.pid).is_some_and(|(s, _, st)| s == p.start_time && st != 'Z');
+            if !alive {
+                done.push((*id, "gone", false));
+                continue;
+            }
+            let parent_alive = consent::proc_start(p.ppid).is_some_and(|(s, _, _)| s == p.ppid_start)
+                && consent::proc_start(p.pid).is_some_and(|(_, pp, _)| pp == p.ppid);
+            if !parent_alive {
+                done.push((*id, "its parent exited while it waited", true));
+            } else if p.since.elapsed().as_secs() >= timeout {
+                done.push((*id, "no answer in time", true));
+            }
+        }
+        for (id, why, kill) in done {
+            let Some(p) = self.consent.pending.remove(&id) else { continue };
+            if kill {
+                consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+                self.decision(&p, "killed", why);
+            }
+            self.sensor.clear_held(p.pid);
+        }
+    }
+
+    fn decision(&mut self, p: &Pending, decision: &str, why: &str) {
+        let mut e = self.new_event(Kind::Decision);
+        e.pid = p.pid;
+        e.host = p.event.host.clone();
+        e.argv = p.event.argv.clone();
+        e.verdict = Some(Verdict {
+            decision: decision.into(),
+            mode: "ask".into(),
+            record: None,
+            reason: Some(why.into()),
+            pending: Some(p.id),
+            killed: decision == "killed",
+        });
+        e.message = Some(format!("held launch {} ({}): {decision}: {why}", p.id, p.pid));
+        self.record(&e);
+    }
+
+    /// At start, with maps taken over from an earlier daemon: adopt the kernel's
+    /// tracked processes, and kill launches held for a daemon that is gone.
+    pub fn take_over_kernel_state(&mut self) -> usize {
+        let mut n = 0;
+        for (pid, st) in self.sensor.tracked_entries() {
+            let Some((_, ppid, _)) = consent::proc_start(pid) else {
+                self.sensor.untrack(pid);
+                continue;
+            };
+            if st.flags & task_flags::HELD != 0 {
+                if let Some((start, _, _)) = consent::proc_start(pid) {
+                    consent::signal_if_same(pid, start, libc::SIGKILL);
+                }
+                let mut e = self.new_event(Kind::Decision);
+                e.pid = pid;
+                e.verdict = Some(Verdict {
+                    decision: "killed".into(),
+                    mode: "ask".into(),
+                    record: None,
+                    reason: Some("held when the previous daemon stopped; nobody could answer".into()),
+                    pending: None,
+                    killed: true,
+                });
+                self.record(&e);
+                continue;
+            }
+            let r = if st.role == role::HOST {
+                crate::event::raw::Role::Host
+            } else {
+                crate::event::raw::Role::Session
+            };
+            let session = (st.session_pid != 0).then_some(st.session_pid);
+            let parent = (st.parent_pid != 0).then_some(st.parent_pid);
+            self.tracker.adopt(pid, parent, st.host_pid, st.host_profile, r, session, crate::enrich::Clock::boot_ns_now());
+            let mut e = self.new_event(Kind::Adopt);
+            e.pid = pid;
+            e.ppid = ppid;
+            e.host = Some(crate::event::HostRef {
+                name: self.host_name(st.host_profile),
+                pid: st.host_pid,
+            });
+            e.session = session;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            e.argv = Some(crate::event::raw::split_nul(&cmdline).into_iter().map(Bytes).collect());
+            e.message = Some("tracked by the kernel while no daemon ran (pinned state taken over)".into());
+            self.record(&e);
+            n += 1;
+        }
+        n
+    }
+
+    // ---- API operations -------------------------------------------------------
+
+    /// Refuse consent operations from inside an agent's tree: the caller, or any
+    /// ancestor, tracked by the kernel or the tracker. Records the refusal.
+    pub fn refuse_if_agent(&mut self, caller_pid: u32, caller_uid: u32, what: &str) -> Result<(), ApiError> {
+        let mut pid = caller_pid;
+        for _ in 0..64 {
+            if pid <= 1 {
+                break;
+            }
+            if let Some(st) = self.sensor.tracked_state(pid) {
+                let host = self.host_name(st.host_profile);
+                let msg = format!(
+                    "{what} refused: the caller (pid {caller_pid}, uid {caller_uid}) runs inside host {host}'s tree (pid {pid} is tracked); an agent cannot grant itself consent"
+                );
+                warn!(caller_pid, caller_uid, what, host = %host, "consent call from inside an agent tree refused");
+                let mut e = self.new_event(Kind::Refused);
+                e.pid = caller_pid;
+                e.uid = Some(caller_uid);
+                e.message = Some(msg.clone());
+                self.record(&e);
+                return Err(refused(msg));
+            }
+            match consent::proc_start(pid) {
+                Some((_, ppid, _)) => pid = ppid,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn record_refusal(&mut self, pid: u32, uid: u32, msg: &str) -> ApiError {
+        let mut e = self.new_event(Kind::Refused);
+        e.pid = pid;
+        e.uid = Some(uid);
+        e.message = Some(msg.to_owned());
+        self.record(&e);
+        refused(msg)
+    }
+
+    /// The event to approve: recent in memory, else searched in the log.
+    fn launch_event(&self, id: u64) -> Result<Event, ApiError> {
+        if let Some(e) = self.consent.find_recent(id) {
+            return Ok(e.clone());
+        }
+        let all = crate::logfile::read_all(self.log.path(), |_| {})
+            .map_err(|e| failed(format!("reading the log: {e}")))?;
+        all.into_iter()
+            .find(|e| e.id == id)
+            .filter(|e| matches!(e.kind, Kind::Launch | Kind::Exec))
+            .ok_or_else(|| (false, format!("no launch event with id {id}")))
+    }
+
+    fn preview_of(&self, e: &Event, r: &Record) -> Value {
+        let home = e.uid.and_then(home_of);
+        let risks = risk_flags(&r.argv, home.as_deref());
+        let existing = self
+            .consent
+            .all_records()
+            .find(|x| x.argv == r.argv && x.host == r.host && x.exe == r.exe && x.uid == r.uid)
+            .map(|x| x.id);
+        json!({
+            "event_id": (e.id != 0).then_some(e.id),
+            "host": r.host,
+            "uid": r.uid,
+            "argv": r.argv,
+            "command": r.command_line(),
+            "exe": r.exe,
+            "script": r.script,
+            "cwd": r.cwd,
+            "env": r.env.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect::<BTreeMap<_, _>>(),
+            "risks": risks,
+            "existing_record": existing,
+        })
+    }
+
+    fn record_for_event(&mut self, id: u64, caller_pid: u32, caller_uid: u32, scope: Scope, note: String) -> Result<(Event, Record), ApiError> {
+        let e = self.launch_event(id)?;
+        let owner = e.uid.unwrap_or(u32::MAX);
+        if caller_uid != 0 && caller_uid != owner {
+            let msg = format!("uid {caller_uid} may not approve launch {id} of uid {owner}: users approve their own launches (root any)");
+            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        }
+        let r = consent::record_from_event(&e, &mut self.consent.hashes, scope, note, Source::User(caller_uid), owner)
+            .map_err(failed)?;
+        Ok((e, r))
+    }
+
+    pub fn api_preview(&mut self, id: u64, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        let (e, r) = self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
+        Ok(self.preview_of(&e, &r))
+    }
+
+    pub fn api_approve(&mut self, id: u64, scope: &str, note: String, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller_pid, caller_uid, "approve")?;
+        let scope = parse_scope(scope)?;
+        let (_, r) = self.record_for_event(id, caller_pid, caller_uid, scope, note)?;
+        self.add_record(r, caller_uid, Some(id))
+    }
+
+    fn command_record(&mut self, host: &str, argv: Vec<Vec<u8>>, cwd: &str, scope: Scope, note: String, caller_pid: u32, caller_uid: u32) -> Result<Record, ApiError> {
+        if host.is_empty() {
+            return Err(failed("a host name is required (`--host NAME`, or `*` for any host)"));
+        }
+        let argv: Vec<Bytes> = argv.into_iter().map(Bytes).collect();
+        // Resolve the command with the caller's PATH: the user's environment is the
+        // closest thing to the environment the host will launch it with.
+        let environ = std::fs::read(format!("/proc/{caller_pid}/environ")).unwrap_or_default();
+        let path_var = environ
+            .split(|&b| b == 0)
+            .find_map(|kv| kv.strip_prefix(b"PATH="))
+            .map_or_else(|| DENY_PATH.as_bytes().to_vec(), <[u8]>::to_vec);
+        let (kargv, exe, script) = consent::kernel_command(&argv, &path_var).map_err(failed)?;
+        let (_, sha) = self.consent.hashes.get(&exe).map_err(|e| failed(format!("{}: {e}", exe.display())))?;
+        let script = match script {
+            Some(s) => {
+                let (_, ssha) = self.consent.hashes.get(&s).map_err(|e| failed(format!("{}: {e}", s.display())))?;
+                Some(crate::policy::record::FileBinding { path: s.display().to_string(), sha256: ssha })
+            }
+            None => None,
+        };
+        let r = Record {
+            id: 0,
+            host: host.to_owned(),
+            exe: crate::policy::record::FileBinding { path: exe.display().to_string(), sha256: sha },
+            script,
+            argv: kargv,
+            cwd: (!cwd.is_empty()).then(|| Bytes::from(cwd)),
+            env: crate::event::SECURITY_ENV.iter().map(|n| ((*n).to_owned(), None)).collect(),
+            scope,
+            source: Source::User(caller_uid),
+            created: crate::enrich::now_rfc3339(),
+            note,
+            uid: if caller_uid == 0 { ANY_UID } else { caller_uid },
+        };
+        r.validate().map_err(failed)?;
+        Ok(r)
+    }
+
+    pub fn api_preview_command(&mut self, host: &str, argv: Vec<Vec<u8>>, cwd: &str, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        let r = self.command_record(host, argv, cwd, Scope::Always, String::new(), caller_pid, caller_uid)?;
+        let mut e = Event::new(Kind::Approve, 0, String::new());
+        e.uid = Some(caller_uid);
+        Ok(self.preview_of(&e, &r))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn api_approve_command(&mut self, host: &str, argv: Vec<Vec<u8>>, cwd: &str, scope: &str, note: String, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller_pid, caller_uid, "approve")?;
+        let scope = parse_scope(scope)?;
+        let r = self.command_record(host, argv, cwd, scope, note, caller_pid, caller_uid)?;
+        self.add_record(r, caller_uid, None)
+    }
+
+    fn add_record(&mut self, r: Record, caller_uid: u32, from_event: Option<u64>) -> Result<Value, ApiError> {
+        let id = self.consent.store.add(r).map_err(|e| failed(format!("saving the consent store: {e}")))?;
+        self.sync_kernel();
+        let r = self.consent.store.get(id).cloned().ok_or_else(|| failed("record vanished"))?;
+        let mut e = self.new_event(Kind::Approve);
+        e.record = Some(id);
+        e.uid = Some(caller_uid);
+        e.host = None;
+        e.argv = Some(r.argv.clone());
+        e.message = Some(format!(
+            "record {id} approved by uid {caller_uid}{} for host {}, scope {}: {}",
+            from_event.map_or_else(String::new, |ev| format!(" from event {ev}")),
+            r.host,
+            r.scope,
+            r.command_line()
+        ));
+        self.record(&e);
+        Ok(self.record_json(&r))
+    }
+
+    pub fn record_json(&self, r: &Record) -> Value {
+        let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+        let (state, reason) = self
+            .consent
+            .states
+            .get(&r.id)
+            .map_or(("unknown", None), RecordState::label);
+        v["state"] = json!(state);
+        if let Some(reason) = reason {
+            v["state_reason"] = json!(reason);
+        }
+        v
+    }
+
+    pub fn api_records(&self) -> Value {
+        let records: Vec<Value> = self.consent.all_records().map(|r| self.record_json(r)).collect();
+        let default = self.config.defaults.mode;
+        let mut modes = serde_json::Map::new();
+        for h in &self.host_names {
+            let (m, locked, source) = self.consent.mode_of(h, default);
+            modes.insert(h.clone(), json!({"mode": m.as_str(), "locked": locked, "source": source}));
+        }
+        let mut problems: Vec<String> = self.consent.store_problem.iter().cloned().collect();
+        problems.extend(self.consent.managed_problems.iter().cloned());
+        json!({"records": records, "modes": modes, "problems": problems, "deny": self.consent.managed.deny})
+    }
+
+    pub fn api_revoke(&mut self, id: RecordId, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        if id >= MANAGED_ID_BASE {
+            return Err(refused(format!("record {id} comes from managed policy; only an administrator can remove it (edit the policy file)")));
+        }
+        let r = self.consent.store.get(id).cloned().ok_or_else(|| failed(format!("no record {id}")))?;
+        if caller_uid != 0 && r.uid != caller_uid {
+            let msg = format!("uid {caller_uid} may not revoke record {id} of uid {}", r.uid);
+            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        }
+        self.consent.store.remove(id).map_err(|e| failed(format!("saving the consent store: {e}")))?;
+        self.sync_kernel();
+        let mut e = self.new_event(Kind::Revoke);
+        e.record = Some(id);
+        e.uid = Some(caller_uid);
+        e.message = Some(format!("record {id} revoked by uid {caller_uid}: {}", r.command_line()));
+        self.record(&e);
+        Ok(serde_json::to_value(&r).unwrap_or(Value::Null))
+    }
+
+    pub fn api_pending(&self) -> Value {
+        let timeout = self.config.ask_timeout_secs;
+        let list: Vec<Value> = self
+            .consent
+            .pending
+            .values()
+            .map(|p| {
+                let argv = p.event.argv.clone().unwrap_or_default();
+                json!({
+                    "id": p.id, "pid": p.pid, "host": p.host, "uid": p.uid,
+                    "argv": argv, "command": p.event.command_line(),
+                    "risks": risk_flags(&argv, home_of(p.uid).as_deref()),
+                    "held_secs": p.since.elapsed().as_secs_f64(), "timeout_secs": timeout,
+                })
+            })
+            .collect();
+        Value::Array(list)
+    }
+
+    pub fn api_allow(&mut self, id: u64, always: bool, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller_pid, caller_uid, "allow")?;
+        let p = self.consent.pending.get(&id).ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
+        if caller_uid != 0 && caller_uid != p.uid {
+            let msg = format!("uid {caller_uid} may not allow launch {id} of uid {}", p.uid);
+            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        }
+        let record = if always {
+            let (_, r) = self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
+            Some(self.add_record(r, caller_uid, Some(id))?)
+        } else {
+            None
+        };
+        let Some(p) = self.consent.pending.remove(&id) else {
+            return Err(failed("the launch is no longer held"));
+        };
+        // Clear the hold mark first: the SIGCONT below must not look like a bypass.
+        self.sensor.clear_held(p.pid);
+        let continued = consent::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
+        self.decision(&p, "continued", &format!("allowed by uid {caller_uid}{}", if always { " (always)" } else { " (once)" }));
+        Ok(json!({"pid": p.pid, "continued": continued, "record": record}))
+    }
+
+    pub fn api_deny(&mut self, id: u64, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        let p = self.consent.pending.get(&id).ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
+        if caller_uid != 0 && caller_uid != p.uid {
+            let msg = format!("uid {caller_uid} may not deny launch {id} of uid {}", p.uid);
+            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        }
+        let Some(p) = self.consent.pending.remove(&id) else {
+            return Err(failed("the launch is no longer held"));
+        };
+        let killed = consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+        self.sensor.clear_held(p.pid);
+        self.decision(&p, "killed", &format!("denied by uid {caller_uid}"));
+        Ok(json!({"pid": p.pid, "killed": killed}))
+    }
+
+    pub fn api_set_mode(&mut self, host: &str, mode: &str, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller_pid, caller_uid, "mode")?;
+        let m: Mode = match mode {
+            "monitor" => Mode::Monitor,
+            "ask" => Mode::Ask,
+            "enforce" => Mode::Enforce,
+            _ => return Err(failed(format!("unknown mode `{mode}`: monitor, ask or enforce"))),
+        };
+        if caller_uid != 0 {
+            let msg = format!("uid {caller_uid} may not change modes: a host's mode applies to every user of this machine; ask root");
+            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        }
+        if let Err(msg) = crate::policy::check_mode_change(host, &self.consent.managed) {
+            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        }
+        let previous = self.consent.mode_of(host, self.config.defaults.mode).0;
+        self.consent.store.set_mode(host, m).map_err(|e| failed(format!("saving the consent store: {e}")))?;
+        self.profile_id(host);
+        self.sync_modes();
+        let mut e = self.new_event(Kind::Mode);
+        e.uid = Some(caller_uid);
+        e.message = Some(format!("host {host}: {} -> {} (by uid {caller_uid})", previous.as_str(), m.as_str()));
+        self.record(&e);
+        Ok(json!({"host": host, "mode": m.as_str(), "previous": previous.as_str()}))
+    }
+}
+
+fn parse_scope(s: &str) -> Result<Scope, ApiError> {
+    if s.is_empty() {
+        return Ok(Scope::Always);
+    }
+    s.parse().map_err(failed)
+}
+
+/// A user's home directory, for the risk flags (`~/.ssh` …).
+fn home_of(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.dir.display().to_string())
+}
+
+/// `DENY_EXES` entries for the managed deny list: every file the names resolve to.
+fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out: Vec<(ExeKey, u32)> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let candidates: Vec<std::path::PathBuf> = if name.starts_with('/') {
+            vec![name.into()]
+        } else {
+            DENY_PATH.split(':').map(|d| Path::new(d).join(name)).collect()
+        };
+        for c in candidates {
+            if let Ok(m) = std::fs::metadata(&c) {
+                if !m.is_file() {
+                    continue;
+                }
+                let key = ExeKey {
+                    dev: crate::hosts::user_dev_to_kernel(m.dev()),
+                    _pad: 0,
+                    ino: m.ino(),
+                };
+                if !out.iter().any(|(k, _)| *k == key) {
+                    out.push((key, u32::try_from(i).unwrap_or(0)));
+                }
+            }
+        }
+    }
+    let _ = DEFAULT_DENY;
+    out
+}
