@@ -281,8 +281,12 @@ pub mod client {
         fn preview(&self, event_id: u64) -> zbus::Result<String>;
         /// What approving `argv` for `host` would record (JSON). `argv` is the exact
         /// bytes (`aay`); `cwd` empty = none.
-        fn preview_command(&self, host: &str, argv: Vec<Vec<u8>>, cwd: &str)
-            -> zbus::Result<String>;
+        fn preview_command(
+            &self,
+            host: &str,
+            argv: Vec<Vec<u8>>,
+            cwd: &str,
+        ) -> zbus::Result<String>;
         /// Approve the launch of event `event_id`. `scope`: `once`, `always`,
         /// `until=<RFC 3339>`, or empty for the daemon's default. Returns the record.
         fn approve(&self, event_id: u64, scope: &str, note: &str) -> zbus::Result<String>;

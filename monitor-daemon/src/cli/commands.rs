@@ -1,20 +1,30 @@
 //! `mcpwatch` subcommands. The CLI calls the library directly (reading the log) or
-//! the daemon over D-Bus (run, status).
+//! the daemon over D-Bus (run, status, and the consent commands: records, approve,
+//! revoke, pending, allow, deny, mode).
+//!
+//! Exit status of the consent commands: 0 done; 1 the daemon is not reachable, the
+//! call failed, or nothing was approved (answered no, or no terminal to ask on);
+//! 2 usage error; 4 the daemon refused (D-Bus `AccessDenied`: called from inside an
+//! AI agent's process tree, another user's launch, a mode locked by managed policy).
 use std::{
     ffi::OsString,
-    io::{self, BufRead as _, Seek as _, Write as _},
-    os::unix::process::CommandExt as _,
+    fmt::{self, Write as _},
+    future::Future,
+    io::{self, BufRead as _, IsTerminal as _, Seek as _, Write as _},
+    os::unix::{ffi::OsStringExt as _, process::CommandExt as _},
     path::{Path, PathBuf},
     process::ExitCode,
     time::Duration,
 };
 
 use anyhow::{bail, Context as _};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use serde_json::Value;
+use zbus::DBusError as _;
 
 use crate::{
     api::client::{self, DaemonProxy},
-    cli::render,
+    cli::{render, review},
     config::Config,
     event::Event,
     logfile,
@@ -48,7 +58,83 @@ pub enum Command {
     /// commands, exit statuses and durations. With --json: one JSON object per line,
     /// as documented in the README.
     Log(LogArgs),
+    /// List consent records (approved commands), each host's mode, and policy problems.
+    ///
+    /// One row per record: id, host, scope (once, always, until T), state (active;
+    /// stale when the executable or script no longer has the approved content;
+    /// expired; used, for a `once` record already consumed), source (user:UID,
+    /// managed:FILE, import:FILE#SERVER) and creation time, followed by the full
+    /// command (never truncated) and what it is bound to. Then the mode of each host,
+    /// and which are locked by managed policy. Problems in the consent store or the
+    /// managed policy files are printed to stderr as warnings (exit status stays 0).
+    #[command(after_long_help = RECORDS_EXAMPLES)]
+    Records(RecordsArgs),
+    /// Approve one exact command for a host, after showing it in full with its risks.
+    ///
+    /// Either a launch the daemon recorded (`EVENT_ID`, as shown by `mcpwatch log` and in
+    /// block and alert messages), or a command given after `--` with `--host`.
+    /// Before anything is approved the daemon's preview is shown: the full command, the
+    /// executable's path and SHA-256 (the record is bound to that content), the script
+    /// for `#!` launches, the working directory, the security-relevant environment
+    /// variables and every risk flag (sudo, rm -rf, sh -c, network tools, secrets,
+    /// ...). You are then asked to confirm on the terminal; without a terminal nothing
+    /// is approved unless --yes is given. The record lasts until revoked unless
+    /// --once or --until limits it. An AI agent cannot approve for itself: the
+    /// daemon refuses calls from inside a tracked host's process tree (exit 4).
+    ///
+    /// Exit status: 0 approved; 1 nothing approved (answered no, no terminal,
+    /// daemon unreachable or failed); 4 the daemon refused.
+    #[command(after_long_help = APPROVE_EXAMPLES)]
+    Approve(ApproveArgs),
+    /// Remove a consent record: its command is no longer approved.
+    ///
+    /// The kernel stops allowing the command at once. Prints the removed record's
+    /// command.
+    #[command(after_long_help = "Example:\n  mcpwatch revoke 7")]
+    Revoke(RevokeArgs),
+    /// List launches held in `ask` mode, waiting for you to allow or deny them.
+    ///
+    /// A held process is stopped before its first instruction. Each entry shows its
+    /// id (for `allow` and `deny`), pid, host, how long it has been held out of the
+    /// timeout after which it is killed, its full command and its risk flags.
+    #[command(after_long_help = "Examples:\n  mcpwatch pending\n  mcpwatch pending --json")]
+    Pending(PendingArgs),
+    /// Let a held launch run, after showing it with its risks and asking you.
+    ///
+    /// With --always, also approve its exact command for the host, so that it runs
+    /// without asking next time. --yes skips the question.
+    #[command(after_long_help = "Examples:\n  mcpwatch allow 3\n  mcpwatch allow 3 --always")]
+    Allow(AllowArgs),
+    /// Kill a held launch (it never runs a single instruction).
+    #[command(after_long_help = "Example:\n  mcpwatch deny 3")]
+    Deny(DenyArgs),
+    /// Set how strictly a host is held to its consent records.
+    ///
+    /// monitor: record and alert; ask: hold each unapproved launch and ask (`mcpwatch
+    /// pending`), killing it when nobody answers in time; enforce: unapproved launches
+    /// never run. A mode locked by managed policy cannot be changed (exit 4).
+    #[command(
+        after_long_help = "Examples:\n  mcpwatch mode claude-code enforce\n  mcpwatch mode cursor ask"
+    )]
+    Mode(ModeArgs),
 }
+
+const RECORDS_EXAMPLES: &str = "\
+Examples:
+  mcpwatch records
+  mcpwatch records --json > approvals.json";
+
+const APPROVE_EXAMPLES: &str = "\
+Examples:
+  # a launch that was blocked or alerted on (the id is in the event)
+  mcpwatch approve 1234
+  # a command, before the host first launches it
+  mcpwatch approve --host claude-code -- npx -y @modelcontextprotocol/server-filesystem /tmp
+  # approved for one run only, or until a date
+  mcpwatch approve 1234 --once
+  mcpwatch approve 1234 --until 2026-12-31T23:59:59Z --note 'trial of the git server'
+  # from a script, after reviewing the command yourself
+  mcpwatch approve 1234 --yes";
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -66,6 +152,97 @@ pub struct StatusArgs {
     /// Print the full status as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RecordsArgs {
+    /// Print the daemon's JSON document unchanged (pretty-printed): records, modes
+    /// and problems.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("what").required(true).args(["event_id", "host"])))]
+pub struct ApproveArgs {
+    /// Id of a recorded launch event to approve (see `mcpwatch log --json`).
+    #[arg(value_name = "EVENT_ID", conflicts_with_all = ["host", "cwd", "command"])]
+    pub event_id: Option<u64>,
+    /// Host profile to approve the command for (with a command after `--`).
+    #[arg(long, value_name = "HOST", requires = "command")]
+    pub host: Option<String>,
+    /// Working directory the command must be launched in (default: any).
+    #[arg(long, value_name = "DIR", requires = "host")]
+    pub cwd: Option<PathBuf>,
+    /// Approve one run only: the record is used up by the first launch it allows.
+    #[arg(long, conflicts_with = "until")]
+    pub once: bool,
+    /// Approve until this time (RFC 3339, e.g. 2026-12-31T23:59:59Z).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_until)]
+    pub until: Option<String>,
+    /// A note kept with the record (why it was approved).
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub note: String,
+    /// Do not ask for confirmation (the preview is still printed).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The exact command and its arguments, after `--` (with --host).
+    #[arg(last = true, value_name = "CMD", requires = "host")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    /// Id of the record to remove (see `mcpwatch records`).
+    #[arg(value_name = "RECORD_ID")]
+    pub record_id: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct PendingArgs {
+    /// Print the daemon's JSON list unchanged (pretty-printed).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AllowArgs {
+    /// Id of the held launch (see `mcpwatch pending`).
+    #[arg(value_name = "PENDING_ID")]
+    pub pending_id: u64,
+    /// Also approve this exact command for the host (a consent record, scope always).
+    #[arg(long)]
+    pub always: bool,
+    /// Do not ask for confirmation (the launch is still printed).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DenyArgs {
+    /// Id of the held launch (see `mcpwatch pending`).
+    #[arg(value_name = "PENDING_ID")]
+    pub pending_id: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ModeArgs {
+    /// Host profile name (e.g. claude-code, cursor).
+    #[arg(value_name = "HOST")]
+    pub host: String,
+    /// The new mode.
+    #[arg(value_name = "MODE", value_parser = ["monitor", "ask", "enforce"])]
+    pub mode: String,
+}
+
+/// `--until`: an RFC 3339 time, checked here so a typo is a usage error.
+fn parse_until(t: &str) -> Result<String, String> {
+    crate::policy::record::parse_time(t).map(|_| t.to_owned())
 }
 
 #[derive(Args, Debug)]
@@ -89,12 +266,23 @@ pub fn main_with(cli: Cli) -> ExitCode {
         Command::Run(a) => run(&a),
         Command::Status(a) => status(&a),
         Command::Log(a) => log(&a),
+        Command::Records(a) => records(&a),
+        Command::Approve(a) => approve(&a),
+        Command::Revoke(a) => revoke(&a),
+        Command::Pending(a) => pending(&a),
+        Command::Allow(a) => allow(&a),
+        Command::Deny(a) => deny(&a),
+        Command::Mode(a) => mode(&a),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("mcpwatch: error: {err:#}");
-            ExitCode::from(1)
+            if let Some(call) = err.downcast_ref::<CallError>() {
+                call.report()
+            } else {
+                eprintln!("mcpwatch: error: {err:#}");
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -352,5 +540,653 @@ fn follow(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         if out.flush().is_err() {
             return Ok(ExitCode::SUCCESS);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Consent commands: records, approve, revoke, pending, allow, deny, mode.
+
+/// How long a consent call may take (approving hashes the executable and script).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
+
+/// Why a daemon call did not give an answer; decides the exit status.
+#[derive(Debug)]
+enum CallError {
+    /// No bus, or nobody owns org.mcpwatch1: exit 1.
+    Unreachable(anyhow::Error),
+    /// The daemon refused (`AccessDenied`): exit 4, with its message.
+    Refused(String),
+    /// Any other failure: exit 1.
+    Failed(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Unreachable(e) => write!(f, "{e:#}"),
+            CallError::Refused(m) => write!(f, "refused: {m}"),
+            CallError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl CallError {
+    fn report(&self) -> ExitCode {
+        match self {
+            CallError::Unreachable(e) => {
+                eprintln!("mcpwatch: {}", daemon_down_hint(e));
+                ExitCode::from(1)
+            }
+            CallError::Refused(m) => {
+                eprintln!("refused: {m}");
+                ExitCode::from(4)
+            }
+            CallError::Failed(m) => {
+                eprintln!("mcpwatch: error: {m}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// A D-Bus error reply, by its error name.
+fn classify_reply(method: &str, name: &str, desc: Option<&str>) -> CallError {
+    let msg = desc.unwrap_or("no message").to_owned();
+    match name.strip_prefix("org.freedesktop.DBus.Error.") {
+        _ if name == ACCESS_DENIED => CallError::Refused(msg),
+        Some("ServiceUnknown" | "NameHasNoOwner" | "Disconnected") => {
+            CallError::Unreachable(anyhow::anyhow!("{name}: {msg}"))
+        }
+        Some("UnknownMethod" | "UnknownInterface" | "UnknownObject") => CallError::Failed(format!(
+            "this mcpwatchd has no {method} method (is it older than this mcpwatch?): {msg}"
+        )),
+        Some("InvalidArgs" | "Failed") => CallError::Failed(msg),
+        _ => CallError::Failed(format!("{method} failed: {name}: {msg}")),
+    }
+}
+
+/// A failed call, by what went wrong.
+fn classify(method: &str, err: zbus::Error) -> CallError {
+    match &err {
+        zbus::Error::MethodError(name, desc, _) => classify_reply(method, name, desc.as_deref()),
+        zbus::Error::FDO(e) => classify_reply(method, &e.name(), e.description()),
+        zbus::Error::InputOutput(_)
+        | zbus::Error::Connection(..)
+        | zbus::Error::Handshake(_)
+        | zbus::Error::Address(_) => CallError::Unreachable(err.into()),
+        _ => CallError::Failed(format!("{method} failed: {err}")),
+    }
+}
+
+/// A daemon answer: the JSON text as sent and parsed.
+struct Answer {
+    raw: String,
+    json: Value,
+}
+
+/// A connection to the daemon for one command (a few calls, maybe a question to
+/// the user in between).
+struct Daemon {
+    rt: tokio::runtime::Runtime,
+    proxy: DaemonProxy<'static>,
+}
+
+impl Daemon {
+    fn connect() -> anyhow::Result<Self> {
+        let rt = runtime()?;
+        let proxy = rt.block_on(proxy()).map_err(CallError::Unreachable)?;
+        Ok(Self { rt, proxy })
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        call: impl Future<Output = zbus::Result<String>>,
+    ) -> Result<Answer, CallError> {
+        let raw = self
+            .rt
+            .block_on(async { tokio::time::timeout(CALL_TIMEOUT, call).await })
+            .map_err(|_| {
+                CallError::Failed(format!(
+                    "the daemon did not answer {method} within {} s",
+                    CALL_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| classify(method, e))?;
+        let json = serde_json::from_str(&raw).map_err(|e| {
+            CallError::Failed(format!("the daemon sent invalid JSON for {method}: {e}"))
+        })?;
+        Ok(Answer { raw, json })
+    }
+}
+
+/// Columns to wrap commands at: the terminal's width when stdout is one; `None`
+/// (one line per command, for scripts and `grep`) otherwise.
+fn out_width() -> Option<usize> {
+    let stdout = io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    if let Some(c) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|&c| c >= 20)
+    {
+        return Some(c);
+    }
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass.
+    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &raw mut ws) };
+    Some(if r == 0 && ws.ws_col >= 20 {
+        usize::from(ws.ws_col)
+    } else {
+        100
+    })
+}
+
+/// What the person at the terminal said.
+#[derive(Debug, PartialEq, Eq)]
+enum Confirm {
+    Yes,
+    No,
+    /// stdin is not a terminal: nobody to ask.
+    NoTerminal,
+}
+
+/// `y` or `yes` (any case) is yes; anything else, or end of input, is no.
+fn is_yes(line: &str) -> bool {
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Ask `question [y/N]` of the person at the terminal. Only a terminal on stdin
+/// answers: a pipe (`yes | mcpwatch approve …`) is not a person; use --yes.
+/// `details` (already on stdout) are repeated on stderr when stdout is not the
+/// terminal, so the person sees what they answer about.
+fn confirm(question: &str, details: &str) -> io::Result<Confirm> {
+    let stdin = io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(Confirm::NoTerminal);
+    }
+    let mut err = io::stderr().lock();
+    if !io::stdout().is_terminal() {
+        err.write_all(details.as_bytes())?;
+    }
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(if is_yes(&line) {
+        Confirm::Yes
+    } else {
+        Confirm::No
+    })
+}
+
+/// Write to stdout; a reader that went away (`mcpwatch records | head`) is not an
+/// error.
+fn emit(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+/// Print problems from a records answer as warnings.
+fn warn_problems(v: &Value) {
+    let problems = review::problems(v);
+    for p in &problems {
+        eprintln!("mcpwatch: warning: {p}");
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "mcpwatch: warning: {} problem(s) in the consent store or managed policy (above)",
+            problems.len()
+        );
+    }
+}
+
+fn records(a: &RecordsArgs) -> anyhow::Result<ExitCode> {
+    let d = Daemon::connect()?;
+    let ans = d.call("Records", d.proxy.records())?;
+    if a.json {
+        emit(&format!("{}\n", review::pretty_json(&ans.raw)))?;
+    } else {
+        emit(&review::render_records(&ans.json, out_width()))?;
+    }
+    warn_problems(&ans.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The scope argument of Approve: empty for the daemon's default (always).
+fn scope_arg(once: bool, until: Option<&str>) -> String {
+    match (once, until) {
+        (true, _) => "once".to_owned(),
+        (false, Some(t)) => format!("until={t}"),
+        (false, None) => String::new(),
+    }
+}
+
+/// `--cwd` as the daemon needs it: absolute, UTF-8; empty for none.
+fn cwd_arg(cwd: Option<&Path>) -> anyhow::Result<String> {
+    let Some(dir) = cwd else {
+        return Ok(String::new());
+    };
+    let abs = std::path::absolute(dir).with_context(|| format!("--cwd {}", dir.display()))?;
+    abs.into_os_string().into_string().map_err(|p| {
+        anyhow::anyhow!(
+            "--cwd {} is not UTF-8: the daemon API takes it as text",
+            crate::event::shell_quote(p.as_encoded_bytes())
+        )
+    })
+}
+
+fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
+    let scope = scope_arg(a.once, a.until.as_deref());
+    let argv: Vec<Vec<u8>> = a.command.iter().map(|s| s.clone().into_vec()).collect();
+    let cwd = cwd_arg(a.cwd.as_deref())?;
+    let host = a.host.clone().unwrap_or_default();
+    let d = Daemon::connect()?;
+    let width = out_width();
+
+    let preview = match a.event_id {
+        Some(id) => d.call("Preview", d.proxy.preview(id))?,
+        None => d.call(
+            "PreviewCommand",
+            d.proxy.preview_command(&host, argv.clone(), &cwd),
+        )?,
+    };
+    let mut details = review::render_preview(&preview.json, width);
+    let scope_line = match (a.once, &a.until) {
+        (true, _) => "once (the record is used up by the first launch it allows)".to_owned(),
+        (false, Some(t)) => format!("until {t}"),
+        (false, None) => "always (until revoked; --once or --until limit it)".to_owned(),
+    };
+    let _ = writeln!(details, "{:<9}{scope_line}", "scope:");
+    if !a.note.is_empty() {
+        let _ = writeln!(details, "{:<9}{}", "note:", a.note);
+    }
+    emit(&details)?;
+
+    let for_host = preview.json["host"]
+        .as_str()
+        .map_or_else(|| host.clone(), str::to_owned);
+    if !a.yes {
+        let question = format!("Approve this exact command for host {for_host}?");
+        match confirm(&question, &details)? {
+            Confirm::Yes => {}
+            Confirm::No => {
+                eprintln!("mcpwatch: not approved");
+                return Ok(ExitCode::from(1));
+            }
+            Confirm::NoTerminal => {
+                eprintln!(
+                    "mcpwatch: not approved: there is no terminal to confirm on (stdin is not a terminal); \
+                     review the command above and re-run with --yes to approve it"
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+
+    let record = match a.event_id {
+        Some(id) => d.call("Approve", d.proxy.approve(id, &scope, &a.note))?,
+        None => d.call(
+            "ApproveCommand",
+            d.proxy.approve_command(&host, argv, &cwd, &scope, &a.note),
+        )?,
+    };
+    let id = &record.json["id"];
+    if let Some(why) = review::binding_mismatch(&preview.json, &record.json) {
+        // What was approved is not what was shown: take it back.
+        let undo = match id.as_u64() {
+            Some(n) => match d.call("Revoke", d.proxy.revoke(n)) {
+                Ok(_) => format!("record {n} was revoked again"),
+                Err(e) => {
+                    format!("revoking record {n} failed too ({e}): run `mcpwatch revoke {n}`")
+                }
+            },
+            None => "the daemon returned no record id: check `mcpwatch records`".to_owned(),
+        };
+        return Err(CallError::Failed(format!(
+            "{why}; {undo}. Nothing stays approved: review the command again"
+        ))
+        .into());
+    }
+    emit(&format!("approved as record {}\n", json_text(id)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON scalar as text (`?` when absent).
+fn json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "?".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn revoke(a: &RevokeArgs) -> anyhow::Result<ExitCode> {
+    let d = Daemon::connect()?;
+    let rec = d.call("Revoke", d.proxy.revoke(a.record_id))?;
+    emit(&format!(
+        "revoked record {}: {}\n",
+        a.record_id,
+        review::command_line(&rec.json)
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pending(a: &PendingArgs) -> anyhow::Result<ExitCode> {
+    let d = Daemon::connect()?;
+    let list = d.call("Pending", d.proxy.pending())?;
+    if a.json {
+        emit(&format!("{}\n", review::pretty_json(&list.raw)))?;
+    } else {
+        emit(&review::render_pending(&list.json, out_width()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn allow(a: &AllowArgs) -> anyhow::Result<ExitCode> {
+    let d = Daemon::connect()?;
+    let list = d.call("Pending", d.proxy.pending())?;
+    let Some(entry) = list
+        .json
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["id"].as_u64() == Some(a.pending_id)))
+    else {
+        return Err(CallError::Failed(format!(
+            "no launch #{} is waiting (already answered, timed out, or never held): see `mcpwatch pending`",
+            a.pending_id
+        ))
+        .into());
+    };
+    let details = review::render_pending_entry(entry, out_width());
+    emit(&details)?;
+    let host = json_text(&entry["host"]);
+    if !a.yes {
+        let question = if a.always {
+            format!("Let this exact command run and always approve it for host {host}?")
+        } else {
+            format!("Let this exact command run (this time only) for host {host}?")
+        };
+        let no = match confirm(&question, &details)? {
+            Confirm::Yes => None,
+            Confirm::No => Some("not allowed"),
+            Confirm::NoTerminal => Some(
+                "not allowed: there is no terminal to confirm on (stdin is not a terminal); \
+                 review the launch above and re-run with --yes",
+            ),
+        };
+        if let Some(no) = no {
+            eprintln!(
+                "mcpwatch: {no}; pid {} stays held until its timeout, then it is killed \
+                 (`mcpwatch deny {}` kills it now)",
+                json_text(&entry["pid"]),
+                a.pending_id
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let ans = d.call("Allow", d.proxy.allow(a.pending_id, a.always))?;
+    let v = &ans.json;
+    if v["continued"].as_bool() == Some(false) {
+        return Err(CallError::Failed(format!(
+            "pid {} was not continued (has it exited?)",
+            json_text(&v["pid"])
+        ))
+        .into());
+    }
+    let mut line = format!("continued pid {}", json_text(&v["pid"]));
+    if v["record"].is_object() {
+        let _ = write!(
+            line,
+            " and approved as record {}",
+            json_text(&v["record"]["id"])
+        );
+    } else if a.always {
+        line.push_str(" (the daemon returned no record: check `mcpwatch records`)");
+    }
+    emit(&format!("{line}\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn deny(a: &DenyArgs) -> anyhow::Result<ExitCode> {
+    let d = Daemon::connect()?;
+    let ans = d.call("Deny", d.proxy.deny(a.pending_id))?;
+    let pid = json_text(&ans.json["pid"]);
+    if ans.json["killed"].as_bool() == Some(false) {
+        emit(&format!(
+            "pid {pid} was not killed: it had already exited\n"
+        ))?;
+    } else {
+        emit(&format!("killed pid {pid}\n"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mode(a: &ModeArgs) -> anyhow::Result<ExitCode> {
+    let d = Daemon::connect()?;
+    let ans = d.call("SetMode", d.proxy.set_mode(&a.host, &a.mode))?;
+    let v = &ans.json;
+    let host = v["host"].as_str().unwrap_or(&a.host);
+    let new = v["mode"].as_str().unwrap_or(&a.mode);
+    emit(&format!("{host}: {} -> {new}\n", json_text(&v["previous"])))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use zbus::fdo;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mcpwatch").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    fn approve_args(args: &[&str]) -> ApproveArgs {
+        match parse(args) {
+            Ok(Command::Approve(a)) => a,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn approve_by_event_id_with_scope_note_and_yes() {
+        let a = approve_args(&["approve", "12", "--once", "--note", "fs server", "-y"]);
+        assert_eq!(a.event_id, Some(12));
+        assert!(a.once && a.yes);
+        assert_eq!(a.note, "fs server");
+        assert!(a.host.is_none() && a.command.is_empty());
+        assert_eq!(scope_arg(a.once, a.until.as_deref()), "once");
+
+        let a = approve_args(&["approve", "12", "--until", "2026-12-31T23:59:59Z"]);
+        assert_eq!(a.until.as_deref(), Some("2026-12-31T23:59:59Z"));
+        assert_eq!(
+            scope_arg(a.once, a.until.as_deref()),
+            "until=2026-12-31T23:59:59Z"
+        );
+        let a = approve_args(&["approve", "12"]);
+        assert_eq!(scope_arg(a.once, a.until.as_deref()), "");
+    }
+
+    #[test]
+    fn approve_a_command_keeps_its_exact_arguments() {
+        let a = approve_args(&[
+            "approve",
+            "--host",
+            "claude-code",
+            "--cwd",
+            "/srv",
+            "--",
+            "npx",
+            "-y",
+            "--weird",
+            "a b",
+            "",
+        ]);
+        assert_eq!(a.host.as_deref(), Some("claude-code"));
+        assert_eq!(a.cwd.as_deref(), Some(Path::new("/srv")));
+        assert_eq!(a.event_id, None);
+        assert_eq!(a.command, ["npx", "-y", "--weird", "a b", ""]);
+    }
+
+    #[test]
+    fn approve_usage_errors() {
+        let kind = |args: &[&str]| parse(args).unwrap_err().kind();
+        // Neither an event nor a command.
+        assert_eq!(kind(&["approve"]), ErrorKind::MissingRequiredArgument);
+        // Both.
+        assert_eq!(
+            kind(&["approve", "3", "--host", "h", "--", "ls"]),
+            ErrorKind::ArgumentConflict
+        );
+        // A host without a command, a command without a host.
+        assert_eq!(
+            kind(&["approve", "--host", "h"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert!(parse(&["approve", "--", "ls"]).is_err());
+        assert_eq!(
+            kind(&["approve", "3", "--once", "--until", "2026-12-31T23:59:59Z"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["approve", "3", "--until", "next tuesday"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(kind(&["approve", "x"]), ErrorKind::ValueValidation);
+        // Usage errors exit 2.
+        assert_eq!(parse(&["approve"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn other_consent_subcommands_parse() {
+        assert!(matches!(
+            parse(&["records", "--json"]),
+            Ok(Command::Records(RecordsArgs { json: true }))
+        ));
+        assert!(matches!(
+            parse(&["revoke", "7"]),
+            Ok(Command::Revoke(RevokeArgs { record_id: 7 }))
+        ));
+        assert!(matches!(
+            parse(&["pending"]),
+            Ok(Command::Pending(PendingArgs { json: false }))
+        ));
+        assert!(matches!(
+            parse(&["allow", "3", "--always", "--yes"]),
+            Ok(Command::Allow(AllowArgs {
+                pending_id: 3,
+                always: true,
+                yes: true
+            }))
+        ));
+        assert!(matches!(
+            parse(&["deny", "3"]),
+            Ok(Command::Deny(DenyArgs { pending_id: 3 }))
+        ));
+        match parse(&["mode", "claude-code", "enforce"]) {
+            Ok(Command::Mode(m)) => assert_eq!(
+                (m.host.as_str(), m.mode.as_str()),
+                ("claude-code", "enforce")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse(&["mode", "claude-code", "strict"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidValue
+        );
+        assert!(parse(&["revoke"]).is_err());
+        assert!(parse(&["deny", "-1"]).is_err());
+    }
+
+    #[test]
+    fn daemon_errors_map_to_exit_statuses() {
+        let refused = classify(
+            "Approve",
+            fdo::Error::AccessDenied("called from inside claude-code's process tree".into()).into(),
+        );
+        assert!(
+            matches!(&refused, CallError::Refused(m) if m == "called from inside claude-code's process tree"),
+            "{refused:?}"
+        );
+        assert_eq!(refused.report(), ExitCode::from(4));
+
+        let unknown = classify(
+            "Revoke",
+            fdo::Error::InvalidArgs("no record 9".into()).into(),
+        );
+        assert!(
+            matches!(&unknown, CallError::Failed(m) if m == "no record 9"),
+            "{unknown:?}"
+        );
+        assert_eq!(unknown.report(), ExitCode::from(1));
+
+        let absent = classify(
+            "Records",
+            fdo::Error::ServiceUnknown("The name org.mcpwatch1 was not provided".into()).into(),
+        );
+        assert!(matches!(absent, CallError::Unreachable(_)), "{absent:?}");
+
+        let old = classify_reply(
+            "Pending",
+            "org.freedesktop.DBus.Error.UnknownMethod",
+            Some("Unknown method 'Pending'"),
+        );
+        assert!(matches!(&old, CallError::Failed(m) if m.contains("no Pending method")));
+        assert!(matches!(
+            classify_reply("Approve", ACCESS_DENIED, None),
+            CallError::Refused(_)
+        ));
+        let io = classify(
+            "Records",
+            zbus::Error::InputOutput(std::sync::Arc::new(io::Error::other("broken pipe"))),
+        );
+        assert!(matches!(io, CallError::Unreachable(_)));
+    }
+
+    #[test]
+    fn refusals_survive_anyhow() {
+        let err: anyhow::Error = CallError::Refused("locked by managed policy".into()).into();
+        assert!(matches!(
+            err.downcast_ref::<CallError>(),
+            Some(CallError::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn only_yes_is_yes() {
+        for y in ["y\n", "Y", "yes\n", " YES "] {
+            assert!(is_yes(y), "{y:?}");
+        }
+        for n in ["", "\n", "n", "no", "yess", "ye", "y y"] {
+            assert!(!is_yes(n), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn cwd_is_made_absolute() {
+        assert_eq!(cwd_arg(None).unwrap(), "");
+        assert_eq!(cwd_arg(Some(Path::new("/srv/x"))).unwrap(), "/srv/x");
+        let rel = cwd_arg(Some(Path::new("proj"))).unwrap();
+        assert!(rel.starts_with('/') && rel.ends_with("/proj"), "{rel}");
+        let bad = PathBuf::from(OsString::from_vec(b"/tmp/\xff".to_vec()));
+        assert!(cwd_arg(Some(&bad)).is_err());
     }
 }
