@@ -22,6 +22,7 @@ fn main() {
             tracked_max: 65536,
             pin_dir: "/sys/fs/bpf/mcpwatch-probe".into(),
             state_dir: "/tmp/mcpwatch-probe".into(),
+            pin_links: true,
         },
         kcfg,
         &[],

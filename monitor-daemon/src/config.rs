@@ -147,6 +147,9 @@ pub struct Config {
     pub builtin_hosts: bool,
     /// Where programs and maps are pinned so enforcement outlives the daemon.
     pub pin_dir: PathBuf,
+    /// Pin the program links on bpffs (true), or hand them to a link keeper
+    /// process (false; also the automatic fallback when the kernel refuses pins).
+    pub pin_links: bool,
     /// Managed (admin) policy files: `*.toml`.
     pub policy_dir: PathBuf,
     /// Ask mode: seconds a held launch waits for an answer before it is killed.
@@ -170,6 +173,7 @@ impl Default for Config {
             tracked_max: DEFAULT_TRACKED_MAX,
             builtin_hosts: true,
             pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
+            pin_links: true,
             policy_dir: PathBuf::from(DEFAULT_POLICY_DIR),
             ask_timeout_secs: DEFAULT_ASK_TIMEOUT_SECS,
             defaults: Defaults::default(),
@@ -332,6 +336,16 @@ impl Config {
                     path.display()
                 )));
             }
+        }
+        if self
+            .pin_dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains('.'))
+        {
+            return Err(self.invalid(format!(
+                "pin_dir = \"{}\": bpffs refuses names containing '.'",
+                self.pin_dir.display()
+            )));
         }
         if !self.pin_dir.starts_with("/sys/fs/bpf") {
             return Err(self.invalid(format!(

@@ -102,6 +102,17 @@ pub struct Status {
     pub enforcement: Vec<String>,
     pub tracker_overflow: u64,
     pub hash_cache: (u64, u64),
+    /// How enforcement outlives the daemon (pins, link keeper).
+    pub pins: crate::sensor::ebpf::PinReport,
+    /// Effective mode per host, and whether managed policy locks it.
+    pub modes: serde_json::Value,
+    /// Consent records loaded into the kernel / known.
+    pub records_active: usize,
+    pub records_total: usize,
+    /// Launches ask mode holds now.
+    pub pending: usize,
+    /// Consent store and managed policy problems (last good copies in force).
+    pub policy_problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -434,6 +445,23 @@ impl Core {
             enforcement,
             tracker_overflow: self.tracker.overflow(),
             hash_cache: (0, 0),
+            pins: self.sensor.pins.clone(),
+            modes: self.api_records()["modes"].clone(),
+            records_active: self
+                .consent
+                .states
+                .values()
+                .filter(|s| **s == crate::consent::RecordState::Active)
+                .count(),
+            records_total: self.consent.all_records().count(),
+            pending: self.consent.pending.len(),
+            policy_problems: self
+                .consent
+                .store_problem
+                .iter()
+                .chain(self.consent.managed_problems.iter())
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -491,6 +519,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracked_max: config.tracked_max,
         pin_dir: config.pin_dir.clone(),
         state_dir: config.state_dir.clone(),
+        pin_links: config.pin_links,
     };
     let mut sensor = Sensor::load(&opts, kcfg, &exes, &paths).context("loading the eBPF sensor")?;
     if let Some(reason) = &sensor.lsm.reason {

@@ -292,32 +292,45 @@ impl Core {
         );
     }
 
-    /// SIGCONT to a held process by someone else: it would run unapproved. Kill it.
+    /// SIGCONT to a held process by someone else: it would run unapproved. The
+    /// kernel kills it as it resumes (when its parent takes CLD_CONTINUED reports);
+    /// the daemon kills it too, in case the kernel could not.
     pub fn hold_bypass(&mut self, b: &RawHoldBypass) {
         let target = b.target;
+        let kernel_killed = b.common.flags & ef::KILLED != 0;
         let entry = self
             .consent
             .pending
             .iter()
             .find(|(_, p)| p.pid == target)
             .map(|(id, p)| (*id, p.start_time));
-        let killed = match entry {
-            Some((_, start)) => consent::signal_if_same(target, start, libc::SIGKILL),
-            None => consent::proc_start(target)
-                .is_some_and(|(s, _, _)| consent::signal_if_same(target, s, libc::SIGKILL)),
-        };
+        let killed = kernel_killed
+            || match entry {
+                Some((_, start)) => consent::signal_if_same(target, start, libc::SIGKILL),
+                None => consent::proc_start(target)
+                    .is_some_and(|(s, _, _)| consent::signal_if_same(target, s, libc::SIGKILL)),
+            };
         if let Some((id, _)) = entry {
-            self.consent.pending.remove(&id);
+            if let Some(p) = self.consent.pending.remove(&id) {
+                self.decision(&p, "killed", "resumed by someone other than mcpwatch");
+            }
+        }
+        if b.signal == 17 && !kernel_killed {
+            return;
         }
         self.sensor.clear_held(target);
         let mut e = self.new_event(Kind::HoldBypass);
         e.pid = target;
-        e.message = Some(format!(
-            "pid {} ({}) sent SIGCONT to held launch {target}; {}",
-            b.common.pid,
-            String::from_utf8_lossy(&b.common.comm),
-            if killed { "killed it" } else { "it was already gone" }
-        ));
+        e.message = Some(if b.signal == 17 {
+            format!("held launch {target} was continued without an answer: the kernel killed it before it ran")
+        } else {
+            format!(
+                "pid {} ({}) sent SIGCONT to held launch {target}; {}",
+                b.common.pid,
+                String::from_utf8_lossy(&b.common.comm),
+                if killed { "killed it" } else { "it was already gone" }
+            )
+        });
         warn!(sender = b.common.pid, target, "SIGCONT to a held launch from outside mcpwatch");
         self.record(&e);
     }
@@ -635,7 +648,12 @@ impl Core {
         let records: Vec<Value> = self.consent.all_records().map(|r| self.record_json(r)).collect();
         let default = self.config.defaults.mode;
         let mut modes = serde_json::Map::new();
-        for h in &self.host_names {
+        let mut names: Vec<&String> = self.host_names.iter().collect();
+        names.extend(self.consent.managed.hosts.keys().filter(|h| *h != ANY_HOST));
+        names.extend(self.consent.store.modes().keys());
+        names.sort();
+        names.dedup();
+        for h in names {
             let (m, locked, source) = self.consent.mode_of(h, default);
             modes.insert(h.clone(), json!({"mode": m.as_str(), "locked": locked, "source": source}));
         }

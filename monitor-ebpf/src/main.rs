@@ -809,17 +809,35 @@ pub fn signal_generate(ctx: BtfTracePointContext) -> u32 {
 }
 
 const SIGCONT: i32 = 18;
+const SIGCHLD: i32 = 17;
+/// `si_code` of the SIGCHLD a continued process sends its parent.
+const CLD_CONTINUED: i32 = 6;
+/// Offset of `si_code` in `kernel_siginfo` (`si_signo`, `si_errno`, `si_code`: ABI).
+const SI_CODE_OFF: u32 = 8;
 
 fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
     if cfg!(ready) == 0 {
         return Ok(());
     }
     let sig: i32 = ctx.arg(0);
-    if sig != SIGCONT {
+    if sig != SIGCONT && sig != SIGCHLD {
         return Ok(());
     }
-    let target: *const u8 = ctx.arg(2);
-    let tgid: u32 = rd(target, cfg!(task_tgid))?;
+    let current = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let (tgid, kill) = if sig == SIGCHLD {
+        // A stopped process that was continued tells its parent (CLD_CONTINUED)
+        // from its own context, in the kernel, before it returns to user mode. If
+        // it is still held, nobody with the right to answer continued it: kill it
+        // here, before its first instruction.
+        let info: *const u8 = ctx.arg(1);
+        if info.is_null() || rd::<i32>(info, SI_CODE_OFF)? != CLD_CONTINUED {
+            return Ok(());
+        }
+        (current, true)
+    } else {
+        let target: *const u8 = ctx.arg(2);
+        (rd(target, cfg!(task_tgid))?, false)
+    };
     // SAFETY: value copied out of the map.
     let Some(st) = (unsafe { TRACKED.get(&tgid) }).copied() else {
         return Ok(());
@@ -827,12 +845,21 @@ fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
     if st.flags & task_flags::HELD == 0 {
         return Ok(());
     }
-    let sender = (bpf_get_current_pid_tgid() >> 32) as u32;
     let daemon = enforce::settings().map_or(0, |s| s.daemon_tgid);
-    if sender == daemon && daemon != 0 {
+    if !kill && current == daemon && daemon != 0 {
         return Ok(());
     }
-    count(stat::HOLD_BYPASS);
+    let mut flags = event_flags::HOLD_BYPASS;
+    if kill {
+        // SAFETY: signals the current process (the held one).
+        if unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) } < 0 {
+            flags |= event_flags::SIGNAL_FAILED;
+        } else {
+            flags |= event_flags::KILLED;
+        }
+    } else {
+        count(stat::HOLD_BYPASS);
+    }
     let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
         count(stat::RINGBUF_DROPS);
         return Ok(());
@@ -842,12 +869,12 @@ fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
     let task = unsafe { bpf_get_current_task() } as *const u8;
     fill_common(h, task, &st);
     h.kind = kind::SIGNAL;
-    h.flags = event_flags::HOLD_BYPASS;
+    h.flags = flags;
     h.prev_role = st.role;
     h.child_pid = tgid;
     h.exit_code = 0;
-    h.mode = SIGCONT as u32;
-    h.record_id = u64::from(sender);
+    h.mode = sig as u32;
+    h.record_id = u64::from(current);
     clear_exec_fields(h);
     entry.submit(RB_FORCE_WAKEUP);
     Ok(())

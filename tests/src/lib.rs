@@ -98,6 +98,11 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub log: PathBuf,
+    pub state: PathBuf,
+    /// Managed policy directory of this daemon (empty unless a test writes to it).
+    pub policy_dir: PathBuf,
+    /// bpffs pin directory of this daemon (removed, with its link keeper, on drop).
+    pub pin_dir: PathBuf,
     stderr: PathBuf,
 }
 
@@ -107,10 +112,27 @@ impl Daemon {
         let bus = Bus::start();
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
+        let policy_dir = dir.path().join("policy.d");
+        std::fs::create_dir_all(&policy_dir).expect("policy dir");
+        let pin_dir = PathBuf::from(format!(
+            "/sys/fs/bpf/mcpwatch-test-{}-{}",
+            std::process::id(),
+            // bpffs refuses names containing '.'.
+            dir.path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("x")
+                .replace('.', "_")
+        ));
         let config = dir.path().join("mcpwatch.toml");
         std::fs::write(
             &config,
-            format!("state_dir = {:?}\n{extra}\n", state.display().to_string()),
+            format!(
+                "state_dir = {:?}\npin_dir = {:?}\npolicy_dir = {:?}\n{extra}\n",
+                state.display().to_string(),
+                pin_dir.display().to_string(),
+                policy_dir.display().to_string()
+            ),
         )
         .expect("writing config");
         let log = state.join("events.jsonl");
@@ -121,14 +143,35 @@ impl Daemon {
             dir,
             config,
             log,
+            state,
+            policy_dir,
+            pin_dir,
             stderr,
         };
         d.spawn();
         d
     }
 
+    /// Start the daemon again on the same config, state and pins (after `stop` or
+    /// `kill9`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running daemon");
+        self.spawn();
+    }
+
+    /// SIGKILL the daemon: no clean-up runs (pins and the link keeper stay).
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     fn spawn(&mut self) {
-        let err = std::fs::File::create(&self.stderr).expect("stderr file");
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr)
+            .expect("stderr file");
         let child = Command::new(bin("mcpwatchd"))
             .arg("--config")
             .arg(&self.config)
@@ -259,6 +302,23 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Enforcement outlives the daemon by design: stop this test's link keeper
+        // and remove its pins, or its programs would stay attached.
+        if let Ok(text) = std::fs::read_to_string(self.state.join("keeper.json")) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                if let Some(pid) = v["pid"].as_i64().and_then(|p| i32::try_from(p).ok()) {
+                    let cmdline =
+                        std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    if cmdline.windows(12).any(|w| w == b"--hold-links") {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
     }
 }
 

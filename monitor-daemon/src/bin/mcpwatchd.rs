@@ -26,6 +26,11 @@ struct Args {
     /// Check the configuration and host profiles, then exit.
     #[arg(long)]
     check: bool,
+    /// Remove the enforcement that outlives the daemon: detach the pinned programs
+    /// (stop the link keeper), remove the pinned maps under `pin_dir`, then exit.
+    /// Held and future launches are no longer checked until mcpwatchd starts again.
+    #[arg(long)]
+    unload: bool,
     /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -71,6 +76,26 @@ fn main() -> ExitCode {
     if args.check {
         println!("configuration ok");
         return ExitCode::SUCCESS;
+    }
+    if args.unload {
+        let keeper = mcpwatch::sensor::keeper::stop(&config.state_dir, None);
+        match mcpwatch::sensor::ebpf::unload(&config.pin_dir) {
+            Ok(removed) => {
+                if let Some(pid) = keeper {
+                    println!("stopped link keeper pid {pid}");
+                }
+                println!(
+                    "{} {}",
+                    if removed { "removed" } else { "nothing pinned at" },
+                    config.pin_dir.display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("mcpwatchd: error: removing {}: {e}", config.pin_dir.display());
+                return ExitCode::from(2);
+            }
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

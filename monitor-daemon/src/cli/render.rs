@@ -124,7 +124,16 @@ impl<'a> Tree<'a> {
     fn add(&mut self, e: &'a Event) {
         match e.kind {
             Kind::Lost => self.lost.push(e),
-            Kind::DaemonStart | Kind::DaemonStop => {}
+            Kind::DaemonStart
+            | Kind::DaemonStop
+            | Kind::Approve
+            | Kind::Revoke
+            | Kind::Mode
+            | Kind::Decision
+            | Kind::Refused
+            | Kind::PolicyError
+            | Kind::RecordStale
+            | Kind::HoldBypass => {}
             Kind::Fork => {
                 if let Some(child) = e.child_pid {
                     self.fork_parent.insert(child, e.pid);

@@ -114,9 +114,14 @@ pub struct RawExec {
 /// SIGCONT sent to a process ask mode holds, by someone other than the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawHoldBypass {
-    /// `common` describes the sender; the state fields are the held process's.
+    /// `common` describes the process in whose context the kernel saw it (the
+    /// sender of SIGCONT, or the continued process itself); the state fields are
+    /// the held process's.
     pub common: Common,
     pub target: u32,
+    /// SIGCONT (seen at the sender) or SIGCHLD (the continued process reporting to
+    /// its parent: killed there by the kernel when `KILLED` is in the flags).
+    pub signal: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,6 +207,7 @@ pub fn decode(buf: &[u8]) -> Result<RawEvent, DecodeError> {
         kind::SIGNAL => Ok(RawEvent::HoldBypass(RawHoldBypass {
             common,
             target: h.child_pid,
+            signal: h.mode,
         })),
         kind => Err(DecodeError::UnknownKind { kind }),
     }

@@ -100,6 +100,8 @@ pub struct SensorOptions {
     pub pin_dir: PathBuf,
     /// Where the link keeper is recorded (see `keeper`).
     pub state_dir: PathBuf,
+    /// Pin links (else, or when pinning fails, a keeper holds them).
+    pub pin_links: bool,
 }
 
 /// What the sensor found pinned and did with it (shown by `mcpwatch status`).
@@ -258,7 +260,7 @@ impl Sensor {
         let ours = |name: &str| {
             existing
                 .iter()
-                .find(|p| p.starts_with(&format!("{name}@{generation}.")))
+                .find(|p| p.starts_with(&format!("{name}@{generation}_")))
                 .cloned()
         };
         let keeper_found = super::keeper::find(&opts.state_dir);
@@ -375,11 +377,15 @@ impl Sensor {
                 });
             }
         } else {
-            let tag = format!("{generation}.{}", std::process::id());
+            // bpffs refuses names with a '.' (EPERM): `NAME@GENERATION_PID`.
+            let tag = format!("{generation}_{}", std::process::id());
             let fds = sensor.attach(&btf)?;
             // Pin the links if the kernel lets us; else hand them to a keeper.
             let mut pinned = Vec::new();
-            for (name, fd) in &fds {
+            if !opts.pin_links {
+                sensor.pins.pin_refused = Some("pin_links = false in the configuration".into());
+            }
+            for (name, fd) in fds.iter().filter(|_| opts.pin_links) {
                 let path = links_dir.join(format!("{name}@{tag}"));
                 match super::keeper::pin_fd(*fd, &path) {
                     Ok(()) => pinned.push(path),

@@ -103,6 +103,8 @@ pub fn pin_fd(fd: RawFd, path: &Path) -> io::Result<()> {
         bpf_fd: u32,
         file_flags: u32,
         path_fd: i32,
+        /// The kernel checks that bytes past the last field are zero.
+        pad: u32,
     }
     const BPF_OBJ_PIN: libc::c_long = 6;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
@@ -111,6 +113,7 @@ pub fn pin_fd(fd: RawFd, path: &Path) -> io::Result<()> {
         bpf_fd: u32::try_from(fd).map_err(io::Error::other)?,
         file_flags: 0,
         path_fd: 0,
+        pad: 0,
     };
     // SAFETY: attr and the path outlive the call; the kernel only reads them.
     let ret = unsafe {

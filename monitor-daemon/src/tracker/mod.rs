@@ -539,6 +539,8 @@ mod tests {
             argv_total: 0,
             env: Vec::new(),
             env_total: 0,
+            mode: 0,
+            record_id: 0,
         }
     }
 
