@@ -751,11 +751,11 @@ mod tests {
         };
         let mut h = FileHashes::default();
         let c = compile(&r, 3, &mut h, 1, 2).unwrap();
-        assert_eq!(c.key.argv_len, 10);
+        assert_eq!(c.key.argv_len, 8);
         assert_eq!(c.key.uid, 1000);
         assert_eq!(c.key.profile, 3);
         assert_eq!(c.key.argv_hash, sip::hash_bytes(1, 2, b"bin\0--x\0"));
-        assert_eq!(&c.value.argv[..10], b"bin\0--x\0\0\0".get(..10).unwrap());
+        assert_eq!(&c.value.argv[..10], b"bin\0--x\0\0\0", "zero past the argv");
         assert_eq!(c.value.flags, allow_flags::ONCE | allow_flags::CWD);
         assert_eq!(&c.value.cwd[..c.value.cwd_len as usize], b"app\0srv\0");
         fs::write(&exe, b"two").unwrap();
