@@ -22,7 +22,15 @@ pub mod names {
     pub const SECENV_NAMES: &str = "SECENV_NAMES";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
-        TRACKED, HOST_EXES, HOST_PATHS, EVENTS, STATS, ALLOW, DENY_EXES, MODES, SETTINGS,
+        TRACKED,
+        HOST_EXES,
+        HOST_PATHS,
+        EVENTS,
+        STATS,
+        ALLOW,
+        DENY_EXES,
+        MODES,
+        SETTINGS,
         SECENV_NAMES,
     ];
 }
@@ -358,7 +366,7 @@ pub struct SecEnvName {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
-    /// SipHash key, generated once by the daemon.
+    /// `SipHash` key, generated once by the daemon.
     pub sip_k0: u64,
     pub sip_k1: u64,
     /// tgid of the running daemon; 0 while none runs (cleared in the kernel when
@@ -369,6 +377,10 @@ pub struct Settings {
 }
 
 /// SipHash-2-4, streamed byte by byte or word by word, identical on both sides.
+#[allow(
+    clippy::inline_always,
+    reason = "the eBPF side needs every step inlined (no calls across the verifier's frames)"
+)]
 pub mod sip {
     #[derive(Clone, Copy)]
     pub struct Sip {
@@ -635,8 +647,14 @@ mod tests {
 
     #[test]
     fn secenv_key_zeroes_after_equals() {
-        assert_eq!(super::secenv_key(b"ENV=/x/y"), u64::from_le_bytes(*b"ENV=\0\0\0\0"));
-        assert_eq!(super::secenv_key(b"LD_PRELOAD=/x"), u64::from_le_bytes(*b"LD_PRELO"));
+        assert_eq!(
+            super::secenv_key(b"ENV=/x/y"),
+            u64::from_le_bytes(*b"ENV=\0\0\0\0")
+        );
+        assert_eq!(
+            super::secenv_key(b"LD_PRELOAD=/x"),
+            u64::from_le_bytes(*b"LD_PRELO")
+        );
         assert_eq!(super::secenv_key(b"A\0B"), u64::from(b'A'));
     }
 }

@@ -16,9 +16,7 @@ use std::{
     time::Instant,
 };
 
-use monitor_common::{
-    allow_flags, sip, AllowKey, AllowValue, ANY, ARGV_CAP, PATH_CAP,
-};
+use monitor_common::{allow_flags, sip, AllowKey, AllowValue, ANY, ARGV_CAP, PATH_CAP};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
@@ -237,8 +235,9 @@ pub fn compile(
         Scope::Once => value.flags |= allow_flags::ONCE,
         Scope::Always => {}
         Scope::Until(t) => {
-            let until = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| format!("scope until={t}: {e}"))?;
+            let until =
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| format!("scope until={t}: {e}"))?;
             let left = until - time::OffsetDateTime::now_utc();
             let left_ns = u64::try_from(left.whole_nanoseconds()).unwrap_or(0);
             if left_ns == 0 {
@@ -252,7 +251,8 @@ pub fn compile(
         argv_len: u32::try_from(block.len()).unwrap_or(0),
         ino: exe_id.ino,
         ctime_sec: exe_id.ctime_sec,
-        ctime_nsec: u32::try_from(exe_id.ctime_nsec).unwrap_or(0) & crate::event::raw::CTIME_NSEC_MASK,
+        ctime_nsec: u32::try_from(exe_id.ctime_nsec).unwrap_or(0)
+            & crate::event::raw::CTIME_NSEC_MASK,
         uid: if r.uid == ANY_UID { ANY } else { r.uid },
         profile,
         _pad: 0,
@@ -419,7 +419,10 @@ impl Consent {
 
     /// Every record that may be loaded: the store's, then managed ones.
     pub fn all_records(&self) -> impl Iterator<Item = &Record> {
-        self.store.records().iter().chain(self.managed_records.iter())
+        self.store
+            .records()
+            .iter()
+            .chain(self.managed_records.iter())
     }
 
     /// Build the managed records (binding the current content where the policy
@@ -446,7 +449,9 @@ impl Consent {
                     r.id = MANAGED_ID_BASE + i as u64;
                     out.push(r);
                 }
-                Err(e) => problems.push(format!("{}: [[approve]] #{}: {e}", a.file.display(), i + 1)),
+                Err(e) => {
+                    problems.push(format!("{}: [[approve]] #{}: {e}", a.file.display(), i + 1))
+                }
             }
         }
         self.managed_records = out;
@@ -469,12 +474,18 @@ impl Consent {
         let user = self.store.modes().get(host).copied();
         let (mode, locked) = crate::policy::effective_mode(host, user, &self.managed, default);
         let source = if locked {
-            self.managed
-                .host_policy(host)
-                .map_or_else(|| "managed".into(), |p| format!("managed:{}", p.file.display()))
+            self.managed.host_policy(host).map_or_else(
+                || "managed".into(),
+                |p| format!("managed:{}", p.file.display()),
+            )
         } else if user.is_some() {
             "user".into()
-        } else if self.managed.host_policy(host).and_then(|p| p.mode).is_some() {
+        } else if self
+            .managed
+            .host_policy(host)
+            .and_then(|p| p.mode)
+            .is_some()
+        {
             "managed".into()
         } else {
             "config".into()
@@ -577,8 +588,8 @@ pub fn kernel_command(
     path_var: &[u8],
 ) -> Result<(Vec<Bytes>, PathBuf, Option<PathBuf>), String> {
     let first = argv.first().ok_or("empty command")?;
-    let path = which(&first.0, path_var)
-        .ok_or_else(|| format!("{}: not found in PATH", first.lossy()))?;
+    let path =
+        which(&first.0, path_var).ok_or_else(|| format!("{}: not found in PATH", first.lossy()))?;
     if let Some((interp, arg)) = shebang(&path) {
         use std::os::unix::ffi::OsStrExt as _;
         let mut k = vec![Bytes(interp.clone())];
@@ -588,7 +599,8 @@ pub fn kernel_command(
         k.push(Bytes(path.as_os_str().as_bytes().to_vec()));
         k.extend(argv[1..].iter().cloned());
         let interp_path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
-        let exe = fs::canonicalize(&interp_path).map_err(|e| format!("interpreter {}: {e}", interp_path.display()))?;
+        let exe = fs::canonicalize(&interp_path)
+            .map_err(|e| format!("interpreter {}: {e}", interp_path.display()))?;
         let script = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok((k, exe, Some(script)))
     } else {
@@ -646,14 +658,19 @@ pub fn record_from_event(
         }
         _ => None,
     };
-    let mut env: BTreeMap<String, Option<Bytes>> =
-        SECURITY_ENV.iter().map(|n| ((*n).to_owned(), None)).collect();
+    let mut env: BTreeMap<String, Option<Bytes>> = SECURITY_ENV
+        .iter()
+        .map(|n| ((*n).to_owned(), None))
+        .collect();
     for (k, v) in &e.env {
         env.insert(k.clone(), Some(v.clone()));
     }
     let r = Record {
         id: 0,
-        host: e.host.as_ref().map_or_else(|| ANY_HOST.to_owned(), |h| h.name.clone()),
+        host: e
+            .host
+            .as_ref()
+            .map_or_else(|| ANY_HOST.to_owned(), |h| h.name.clone()),
         exe: FileBinding {
             path: exe_path,
             sha256: sha,
@@ -707,7 +724,10 @@ mod tests {
         fs::write(&script, "#!/bin/sh -e\necho hi\n").unwrap();
         use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(shebang(&script), Some((b"/bin/sh".to_vec(), Some(b"-e".to_vec()))));
+        assert_eq!(
+            shebang(&script),
+            Some((b"/bin/sh".to_vec(), Some(b"-e".to_vec())))
+        );
         let path_var = dir.path().as_os_str().as_encoded_bytes().to_vec();
         let (k, exe, s) =
             kernel_command(&[Bytes::from("tool"), Bytes::from("a b")], &path_var).unwrap();

@@ -214,13 +214,17 @@ impl Core {
             let r = self.consent.all_records().find(|r| r.id == id).cloned();
             let Some(r) = r else { continue };
             match self.consent.states.get(&id) {
-                Some(RecordState::Stale(s)) => why.push(format!("record {id} no longer applies: {s}")),
+                Some(RecordState::Stale(s)) => {
+                    why.push(format!("record {id} no longer applies: {s}"))
+                }
                 Some(RecordState::Expired) => why.push(format!("record {id} expired")),
                 _ => {
                     if r.uid != ANY_UID && Some(r.uid) != e.uid {
                         why.push(format!("record {id} approves it for uid {} only", r.uid));
                     } else if !crate::policy::record::env_matches(&r.normalized_env(), &e.env) {
-                        why.push(format!("record {id}: the security-relevant environment differs"));
+                        why.push(format!(
+                            "record {id}: the security-relevant environment differs"
+                        ));
                     } else if r.cwd.is_some() && r.cwd != e.cwd {
                         why.push(format!("record {id}: the working directory differs"));
                     } else {
@@ -259,22 +263,37 @@ impl Core {
             return;
         };
         let Some(script) = &r.script else { return };
-        let now = self.consent.hashes.get(Path::new(&script.path)).map(|(_, s)| s);
+        let now = self
+            .consent
+            .hashes
+            .get(Path::new(&script.path))
+            .map(|(_, s)| s);
         if now.as_deref().ok() == Some(script.sha256.as_str()) {
             return;
         }
         if let Some((start, _, _)) = consent::proc_start(e.pid) {
             consent::signal_if_same(e.pid, start, libc::SIGKILL);
         }
-        warn!(record = id, pid = e.pid, "script changed after approval: session killed");
+        warn!(
+            record = id,
+            pid = e.pid,
+            "script changed after approval: session killed"
+        );
         self.sync_kernel();
     }
 
     fn hold(&mut self, e: &Event) {
-        let Some((start, ppid, _)) = consent::proc_start(e.pid) else {
+        let Some((start, _, _)) = consent::proc_start(e.pid) else {
             return;
         };
-        let ppid_start = consent::proc_start(ppid).map_or(0, |(s, _, _)| s);
+        // The process that forked it (lineage, fixed at fork in the kernel), not the
+        // live parent: a launch whose host already exited was reparented before it
+        // even exec'd. If that process is gone by now, start 0 never matches and
+        // the next tick kills the orphan.
+        let ppid = e.lineage.get(1).copied().unwrap_or(e.ppid);
+        let ppid_start = consent::proc_start(ppid)
+            .filter(|_| consent::proc_start(e.pid).is_some_and(|(_, pp, _)| pp == ppid))
+            .map_or(0, |(s, _, _)| s);
         info!(pid = e.pid, id = e.id, "launch held, waiting for the user");
         self.consent.pending.insert(
             e.id,
@@ -328,10 +347,17 @@ impl Core {
                 "pid {} ({}) sent SIGCONT to held launch {target}; {}",
                 b.common.pid,
                 String::from_utf8_lossy(&b.common.comm),
-                if killed { "killed it" } else { "it was already gone" }
+                if killed {
+                    "killed it"
+                } else {
+                    "it was already gone"
+                }
             )
         });
-        warn!(sender = b.common.pid, target, "SIGCONT to a held launch from outside mcpwatch");
+        warn!(
+            sender = b.common.pid,
+            target, "SIGCONT to a held launch from outside mcpwatch"
+        );
         self.record(&e);
     }
 
@@ -348,14 +374,18 @@ impl Core {
         let mut resync = changed;
         if self.last_verify.elapsed().as_secs() >= 2 {
             self.last_verify = Instant::now();
-            let moved = self.consent.watched.values().flatten().any(|(p, id)| {
-                consent::ident(p).ok().as_ref() != Some(id)
-            });
+            let moved = self
+                .consent
+                .watched
+                .values()
+                .flatten()
+                .any(|(p, id)| consent::ident(p).ok().as_ref() != Some(id));
             let expired = {
                 let now = time::OffsetDateTime::now_utc();
-                self.consent
-                    .all_records()
-                    .any(|r| r.is_expired(now) && self.consent.states.get(&r.id) != Some(&RecordState::Expired))
+                self.consent.all_records().any(|r| {
+                    r.is_expired(now)
+                        && self.consent.states.get(&r.id) != Some(&RecordState::Expired)
+                })
             };
             resync |= moved || expired;
         }
@@ -365,12 +395,14 @@ impl Core {
         let timeout = self.config.ask_timeout_secs;
         let mut done = Vec::new();
         for (id, p) in &self.consent.pending {
-            let alive = consent::proc_start(p.pid).is_some_and(|(s, _, st)| s == p.start_time && st != 'Z');
+            let alive =
+                consent::proc_start(p.pid).is_some_and(|(s, _, st)| s == p.start_time && st != 'Z');
             if !alive {
                 done.push((*id, "gone", false));
                 continue;
             }
-            let parent_alive = consent::proc_start(p.ppid).is_some_and(|(s, _, _)| s == p.ppid_start)
+            let parent_alive = consent::proc_start(p.ppid)
+                .is_some_and(|(s, _, _)| s == p.ppid_start)
                 && consent::proc_start(p.pid).is_some_and(|(_, pp, _)| pp == p.ppid);
             if !parent_alive {
                 done.push((*id, "its parent exited while it waited", true));
@@ -379,7 +411,9 @@ impl Core {
             }
         }
         for (id, why, kill) in done {
-            let Some(p) = self.consent.pending.remove(&id) else { continue };
+            let Some(p) = self.consent.pending.remove(&id) else {
+                continue;
+            };
             if kill {
                 consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
                 self.decision(&p, "killed", why);
@@ -401,7 +435,10 @@ impl Core {
             pending: Some(p.id),
             killed: decision == "killed",
         });
-        e.message = Some(format!("held launch {} ({}): {decision}: {why}", p.id, p.pid));
+        e.message = Some(format!(
+            "held launch {} ({}): {decision}: {why}",
+            p.id, p.pid
+        ));
         self.record(&e);
     }
 
@@ -424,7 +461,9 @@ impl Core {
                     decision: "killed".into(),
                     mode: "ask".into(),
                     record: None,
-                    reason: Some("held when the previous daemon stopped; nobody could answer".into()),
+                    reason: Some(
+                        "held when the previous daemon stopped; nobody could answer".into(),
+                    ),
                     pending: None,
                     killed: true,
                 });
@@ -438,7 +477,15 @@ impl Core {
             };
             let session = (st.session_pid != 0).then_some(st.session_pid);
             let parent = (st.parent_pid != 0).then_some(st.parent_pid);
-            self.tracker.adopt(pid, parent, st.host_pid, st.host_profile, r, session, crate::enrich::Clock::boot_ns_now());
+            self.tracker.adopt(
+                pid,
+                parent,
+                st.host_pid,
+                st.host_profile,
+                r,
+                session,
+                crate::enrich::Clock::boot_ns_now(),
+            );
             let mut e = self.new_event(Kind::Adopt);
             e.pid = pid;
             e.ppid = ppid;
@@ -448,8 +495,14 @@ impl Core {
             });
             e.session = session;
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            e.argv = Some(crate::event::raw::split_nul(&cmdline).into_iter().map(Bytes).collect());
-            e.message = Some("tracked by the kernel while no daemon ran (pinned state taken over)".into());
+            e.argv = Some(
+                crate::event::raw::split_nul(&cmdline)
+                    .into_iter()
+                    .map(Bytes)
+                    .collect(),
+            );
+            e.message =
+                Some("tracked by the kernel while no daemon ran (pinned state taken over)".into());
             self.record(&e);
             n += 1;
         }
@@ -460,7 +513,12 @@ impl Core {
 
     /// Refuse consent operations from inside an agent's tree: the caller, or any
     /// ancestor, tracked by the kernel or the tracker. Records the refusal.
-    pub fn refuse_if_agent(&mut self, caller_pid: u32, caller_uid: u32, what: &str) -> Result<(), ApiError> {
+    pub fn refuse_if_agent(
+        &mut self,
+        caller_pid: u32,
+        caller_uid: u32,
+        what: &str,
+    ) -> Result<(), ApiError> {
         let mut pid = caller_pid;
         for _ in 0..64 {
             if pid <= 1 {
@@ -469,7 +527,7 @@ impl Core {
             if let Some(st) = self.sensor.tracked_state(pid) {
                 let host = self.host_name(st.host_profile);
                 let msg = format!(
-                    "{what} refused: the caller (pid {caller_pid}, uid {caller_uid}) runs inside host {host}'s tree (pid {pid} is tracked); an agent cannot grant itself consent"
+                    "{what}: the caller (pid {caller_pid}, uid {caller_uid}) runs inside host {host}'s tree (pid {pid} is tracked); an agent cannot grant itself consent"
                 );
                 warn!(caller_pid, caller_uid, what, host = %host, "consent call from inside an agent tree refused");
                 let mut e = self.new_event(Kind::Refused);
@@ -532,33 +590,71 @@ impl Core {
         })
     }
 
-    fn record_for_event(&mut self, id: u64, caller_pid: u32, caller_uid: u32, scope: Scope, note: String) -> Result<(Event, Record), ApiError> {
+    fn record_for_event(
+        &mut self,
+        id: u64,
+        caller_pid: u32,
+        caller_uid: u32,
+        scope: Scope,
+        note: String,
+    ) -> Result<(Event, Record), ApiError> {
         let e = self.launch_event(id)?;
         let owner = e.uid.unwrap_or(u32::MAX);
         if caller_uid != 0 && caller_uid != owner {
             let msg = format!("uid {caller_uid} may not approve launch {id} of uid {owner}: users approve their own launches (root any)");
             return Err(self.record_refusal(caller_pid, caller_uid, &msg));
         }
-        let r = consent::record_from_event(&e, &mut self.consent.hashes, scope, note, Source::User(caller_uid), owner)
-            .map_err(failed)?;
+        let r = consent::record_from_event(
+            &e,
+            &mut self.consent.hashes,
+            scope,
+            note,
+            Source::User(caller_uid),
+            owner,
+        )
+        .map_err(failed)?;
         Ok((e, r))
     }
 
-    pub fn api_preview(&mut self, id: u64, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
-        let (e, r) = self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
+    pub fn api_preview(
+        &mut self,
+        id: u64,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
+        let (e, r) =
+            self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
         Ok(self.preview_of(&e, &r))
     }
 
-    pub fn api_approve(&mut self, id: u64, scope: &str, note: String, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+    pub fn api_approve(
+        &mut self,
+        id: u64,
+        scope: &str,
+        note: String,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller_pid, caller_uid, "approve")?;
         let scope = parse_scope(scope)?;
         let (_, r) = self.record_for_event(id, caller_pid, caller_uid, scope, note)?;
         self.add_record(r, caller_uid, Some(id))
     }
 
-    fn command_record(&mut self, host: &str, argv: Vec<Vec<u8>>, cwd: &str, scope: Scope, note: String, caller_pid: u32, caller_uid: u32) -> Result<Record, ApiError> {
+    fn command_record(
+        &mut self,
+        host: &str,
+        argv: Vec<Vec<u8>>,
+        cwd: &str,
+        scope: Scope,
+        note: String,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Record, ApiError> {
         if host.is_empty() {
-            return Err(failed("a host name is required (`--host NAME`, or `*` for any host)"));
+            return Err(failed(
+                "a host name is required (`--host NAME`, or `*` for any host)",
+            ));
         }
         let argv: Vec<Bytes> = argv.into_iter().map(Bytes).collect();
         // Resolve the command with the caller's PATH: the user's environment is the
@@ -569,22 +665,39 @@ impl Core {
             .find_map(|kv| kv.strip_prefix(b"PATH="))
             .map_or_else(|| DENY_PATH.as_bytes().to_vec(), <[u8]>::to_vec);
         let (kargv, exe, script) = consent::kernel_command(&argv, &path_var).map_err(failed)?;
-        let (_, sha) = self.consent.hashes.get(&exe).map_err(|e| failed(format!("{}: {e}", exe.display())))?;
+        let (_, sha) = self
+            .consent
+            .hashes
+            .get(&exe)
+            .map_err(|e| failed(format!("{}: {e}", exe.display())))?;
         let script = match script {
             Some(s) => {
-                let (_, ssha) = self.consent.hashes.get(&s).map_err(|e| failed(format!("{}: {e}", s.display())))?;
-                Some(crate::policy::record::FileBinding { path: s.display().to_string(), sha256: ssha })
+                let (_, ssha) = self
+                    .consent
+                    .hashes
+                    .get(&s)
+                    .map_err(|e| failed(format!("{}: {e}", s.display())))?;
+                Some(crate::policy::record::FileBinding {
+                    path: s.display().to_string(),
+                    sha256: ssha,
+                })
             }
             None => None,
         };
         let r = Record {
             id: 0,
             host: host.to_owned(),
-            exe: crate::policy::record::FileBinding { path: exe.display().to_string(), sha256: sha },
+            exe: crate::policy::record::FileBinding {
+                path: exe.display().to_string(),
+                sha256: sha,
+            },
             script,
             argv: kargv,
             cwd: (!cwd.is_empty()).then(|| Bytes::from(cwd)),
-            env: crate::event::SECURITY_ENV.iter().map(|n| ((*n).to_owned(), None)).collect(),
+            env: crate::event::SECURITY_ENV
+                .iter()
+                .map(|n| ((*n).to_owned(), None))
+                .collect(),
             scope,
             source: Source::User(caller_uid),
             created: crate::enrich::now_rfc3339(),
@@ -595,25 +708,63 @@ impl Core {
         Ok(r)
     }
 
-    pub fn api_preview_command(&mut self, host: &str, argv: Vec<Vec<u8>>, cwd: &str, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
-        let r = self.command_record(host, argv, cwd, Scope::Always, String::new(), caller_pid, caller_uid)?;
+    pub fn api_preview_command(
+        &mut self,
+        host: &str,
+        argv: Vec<Vec<u8>>,
+        cwd: &str,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
+        let r = self.command_record(
+            host,
+            argv,
+            cwd,
+            Scope::Always,
+            String::new(),
+            caller_pid,
+            caller_uid,
+        )?;
         let mut e = Event::new(Kind::Approve, 0, String::new());
         e.uid = Some(caller_uid);
         Ok(self.preview_of(&e, &r))
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn api_approve_command(&mut self, host: &str, argv: Vec<Vec<u8>>, cwd: &str, scope: &str, note: String, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+    pub fn api_approve_command(
+        &mut self,
+        host: &str,
+        argv: Vec<Vec<u8>>,
+        cwd: &str,
+        scope: &str,
+        note: String,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller_pid, caller_uid, "approve")?;
         let scope = parse_scope(scope)?;
         let r = self.command_record(host, argv, cwd, scope, note, caller_pid, caller_uid)?;
         self.add_record(r, caller_uid, None)
     }
 
-    fn add_record(&mut self, r: Record, caller_uid: u32, from_event: Option<u64>) -> Result<Value, ApiError> {
-        let id = self.consent.store.add(r).map_err(|e| failed(format!("saving the consent store: {e}")))?;
+    fn add_record(
+        &mut self,
+        r: Record,
+        caller_uid: u32,
+        from_event: Option<u64>,
+    ) -> Result<Value, ApiError> {
+        let id = self
+            .consent
+            .store
+            .add(r)
+            .map_err(|e| failed(format!("saving the consent store: {e}")))?;
         self.sync_kernel();
-        let r = self.consent.store.get(id).cloned().ok_or_else(|| failed("record vanished"))?;
+        let r = self
+            .consent
+            .store
+            .get(id)
+            .cloned()
+            .ok_or_else(|| failed("record vanished"))?;
         let mut e = self.new_event(Kind::Approve);
         e.record = Some(id);
         e.uid = Some(caller_uid);
@@ -645,7 +796,11 @@ impl Core {
     }
 
     pub fn api_records(&self) -> Value {
-        let records: Vec<Value> = self.consent.all_records().map(|r| self.record_json(r)).collect();
+        let records: Vec<Value> = self
+            .consent
+            .all_records()
+            .map(|r| self.record_json(r))
+            .collect();
         let default = self.config.defaults.mode;
         let mut modes = serde_json::Map::new();
         let mut names: Vec<&String> = self.host_names.iter().collect();
@@ -655,28 +810,50 @@ impl Core {
         names.dedup();
         for h in names {
             let (m, locked, source) = self.consent.mode_of(h, default);
-            modes.insert(h.clone(), json!({"mode": m.as_str(), "locked": locked, "source": source}));
+            modes.insert(
+                h.clone(),
+                json!({"mode": m.as_str(), "locked": locked, "source": source}),
+            );
         }
         let mut problems: Vec<String> = self.consent.store_problem.iter().cloned().collect();
         problems.extend(self.consent.managed_problems.iter().cloned());
         json!({"records": records, "modes": modes, "problems": problems, "deny": self.consent.managed.deny})
     }
 
-    pub fn api_revoke(&mut self, id: RecordId, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+    pub fn api_revoke(
+        &mut self,
+        id: RecordId,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
         if id >= MANAGED_ID_BASE {
             return Err(refused(format!("record {id} comes from managed policy; only an administrator can remove it (edit the policy file)")));
         }
-        let r = self.consent.store.get(id).cloned().ok_or_else(|| failed(format!("no record {id}")))?;
+        let r = self
+            .consent
+            .store
+            .get(id)
+            .cloned()
+            .ok_or_else(|| failed(format!("no record {id}")))?;
         if caller_uid != 0 && r.uid != caller_uid {
-            let msg = format!("uid {caller_uid} may not revoke record {id} of uid {}", r.uid);
+            let msg = format!(
+                "uid {caller_uid} may not revoke record {id} of uid {}",
+                r.uid
+            );
             return Err(self.record_refusal(caller_pid, caller_uid, &msg));
         }
-        self.consent.store.remove(id).map_err(|e| failed(format!("saving the consent store: {e}")))?;
+        self.consent
+            .store
+            .remove(id)
+            .map_err(|e| failed(format!("saving the consent store: {e}")))?;
         self.sync_kernel();
         let mut e = self.new_event(Kind::Revoke);
         e.record = Some(id);
         e.uid = Some(caller_uid);
-        e.message = Some(format!("record {id} revoked by uid {caller_uid}: {}", r.command_line()));
+        e.message = Some(format!(
+            "record {id} revoked by uid {caller_uid}: {}",
+            r.command_line()
+        ));
         self.record(&e);
         Ok(serde_json::to_value(&r).unwrap_or(Value::Null))
     }
@@ -700,15 +877,29 @@ impl Core {
         Value::Array(list)
     }
 
-    pub fn api_allow(&mut self, id: u64, always: bool, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+    pub fn api_allow(
+        &mut self,
+        id: u64,
+        always: bool,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller_pid, caller_uid, "allow")?;
-        let p = self.consent.pending.get(&id).ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
+        let p = self
+            .consent
+            .pending
+            .get(&id)
+            .ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
         if caller_uid != 0 && caller_uid != p.uid {
-            let msg = format!("uid {caller_uid} may not allow launch {id} of uid {}", p.uid);
+            let msg = format!(
+                "uid {caller_uid} may not allow launch {id} of uid {}",
+                p.uid
+            );
             return Err(self.record_refusal(caller_pid, caller_uid, &msg));
         }
         let record = if always {
-            let (_, r) = self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
+            let (_, r) =
+                self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
             Some(self.add_record(r, caller_uid, Some(id))?)
         } else {
             None
@@ -719,12 +910,28 @@ impl Core {
         // Clear the hold mark first: the SIGCONT below must not look like a bypass.
         self.sensor.clear_held(p.pid);
         let continued = consent::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
-        self.decision(&p, "continued", &format!("allowed by uid {caller_uid}{}", if always { " (always)" } else { " (once)" }));
+        self.decision(
+            &p,
+            "continued",
+            &format!(
+                "allowed by uid {caller_uid}{}",
+                if always { " (always)" } else { " (once)" }
+            ),
+        );
         Ok(json!({"pid": p.pid, "continued": continued, "record": record}))
     }
 
-    pub fn api_deny(&mut self, id: u64, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
-        let p = self.consent.pending.get(&id).ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
+    pub fn api_deny(
+        &mut self,
+        id: u64,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
+        let p = self
+            .consent
+            .pending
+            .get(&id)
+            .ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
         if caller_uid != 0 && caller_uid != p.uid {
             let msg = format!("uid {caller_uid} may not deny launch {id} of uid {}", p.uid);
             return Err(self.record_refusal(caller_pid, caller_uid, &msg));
@@ -738,13 +945,23 @@ impl Core {
         Ok(json!({"pid": p.pid, "killed": killed}))
     }
 
-    pub fn api_set_mode(&mut self, host: &str, mode: &str, caller_pid: u32, caller_uid: u32) -> Result<Value, ApiError> {
+    pub fn api_set_mode(
+        &mut self,
+        host: &str,
+        mode: &str,
+        caller_pid: u32,
+        caller_uid: u32,
+    ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller_pid, caller_uid, "mode")?;
         let m: Mode = match mode {
             "monitor" => Mode::Monitor,
             "ask" => Mode::Ask,
             "enforce" => Mode::Enforce,
-            _ => return Err(failed(format!("unknown mode `{mode}`: monitor, ask or enforce"))),
+            _ => {
+                return Err(failed(format!(
+                    "unknown mode `{mode}`: monitor, ask or enforce"
+                )))
+            }
         };
         if caller_uid != 0 {
             let msg = format!("uid {caller_uid} may not change modes: a host's mode applies to every user of this machine; ask root");
@@ -754,12 +971,19 @@ impl Core {
             return Err(self.record_refusal(caller_pid, caller_uid, &msg));
         }
         let previous = self.consent.mode_of(host, self.config.defaults.mode).0;
-        self.consent.store.set_mode(host, m).map_err(|e| failed(format!("saving the consent store: {e}")))?;
+        self.consent
+            .store
+            .set_mode(host, m)
+            .map_err(|e| failed(format!("saving the consent store: {e}")))?;
         self.profile_id(host);
         self.sync_modes();
         let mut e = self.new_event(Kind::Mode);
         e.uid = Some(caller_uid);
-        e.message = Some(format!("host {host}: {} -> {} (by uid {caller_uid})", previous.as_str(), m.as_str()));
+        e.message = Some(format!(
+            "host {host}: {} -> {} (by uid {caller_uid})",
+            previous.as_str(),
+            m.as_str()
+        ));
         self.record(&e);
         Ok(json!({"host": host, "mode": m.as_str(), "previous": previous.as_str()}))
     }
@@ -788,7 +1012,10 @@ fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
         let candidates: Vec<std::path::PathBuf> = if name.starts_with('/') {
             vec![name.into()]
         } else {
-            DENY_PATH.split(':').map(|d| Path::new(d).join(name)).collect()
+            DENY_PATH
+                .split(':')
+                .map(|d| Path::new(d).join(name))
+                .collect()
         };
         for c in candidates {
             if let Ok(m) = std::fs::metadata(&c) {

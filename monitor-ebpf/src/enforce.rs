@@ -112,12 +112,20 @@ fn cmp_word(c: &mut CmpScan, i: u32, cap: usize) -> i64 {
 
 unsafe extern "C" fn cmp_argv_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     // SAFETY: ctx is the caller's CmpScan on its stack.
-    cmp_word(unsafe { &mut *ctx.cast::<CmpScan>() }, index as u32, ARGV_CAP)
+    cmp_word(
+        unsafe { &mut *ctx.cast::<CmpScan>() },
+        index as u32,
+        ARGV_CAP,
+    )
 }
 
 unsafe extern "C" fn cmp_path_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     // SAFETY: ctx is the caller's CmpScan on its stack.
-    cmp_word(unsafe { &mut *ctx.cast::<CmpScan>() }, index as u32, PATH_CAP)
+    cmp_word(
+        unsafe { &mut *ctx.cast::<CmpScan>() },
+        index as u32,
+        PATH_CAP,
+    )
 }
 
 /// `a[..len] == b[..len]`, word by word; bytes of `a` past `len` are ignored (the
@@ -136,7 +144,14 @@ fn same_bytes(a: *const u8, b: *const u8, len: u32, argv: bool) -> bool {
         cmp_path_step as *mut core::ffi::c_void
     };
     // SAFETY: bpf_loop calls the step with a pointer to `scan`.
-    unsafe { bpf_loop(len.div_ceil(8), step, core::ptr::from_mut(&mut scan).cast(), 0) };
+    unsafe {
+        bpf_loop(
+            len.div_ceil(8),
+            step,
+            core::ptr::from_mut(&mut scan).cast(),
+            0,
+        )
+    };
     scan.differ == 0
 }
 

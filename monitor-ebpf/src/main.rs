@@ -673,7 +673,11 @@ fn wakeup_flags() -> u64 {
 /// process waits for the user; a kill is an alert).
 #[inline(always)]
 fn output(data: *const u8, size: u64, urgent: bool) {
-    let wake = if urgent { RB_FORCE_WAKEUP } else { wakeup_flags() };
+    let wake = if urgent {
+        RB_FORCE_WAKEUP
+    } else {
+        wakeup_flags()
+    };
     // SAFETY: data points into a map value of at least `size` bytes.
     let ret = unsafe {
         bpf_ringbuf_output(

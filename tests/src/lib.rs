@@ -307,8 +307,7 @@ impl Drop for Daemon {
         if let Ok(text) = std::fs::read_to_string(self.state.join("keeper.json")) {
             if let Ok(v) = serde_json::from_str::<Value>(&text) {
                 if let Some(pid) = v["pid"].as_i64().and_then(|p| i32::try_from(p).ok()) {
-                    let cmdline =
-                        std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                     if cmdline.windows(12).any(|w| w == b"--hold-links") {
                         let _ = nix::sys::signal::kill(
                             nix::unistd::Pid::from_raw(pid),

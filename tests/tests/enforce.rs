@@ -106,9 +106,11 @@ fn launch_of<'a>(evs: &'a [Value], arg1: &str) -> Option<&'a Value> {
 }
 
 fn wait_launch(d: &Daemon, arg1: &str) -> Value {
-    let evs = d.wait_events(&format!("launch of {arg1}"), Duration::from_secs(15), |evs| {
-        launch_of(evs, arg1).is_some_and(|e| e.get("verdict").is_some())
-    });
+    let evs = d.wait_events(
+        &format!("launch of {arg1}"),
+        Duration::from_secs(15),
+        |evs| launch_of(evs, arg1).is_some_and(|e| e.get("verdict").is_some()),
+    );
     launch_of(&evs, arg1).cloned().expect("launch")
 }
 
@@ -130,20 +132,20 @@ fn enforce_runs_exactly_what_was_approved_and_kills_everything_else_before_it_ru
     let out = host_run(
         &d,
         "enf",
-        &format!("{t} {ok}; echo rc=$?; {t} {changed}; echo rc=$?", t = s(&t), ok = s(&ok), changed = s(&changed)),
+        &format!(
+            "{t} {ok}; echo rc=$?; {t} {changed}; echo rc=$?",
+            t = s(&t),
+            ok = s(&ok),
+            changed = s(&changed)
+        ),
     );
-    assert_eq!(
-        rcs(&out),
-        vec![0, 137],
-        "{out:?}\n{:#?}",
-        {
-            std::thread::sleep(Duration::from_secs(1));
-            d.events()
-                .into_iter()
-                .filter(|e| e["kind"] == "launch" || e["kind"] == "record_stale")
-                .collect::<Vec<_>>()
-        }
-    );
+    assert_eq!(rcs(&out), vec![0, 137], "{out:?}\n{:#?}", {
+        std::thread::sleep(Duration::from_secs(1));
+        d.events()
+            .into_iter()
+            .filter(|e| e["kind"] == "launch" || e["kind"] == "record_stale")
+            .collect::<Vec<_>>()
+    });
     assert!(ok.exists(), "the approved launch ran");
     assert!(!changed.exists(), "the killed launch never ran");
     let allowed = wait_launch(&d, s(&ok));
@@ -152,16 +154,25 @@ fn enforce_runs_exactly_what_was_approved_and_kills_everything_else_before_it_ru
     let killed = wait_launch(&d, s(&changed));
     assert_eq!(killed["verdict"]["decision"], "killed", "{killed}");
     assert_eq!(killed["verdict"]["killed"], true);
-    assert_eq!(killed["argv"], serde_json::json!([s(&t), s(&changed)]), "exact argv");
+    assert_eq!(
+        killed["argv"],
+        serde_json::json!([s(&t), s(&changed)]),
+        "exact argv"
+    );
     assert!(
-        killed["verdict"]["reason"].as_str().unwrap_or("").contains("no consent record"),
+        killed["verdict"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no consent record"),
         "{killed}"
     );
     // The process exit the kernel saw: killed by SIGKILL.
     let pid = killed["pid"].as_u64().expect("pid");
-    let evs = d.wait_events("exit of the killed launch", Duration::from_secs(10), |evs| {
-        evs.iter().any(|e| e["kind"] == "exit" && e["pid"] == pid)
-    });
+    let evs = d.wait_events(
+        "exit of the killed launch",
+        Duration::from_secs(10),
+        |evs| evs.iter().any(|e| e["kind"] == "exit" && e["pid"] == pid),
+    );
     let exit = evs
         .iter()
         .find(|e| e["kind"] == "exit" && e["pid"] == pid)
@@ -173,19 +184,30 @@ fn enforce_runs_exactly_what_was_approved_and_kills_everything_else_before_it_ru
     let id2 = approve(&d, "enf", &[], &[s(&t), s(&ok2)]);
     {
         use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&t).expect("open tool");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&t)
+            .expect("open tool");
         f.write_all(b"\0tampered").expect("append");
     }
     let out = host_run(&d, "enf", &format!("{} {}; echo rc=$?", s(&t), s(&ok2)));
     assert_eq!(rcs(&out), vec![137], "{out:?}");
-    assert!(!ok2.exists(), "a modified binary does not run under its old approval");
+    assert!(
+        !ok2.exists(),
+        "a modified binary does not run under its old approval"
+    );
     let ev = wait_launch(&d, s(&ok2));
     assert_eq!(ev["verdict"]["decision"], "killed");
     let reason = ev["verdict"]["reason"].as_str().unwrap_or("");
-    assert!(reason.contains(&format!("record {id2} no longer applies")) && reason.contains("changed since approval"), "{reason}");
+    assert!(
+        reason.contains(&format!("record {id2} no longer applies"))
+            && reason.contains("changed since approval"),
+        "{reason}"
+    );
     let evs = d.events();
     assert!(
-        evs.iter().any(|e| e["kind"] == "record_stale" && e["record"] == id2),
+        evs.iter()
+            .any(|e| e["kind"] == "record_stale" && e["record"] == id2),
         "a record_stale event names the record"
     );
 
@@ -196,12 +218,21 @@ fn enforce_runs_exactly_what_was_approved_and_kills_everything_else_before_it_ru
     let out = host_run(
         &d,
         "enf",
-        &format!("{t} {o}; echo rc=$?; {t} {o}; echo rc=$?", t = s(&t2), o = s(&once)),
+        &format!(
+            "{t} {o}; echo rc=$?; {t} {o}; echo rc=$?",
+            t = s(&t2),
+            o = s(&once)
+        ),
     );
-    assert_eq!(rcs(&out), vec![0, 137], "first run allowed, the second killed: {out:?}");
+    assert_eq!(
+        rcs(&out),
+        vec![0, 137],
+        "first run allowed, the second killed: {out:?}"
+    );
     assert!(once.exists(), "the first run of a once record ran");
     d.wait_events("the once record retired", Duration::from_secs(10), |evs| {
-        evs.iter().any(|e| e["kind"] == "revoke" && e["record"] == once_id)
+        evs.iter()
+            .any(|e| e["kind"] == "revoke" && e["record"] == once_id)
     });
     assert!(
         !records(&d)["records"]
@@ -218,7 +249,9 @@ fn managed_deny_kills_sudo_and_su_inside_an_approved_session() {
     if !require_root() {
         return;
     }
-    let su = ["/usr/bin/su", "/bin/su"].into_iter().find(|p| Path::new(p).exists());
+    let su = ["/usr/bin/su", "/bin/su"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
     let Some(su) = su else {
         panic!("this test needs su (util-linux / login) installed");
     };
@@ -234,11 +267,19 @@ fn managed_deny_kills_sudo_and_su_inside_an_approved_session() {
     approve(&d, "deny", &[], &["/bin/sh", s(&script)]);
     let out = host_run(&d, "deny", &format!("/bin/sh {}; echo rc=$?", s(&script)));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("su=137"), "su inside the session was killed: {text}");
+    assert!(
+        text.contains("su=137"),
+        "su inside the session was killed: {text}"
+    );
     assert!(!marker.exists(), "su never ran its command");
-    assert_eq!(rcs(&out), vec![0], "the approved session itself ran: {text}");
+    assert_eq!(
+        rcs(&out),
+        vec![0],
+        "the approved session itself ran: {text}"
+    );
     let evs = d.wait_events("the denied exec", Duration::from_secs(10), |evs| {
-        evs.iter().any(|e| e["kind"] == "exec" && e["verdict"]["decision"] == "denied")
+        evs.iter()
+            .any(|e| e["kind"] == "exec" && e["verdict"]["decision"] == "denied")
     });
     let denied = evs
         .iter()
@@ -263,13 +304,20 @@ fn wait_pending(d: &Daemon, arg1: &str) -> Value {
         {
             return p.clone();
         }
-        assert!(Instant::now() < deadline, "no pending launch of {arg1}: {list}\n{}", d.stderr_text());
+        assert!(
+            Instant::now() < deadline,
+            "no pending launch of {arg1}: {list}\n{}",
+            d.stderr_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 #[test]
-#[expect(clippy::too_many_lines, reason = "three answers to one question, in turn")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "three answers to one question, in turn"
+)]
 fn ask_holds_the_launch_stopped_until_allow_and_deny_or_timeout_kill_it() {
     if !require_root() {
         return;
@@ -286,11 +334,15 @@ fn ask_holds_the_launch_stopped_until_allow_and_deny_or_timeout_kill_it() {
             &format!("{} {}; echo $? > {}", s(&t), s(&target), s(&rc_file)),
         )
         .spawn()
-            .expect("host");
+        .expect("host");
         let p = wait_pending(&d, s(&target));
         let pid = p["pid"].as_u64().expect("pid");
         let id = p["id"].as_u64().expect("id");
-        assert_eq!(proc_state(pid), Some('T'), "held before its first instruction");
+        assert_eq!(
+            proc_state(pid),
+            Some('T'),
+            "held before its first instruction"
+        );
         std::thread::sleep(Duration::from_millis(300));
         assert!(!target.exists(), "a held launch has not run");
         assert_eq!(proc_state(pid), Some('T'), "still held");
@@ -325,7 +377,10 @@ fn ask_holds_the_launch_stopped_until_allow_and_deny_or_timeout_kill_it() {
             _ => {
                 assert_eq!(rc, 137, "no answer in time is a deny");
                 assert!(!target.exists());
-                assert!(start.elapsed() >= Duration::from_secs(2), "waited for the timeout");
+                assert!(
+                    start.elapsed() >= Duration::from_secs(2),
+                    "waited for the timeout"
+                );
             }
         }
         let ev = wait_launch(&d, s(&target));
@@ -338,7 +393,46 @@ fn ask_holds_the_launch_stopped_until_allow_and_deny_or_timeout_kill_it() {
         .filter(|e| e["kind"] == "decision")
         .filter_map(|e| e["verdict"]["decision"].as_str())
         .collect();
-    assert_eq!(decisions, vec!["continued", "killed", "killed"], "{decisions:?}");
+    assert_eq!(
+        decisions,
+        vec!["continued", "killed", "killed"],
+        "{decisions:?}"
+    );
+}
+
+#[test]
+fn a_held_launch_whose_parent_exits_is_killed_not_leaked() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"ask\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = tool(tmp.path(), "orphan");
+    let target = tmp.path().join("orphaned");
+    // The host forks the launch and exits at once: nobody is left to use it.
+    let st = host_cmd(&d, "orphans", &format!("{} {} & exit 0", s(&t), s(&target)))
+        .stdout(Stdio::null())
+        .status()
+        .expect("host");
+    assert!(st.success());
+    let evs = d.wait_events("the orphan killed", Duration::from_secs(15), |evs| {
+        evs.iter().any(|e| {
+            e["kind"] == "decision"
+                && e["verdict"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("parent exited")
+        })
+    });
+    let launch = launch_of(&evs, s(&target)).expect("launch");
+    assert_eq!(launch["verdict"]["decision"], "held");
+    let pid = launch["pid"].as_u64().expect("pid");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_state(pid).is_some_and(|c| c != 'Z') {
+        assert!(Instant::now() < deadline, "pid {pid} still alive");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!target.exists(), "it never ran");
 }
 
 #[test]
@@ -362,15 +456,24 @@ fn a_held_launch_resumed_by_its_host_with_sigcont_is_killed_and_reported() {
         ),
     );
     assert_eq!(rcs(&out), vec![137], "{out:?}");
-    assert!(!target.exists(), "killed in the kernel as it resumed, before it ran");
+    assert!(
+        !target.exists(),
+        "killed in the kernel as it resumed, before it ran"
+    );
     let evs = d.wait_events("hold_bypass", Duration::from_secs(10), |evs| {
         evs.iter().any(|e| {
             e["kind"] == "hold_bypass"
-                && e["message"].as_str().unwrap_or("").contains("the kernel killed it before it ran")
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("the kernel killed it before it ran")
         })
     });
-    assert!(evs.iter().any(|e| e["kind"] == "hold_bypass"
-        && e["message"].as_str().unwrap_or("").contains("sent SIGCONT")), "the sender is named");
+    assert!(
+        evs.iter().any(|e| e["kind"] == "hold_bypass"
+            && e["message"].as_str().unwrap_or("").contains("sent SIGCONT")),
+        "the sender is named"
+    );
 }
 
 #[test]
@@ -387,7 +490,10 @@ fn enforcement_survives_sigkill_of_the_daemon_with_a_link_keeper() {
     }
 }
 
-#[expect(clippy::too_many_lines, reason = "kill, check enforcement, restart, compare")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "kill, check enforcement, restart, compare"
+)]
 fn survives_sigkill(extra: &str, held_by: &str) {
     let mut d = Daemon::start(&format!("{extra}\n[defaults]\nmode = \"enforce\""));
     assert_eq!(d.status()["pins"]["links_held_by"], held_by);
@@ -415,18 +521,22 @@ fn survives_sigkill(extra: &str, held_by: &str) {
         ),
     )
     .stdout(Stdio::piped())
-        .spawn()
-        .expect("host");
+    .spawn()
+    .expect("host");
     // Wait until the host is tracked, then kill the daemon before it launches.
     d.wait_events("the host start", Duration::from_secs(10), |evs| {
-        evs.iter().any(|e| e["kind"] == "host_start" && e["host"]["name"] == "surv")
+        evs.iter()
+            .any(|e| e["kind"] == "host_start" && e["host"]["name"] == "surv")
     });
     d.kill9();
     std::fs::write(&fifo, "go\n").expect("release the host");
     let out = host.wait_with_output().expect("host");
     assert_eq!(rcs(&out), vec![0, 137], "with the daemon dead: {out:?}");
     assert!(ok.exists());
-    assert!(!bad.exists(), "unapproved launch killed with no daemon running");
+    assert!(
+        !bad.exists(),
+        "unapproved launch killed with no daemon running"
+    );
 
     // Restart: the pinned state is taken over, nothing attached twice.
     d.restart();
@@ -437,10 +547,19 @@ fn survives_sigkill(extra: &str, held_by: &str) {
         .iter()
         .map(|a| a["method"].as_str().unwrap_or("").to_owned())
         .collect();
-    assert!(attach.iter().all(|m| m.contains("taken over")), "{attach:?}");
-    assert_eq!(status["attachments"].as_array().map(Vec::len), status_before["attachments"].as_array().map(Vec::len));
+    assert!(
+        attach.iter().all(|m| m.contains("taken over")),
+        "{attach:?}"
+    );
+    assert_eq!(
+        status["attachments"].as_array().map(Vec::len),
+        status_before["attachments"].as_array().map(Vec::len)
+    );
     let after = records(&d);
-    assert_eq!(after["records"], before["records"], "same records after restart");
+    assert_eq!(
+        after["records"], before["records"],
+        "same records after restart"
+    );
     assert_eq!(after["modes"]["surv"], before["modes"]["surv"]);
     // Still enforcing, and each launch is seen once (no duplicate programs).
     let bad2 = tmp.path().join("bad2");
@@ -476,13 +595,31 @@ fn an_agent_cannot_approve_itself_or_change_its_mode() {
     let evs = d.wait_events("two refusals", Duration::from_secs(10), |evs| {
         evs.iter().filter(|e| e["kind"] == "refused").count() >= 2
     });
-    let r = evs.iter().find(|e| e["kind"] == "refused").expect("refused");
-    assert!(r["message"].as_str().unwrap_or("").contains("cannot grant itself consent"), "{r}");
-    assert!(records(&d)["records"].as_array().expect("records").is_empty(), "nothing approved");
+    let r = evs
+        .iter()
+        .find(|e| e["kind"] == "refused")
+        .expect("refused");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot grant itself consent"),
+        "{r}"
+    );
+    assert!(
+        records(&d)["records"]
+            .as_array()
+            .expect("records")
+            .is_empty(),
+        "nothing approved"
+    );
 }
 
 #[test]
-#[expect(clippy::too_many_lines, reason = "store, then policy: break each, check nothing is lost")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "store, then policy: break each, check nothing is lost"
+)]
 fn a_broken_store_or_policy_file_is_reported_and_the_last_good_copy_stays_in_force() {
     if !require_root() {
         return;
@@ -500,16 +637,35 @@ fn a_broken_store_or_policy_file_is_reported_and_the_last_good_copy_stays_in_for
     text.push_str("\n{ this is not json\n");
     std::fs::write(&store, &text).expect("break store");
     d.restart();
-    let evs = d.wait_events("policy_error for the store", Duration::from_secs(10), |evs| {
-        evs.iter().any(|e| e["kind"] == "policy_error")
-    });
-    let pe = evs.iter().find(|e| e["kind"] == "policy_error").expect("policy_error");
+    let evs = d.wait_events(
+        "policy_error for the store",
+        Duration::from_secs(10),
+        |evs| evs.iter().any(|e| e["kind"] == "policy_error"),
+    );
+    let pe = evs
+        .iter()
+        .find(|e| e["kind"] == "policy_error")
+        .expect("policy_error");
     let msg = pe["message"].as_str().unwrap_or("");
-    assert!(msg.contains("records.json:") && msg.contains("last good"), "file:line:col and what runs: {msg}");
+    assert!(
+        msg.contains("records.json:") && msg.contains("last good"),
+        "file:line:col and what runs: {msg}"
+    );
     let recs = records(&d);
-    assert!(recs["records"].as_array().expect("records").iter().any(|r| r["id"] == id), "record kept");
+    assert!(
+        recs["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .any(|r| r["id"] == id),
+        "record kept"
+    );
     assert!(!recs["problems"].as_array().expect("problems").is_empty());
-    assert_eq!(std::fs::read_to_string(&store).expect("store"), text, "the broken file is left as it was");
+    assert_eq!(
+        std::fs::read_to_string(&store).expect("store"),
+        text,
+        "the broken file is left as it was"
+    );
     let out = host_run(&d, "store", &format!("{} {}; echo rc=$?", s(&t), s(&ok)));
     assert_eq!(rcs(&out), vec![0], "last good record enforced: {out:?}");
 
@@ -518,23 +674,50 @@ fn a_broken_store_or_policy_file_is_reported_and_the_last_good_copy_stays_in_for
     std::fs::write(&policy, "[hosts.locked]\nmode = \"enforce\"\nlock = true\n").expect("policy");
     let deadline = Instant::now() + Duration::from_secs(10);
     while records(&d)["modes"]["locked"]["locked"] != true {
-        assert!(Instant::now() < deadline, "policy not picked up: {}", records(&d));
+        assert!(
+            Instant::now() < deadline,
+            "policy not picked up: {}",
+            records(&d)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::fs::write(&policy, "[hosts.locked]\nmode = \"enforce\nlock = true\n").expect("break policy");
-    d.wait_events("policy_error for the policy file", Duration::from_secs(10), |evs| {
-        evs.iter().any(|e| {
-            e["kind"] == "policy_error"
-                && e["message"].as_str().unwrap_or("").contains("10-lock.toml:2:")
-        })
-    });
+    std::fs::write(&policy, "[hosts.locked]\nmode = \"enforce\nlock = true\n")
+        .expect("break policy");
+    d.wait_events(
+        "policy_error for the policy file",
+        Duration::from_secs(10),
+        |evs| {
+            evs.iter().any(|e| {
+                e["kind"] == "policy_error"
+                    && e["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("10-lock.toml:2:")
+            })
+        },
+    );
     let recs = records(&d);
-    assert_eq!(recs["modes"]["locked"]["mode"], "enforce", "last good policy still applies");
+    assert_eq!(
+        recs["modes"]["locked"]["mode"], "enforce",
+        "last good policy still applies"
+    );
     assert_eq!(recs["modes"]["locked"]["locked"], true);
     let out = d.cli(&["mode", "locked", "monitor"]);
-    assert_eq!(out.status.code(), Some(4), "a locked mode cannot be lowered: {out:?}");
-    let out = host_run(&d, "locked", &format!("{} {}; echo rc=$?", s(&t), s(&tmp.path().join("x"))));
-    assert_eq!(rcs(&out), vec![137], "enforced under the last good policy: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a locked mode cannot be lowered: {out:?}"
+    );
+    let out = host_run(
+        &d,
+        "locked",
+        &format!("{} {}; echo rc=$?", s(&t), s(&tmp.path().join("x"))),
+    );
+    assert_eq!(
+        rcs(&out),
+        vec![137],
+        "enforced under the last good policy: {out:?}"
+    );
     let _ = exit_code;
     let _ = set_mode;
 }

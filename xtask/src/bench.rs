@@ -6,7 +6,10 @@
 //! - B: daemon running, the storm untracked (the cost every process on the machine
 //!   pays: a map lookup per fork/exec/exit);
 //! - C: daemon running, the storm started as a tracked host with
-//!   `mcpwatch run -- storm N` (every exec becomes an event).
+//!   `mcpwatch run -- storm N` (every exec becomes an event), host in monitor mode;
+//! - D: as C, but the host is in enforce mode and `/bin/true` is approved: every
+//!   exec is checked against the consent records in the kernel (argv hash, exact
+//!   compare, environment scan) and allowed. D/C is the cost of enforcement.
 //!
 //! The storm (`tests/src/bin/storm.rs`) times only its own loop. For B and C the
 //! daemon's CPU time (utime+stime of `/proc/PID/stat`), its peak RSS (`VmHWM`, reset
@@ -48,16 +51,33 @@ enum Config {
     A,
     B,
     C,
+    D,
 }
 
+/// The host name of the enforce-mode storm (D).
+const ENFORCE_HOST: &str = "bench-enforce";
+/// Security-relevant variables consent records pin (cargo sets LD_LIBRARY_PATH):
+/// C and D run the storm without them, so D's launches match the approval.
+const SECURITY_ENV: [&str; 8] = [
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "BASH_ENV",
+    "ENV",
+];
+
 impl Config {
-    const ALL: [Config; 3] = [Config::A, Config::B, Config::C];
+    const ALL: [Config; 4] = [Config::A, Config::B, Config::C, Config::D];
 
     fn label(self) -> &'static str {
         match self {
             Config::A => "A: no daemon",
             Config::B => "B: daemon, storm untracked",
             Config::C => "C: daemon, storm tracked",
+            Config::D => "D: tracked, enforce, approved",
         }
     }
 }
@@ -417,7 +437,30 @@ fn remove_pins(why: &str) -> Result<()> {
         fs::remove_dir_all(PIN_DIR).with_context(|| format!("cannot remove {PIN_DIR}"))?;
         say!("bench: removed {PIN_DIR} ({why})");
     }
+    // A link keeper (the fallback when links cannot be pinned) also keeps the
+    // programs attached: stop it too.
+    for pid in keepers() {
+        // SAFETY: plain kill(2) of a process whose argv says it is a link keeper.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        say!("bench: stopped link keeper pid {pid} ({why})");
+    }
     Ok(())
+}
+
+/// `mcpwatchd --hold-links` processes.
+fn keepers() -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        cmdline
+            .split(|&b| b == 0)
+            .any(|a| a == b"--hold-links")
+            .then_some(pid)
+    })
+    .collect()
 }
 
 fn delta_programs(before: &[Prog], after: &[Prog]) -> BTreeMap<String, (u64, u64)> {
@@ -439,15 +482,24 @@ fn delta_programs(before: &[Prog], after: &[Prog]) -> BTreeMap<String, (u64, u64
 
 /// One storm run in configuration `cfg` (the daemon, if any, already running).
 fn measure(env: &Env, cfg: Config, execs: u64, daemon: Option<&Proc>) -> Result<(Sample, String)> {
-    let mut storm = if cfg == Config::C {
+    let tracked = matches!(cfg, Config::C | Config::D);
+    let mut storm = if tracked {
         let mut c = cli(env);
-        c.args(["run", "--"]).arg(&env.storm);
+        c.arg("run");
+        if cfg == Config::D {
+            ensure_enforce_host(env)?;
+            c.args(["--host", ENFORCE_HOST]);
+        }
+        c.arg("--").arg(&env.storm);
+        for name in SECURITY_ENV {
+            c.env_remove(name);
+        }
         c
     } else {
         Command::new(&env.storm)
     };
     storm.arg(execs.to_string());
-    if cfg != Config::C {
+    if !tracked {
         storm.env("DBUS_SYSTEM_BUS_ADDRESS", &env.bus);
     }
 
@@ -509,6 +561,43 @@ fn measure(env: &Env, cfg: Config, execs: u64, daemon: Option<&Proc>) -> Result<
     Ok((sample, s.method))
 }
 
+/// D's host: in enforce mode, with `/bin/true` (what the storm runs) approved.
+/// The store keeps both across daemon restarts; set them up once.
+fn ensure_enforce_host(env: &Env) -> Result<()> {
+    let out = cli(env).args(["records", "--json"]).output()?;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let approved = v["records"].as_array().is_some_and(|rs| {
+        rs.iter()
+            .any(|r| r["host"] == ENFORCE_HOST && r["argv"] == serde_json::json!(["/bin/true"]))
+    });
+    if !approved {
+        let st = cli(env)
+            .args([
+                "approve",
+                "--host",
+                ENFORCE_HOST,
+                "--yes",
+                "--",
+                "/bin/true",
+            ])
+            .stdout(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("could not approve /bin/true for {ENFORCE_HOST} ({st})");
+        }
+    }
+    if v["modes"][ENFORCE_HOST]["mode"] != "enforce" {
+        let st = cli(env)
+            .args(["mode", ENFORCE_HOST, "enforce"])
+            .stdout(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("could not set {ENFORCE_HOST} to enforce ({st})");
+        }
+    }
+    Ok(())
+}
+
 fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
@@ -525,7 +614,7 @@ fn preflight(o: &Opts) -> Result<()> {
     if !others.is_empty() {
         bail!("mcpwatchd is already running (pid {others:?}): stop it first, config A must run unmonitored");
     }
-    if pins_present() {
+    if pins_present() || !keepers().is_empty() {
         if o.unpin {
             remove_pins("--unpin")?;
         } else {
@@ -594,8 +683,9 @@ pub fn bench(o: &Opts) -> Result<()> {
     let mut daemon_starts = 0;
     let result = (|| -> Result<()> {
         for round in 0..o.rounds {
-            for i in 0..3 {
-                let cfg = Config::ALL[(usize::try_from(round).unwrap_or(0) + i) % 3];
+            for i in 0..Config::ALL.len() {
+                let cfg =
+                    Config::ALL[(usize::try_from(round).unwrap_or(0) + i) % Config::ALL.len()];
                 say!(
                     "bench: round {}/{}: {} ({} execs)",
                     round + 1,
@@ -673,6 +763,14 @@ fn report(o: &Opts, method: &str, samples: &BTreeMap<Config, Vec<Sample>>) -> St
     for cfg in Config::ALL {
         let Some(v) = samples.get(&cfg) else { continue };
         table_row(&mut r, o.execs, cfg, v, med(cfg), base);
+    }
+    let (c, d) = (med(Config::C), med(Config::D));
+    if c.is_finite() && d.is_finite() {
+        let _ = writeln!(
+            r,
+            "D/C: {:.3}  (enforce mode, every launch checked and allowed in the kernel, against monitor mode; same run)",
+            d / c
+        );
     }
     let _ = writeln!(r, "\nruns (s):");
     for (cfg, v) in samples {
@@ -782,7 +880,7 @@ fn report_programs(r: &mut String, samples: &BTreeMap<Config, Vec<Sample>>) {
         "\nper-program BPF stats during the storm (kernel.bpf_stats_enabled=1):"
     );
     let mut any = false;
-    for cfg in [Config::B, Config::C] {
+    for cfg in [Config::B, Config::C, Config::D] {
         let Some(v) = samples.get(&cfg) else { continue };
         let mut total: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for s in v {

@@ -86,13 +86,20 @@ fn main() -> ExitCode {
                 }
                 println!(
                     "{} {}",
-                    if removed { "removed" } else { "nothing pinned at" },
+                    if removed {
+                        "removed"
+                    } else {
+                        "nothing pinned at"
+                    },
                     config.pin_dir.display()
                 );
                 return ExitCode::SUCCESS;
             }
             Err(e) => {
-                eprintln!("mcpwatchd: error: removing {}: {e}", config.pin_dir.display());
+                eprintln!(
+                    "mcpwatchd: error: removing {}: {e}",
+                    config.pin_dir.display()
+                );
                 return ExitCode::from(2);
             }
         }
