@@ -72,6 +72,8 @@ pub mod kind {
     pub const EXIT: u32 = 3;
     /// A signal of interest to a tracked process (SIGCONT to a held one).
     pub const SIGNAL: u32 = 4;
+    /// BPF LSM: an exec refused with EPERM (managed deny) before it happened.
+    pub const LSM_DENY: u32 = 5;
 }
 
 /// Roles of a tracked process (`TaskState::role`, `EventHeader::role`).
@@ -164,6 +166,8 @@ pub mod stat {
     pub const SIGNAL_FAILED: u32 = 11;
     /// SIGCONT sent to a held process by someone other than the daemon.
     pub const HOLD_BYPASS: u32 = 12;
+    /// Execs refused with EPERM by the BPF LSM program.
+    pub const LSM_DENIED: u32 = 13;
     pub const COUNT: u32 = 16;
 }
 
@@ -568,6 +572,10 @@ pub struct KernelConfig {
     pub tp_exit_group_dead: u32,
     /// Non-zero when `HOST_PATHS` has entries (skip the filename read otherwise).
     pub host_paths_enabled: u32,
+    /// `linux_binprm.file` (BPF LSM `bprm_check_security`); `ABSENT` if unknown.
+    pub bprm_file: u32,
+    /// `linux_binprm.filename`.
+    pub bprm_filename: u32,
     /// Explicit padding, always 0 (part of the pinned size below).
     #[expect(
         clippy::pub_underscore_fields,
@@ -606,7 +614,7 @@ const _: () = assert!(core::mem::size_of::<AllowValue>() == 32 + ARGV_CAP + PATH
 const _: () = assert!(core::mem::size_of::<SecEnvName>() == 4 + SECENV_NAME_CAP);
 const _: () = assert!(core::mem::size_of::<Settings>() == 24);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 43 * 4);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 45 * 4);
 // The dentry walk masks offsets with PATH_CAP - 1.
 const _: () = assert!(PATH_CAP.is_power_of_two());
 const _: () = assert!(ARGV_CAP.is_power_of_two() && ENV_CAP.is_power_of_two());

@@ -9,6 +9,7 @@
 //! again (on the next launch that misses, or the periodic re-check).
 use std::{
     collections::{BTreeMap, VecDeque},
+    fmt::Write as _,
     fs, io,
     io::Read as _,
     os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
@@ -73,7 +74,10 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(h.finalize().iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    }))
 }
 
 /// Hashes by file identity: a record's files are hashed once per content change.
@@ -278,22 +282,26 @@ pub struct Pending {
 
 /// Start time (clock ticks since boot) and parent of a live process.
 pub fn proc_start(pid: u32) -> Option<(u64, u32, char)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
+    let stat_line = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat_line.rsplit_once(") ")?;
     let fields: Vec<&str> = rest.split(' ').collect();
     let state = fields.first()?.chars().next()?;
-    let ppid = fields.get(1)?.parse().ok()?;
+    let parent = fields.get(1)?.parse().ok()?;
     let start = fields.get(19)?.parse().ok()?;
-    Some((start, ppid, state))
+    Some((start, parent, state))
 }
 
 /// Signal `pid` only if it is still the process that started at `start`.
 pub fn signal_if_same(pid: u32, start: u64, sig: i32) -> bool {
     // pidfd first, then re-check the start time: a pid recycled in between is
     // caught by the check, one recycled after is not signalled (the pidfd is bound).
+    // A pid beyond pid_t is no process (pidfd_open would refuse it as negative).
+    let Ok(raw_pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: plain syscalls on our own fd.
     unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0);
+        let fd = libc::syscall(libc::SYS_pidfd_open, raw_pid, 0);
         if fd < 0 {
             return false;
         }
@@ -340,12 +348,12 @@ const RECENT_MAX: usize = 2048;
 
 impl Consent {
     pub fn open(state_dir: &Path, policy_dir: &Path) -> io::Result<Self> {
-        let loaded = Store::open(state_dir)?;
+        let opened = Store::open(state_dir)?;
         let mut loader = ManagedLoader::with_last_good(read_last_good_policy(state_dir));
         let (managed, problems) = loader.load(policy_dir, true);
         let mut c = Self {
-            store: loaded.store,
-            store_problem: loaded.problem.map(|p| p.to_string()),
+            store: opened.store,
+            store_problem: opened.problem.map(|p| p.to_string()),
             loader,
             managed,
             managed_problems: problems.iter().map(ToString::to_string).collect(),
@@ -450,7 +458,7 @@ impl Consent {
                     out.push(r);
                 }
                 Err(e) => {
-                    problems.push(format!("{}: [[approve]] #{}: {e}", a.file.display(), i + 1))
+                    problems.push(format!("{}: [[approve]] #{}: {e}", a.file.display(), i + 1));
                 }
             }
         }
@@ -629,13 +637,13 @@ pub fn record_from_event(
         .ok_or("the event has no executable path")?
         .lossy()
         .into_owned();
-    let (_, sha) = hashes
+    let (_, exe_sha) = hashes
         .get(Path::new(&exe_path))
         .map_err(|err| format!("hashing {exe_path}: {err}"))?;
     if let Some(seen) = &exe.sha256 {
-        if *seen != sha {
+        if *seen != exe_sha {
             return Err(format!(
-                "{exe_path} changed since the launch (sha256 {seen} then, {sha} now): not approving content nobody saw"
+                "{exe_path} changed since the launch (sha256 {seen} then, {exe_sha} now): not approving content nobody saw"
             ));
         }
     }
@@ -645,12 +653,12 @@ pub fn record_from_event(
             let p = Path::new(std::ffi::OsStr::from_bytes(&f.0));
             if shebang(p).is_some() {
                 let real = fs::canonicalize(p).map_err(|err| format!("{}: {err}", p.display()))?;
-                let (_, ssha) = hashes
+                let (_, script_sha) = hashes
                     .get(&real)
                     .map_err(|err| format!("hashing {}: {err}", real.display()))?;
                 Some(FileBinding {
                     path: real.display().to_string(),
-                    sha256: ssha,
+                    sha256: script_sha,
                 })
             } else {
                 None
@@ -673,7 +681,7 @@ pub fn record_from_event(
             .map_or_else(|| ANY_HOST.to_owned(), |h| h.name.clone()),
         exe: FileBinding {
             path: exe_path,
-            sha256: sha,
+            sha256: exe_sha,
         },
         script,
         argv,
@@ -719,10 +727,10 @@ mod tests {
 
     #[test]
     fn shebang_and_kernel_command() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("tool");
         fs::write(&script, "#!/bin/sh -e\necho hi\n").unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(
             shebang(&script),

@@ -270,10 +270,11 @@ impl Core {
                 self.record(&e);
             }
             RawEvent::HoldBypass(b) => self.hold_bypass(&b),
+            RawEvent::LsmDeny(d) => self.lsm_deny(&d),
         }
     }
 
-    fn base_event(&mut self, kind: Kind, c: &raw::Common) -> Event {
+    pub(crate) fn base_event(&mut self, kind: Kind, c: &raw::Common) -> Event {
         let id = self.next_id();
         let mut e = Event::new(kind, id, self.clock.rfc3339(c.ts_ns));
         e.pid = c.pid;
@@ -402,8 +403,15 @@ impl Core {
         let lost = self.lost_counts(&k);
         let mut enforcement =
             vec!["signal (bpf_send_signal from sched_process_exec): available".to_string()];
-        enforcement.push(if self.sensor.lsm.loadable {
-            "BPF LSM (bprm_check_security): loadable".to_string()
+        let lsm_attached = self
+            .sensor
+            .attachments
+            .iter()
+            .any(|a| a.program == "bprm_check_security");
+        enforcement.push(if lsm_attached {
+            "BPF LSM (bprm_check_security): active: execs of denied programs fail with EPERM".to_string()
+        } else if self.sensor.lsm.loadable {
+            "BPF LSM (bprm_check_security): loadable, but this kernel's BTF lacks linux_binprm.file: denied programs are killed by signal".to_string()
         } else {
             format!(
                 "BPF LSM: unavailable: {}",

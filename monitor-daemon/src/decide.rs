@@ -361,6 +361,36 @@ impl Core {
         self.record(&e);
     }
 
+    /// The BPF LSM refused an exec of a denied program with EPERM.
+    pub fn lsm_deny(&mut self, d: &crate::event::raw::RawLsmDeny) {
+        let kind = if d.common.role == crate::event::raw::Role::Host {
+            Kind::Launch
+        } else {
+            Kind::Exec
+        };
+        let mut e = self.base_event(kind, &d.common);
+        let path = deny_path(&self.consent.managed.deny, d.dev, d.ino);
+        let udev = crate::event::raw::kernel_dev_to_user(d.dev);
+        e.exe = Some(crate::event::Exe {
+            path: path.as_deref().map(Bytes::from),
+            dev: format!("{}:{}", libc::major(udev), libc::minor(udev)),
+            ino: d.ino,
+            ..crate::event::Exe::default()
+        });
+        e.verdict = Some(Verdict {
+            decision: "denied".into(),
+            mode: mode_name(d.mode).to_owned(),
+            record: None,
+            reason: Some(format!(
+                "managed policy denies {} inside every session: execve refused with EPERM (BPF LSM)",
+                path.as_deref().unwrap_or("this program")
+            )),
+            pending: None,
+            killed: false,
+        });
+        self.record(&e);
+    }
+
     /// Periodic work: reload changed policy, re-verify record files, time out or
     /// orphan-kill held launches.
     pub fn tick_consent(&mut self) {
@@ -1002,6 +1032,23 @@ fn home_of(uid: u32) -> Option<String> {
         .ok()
         .flatten()
         .map(|u| u.dir.display().to_string())
+}
+
+/// The path of a denied file, from the deny list, by its identity.
+fn deny_path(names: &[String], kdev: u32, ino: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    names.iter().find_map(|name| {
+        let candidates: Vec<std::path::PathBuf> = if name.starts_with('/') {
+            vec![name.into()]
+        } else {
+            DENY_PATH.split(':').map(|d| Path::new(d).join(name)).collect()
+        };
+        candidates.into_iter().find_map(|c| {
+            let m = std::fs::metadata(&c).ok()?;
+            (crate::hosts::user_dev_to_kernel(m.dev()) == kdev && m.ino() == ino)
+                .then(|| c.display().to_string())
+        })
+    })
 }
 
 /// `DENY_EXES` entries for the managed deny list: every file the names resolve to.

@@ -145,6 +145,17 @@ pub enum RawEvent {
     Fork(RawFork),
     Exit(RawExit),
     HoldBypass(RawHoldBypass),
+    LsmDeny(RawLsmDeny),
+}
+
+/// BPF LSM refused an exec with EPERM (managed deny); nothing of it ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawLsmDeny {
+    pub common: Common,
+    /// The denied file (kernel `s_dev` encoding).
+    pub dev: u32,
+    pub ino: u64,
+    pub mode: u32,
 }
 
 impl RawEvent {
@@ -154,6 +165,7 @@ impl RawEvent {
             Self::Fork(e) => &e.common,
             Self::Exit(e) => &e.common,
             Self::HoldBypass(e) => &e.common,
+            Self::LsmDeny(e) => &e.common,
         }
     }
 }
@@ -208,6 +220,12 @@ pub fn decode(buf: &[u8]) -> Result<RawEvent, DecodeError> {
             common,
             target: h.child_pid,
             signal: h.mode,
+        })),
+        kind::LSM_DENY => Ok(RawEvent::LsmDeny(RawLsmDeny {
+            common,
+            dev: h.exe_dev,
+            ino: h.exe_ino,
+            mode: h.mode,
         })),
         kind => Err(DecodeError::UnknownKind { kind }),
     }

@@ -150,6 +150,9 @@ pub struct Sensor {
     held: Vec<std::os::fd::OwnedFd>,
 }
 
+/// Attached only where the kernel accepts BPF LSM programs.
+const LSM_PROGRAM: (&str, &str) = ("bprm_check_security", "lsm/bprm_check_security");
+
 const PROGRAMS: [(&str, &str); 4] = [
     ("sched_process_fork", "sched/sched_process_fork"),
     ("sched_process_exec", "sched/sched_process_exec"),
@@ -263,16 +266,6 @@ impl Sensor {
                 .find(|p| p.starts_with(&format!("{name}@{generation}_")))
                 .cloned()
         };
-        let keeper_found = super::keeper::find(&opts.state_dir);
-        let pinned_reuse = PROGRAMS.iter().all(|(name, _)| ours(name).is_some());
-        let keeper_reuse = keeper_found.as_ref().is_some_and(|k| {
-            k.generation == generation
-                && PROGRAMS
-                    .iter()
-                    .all(|(n, _)| k.links.iter().any(|(m, _)| m == n))
-        });
-        let reuse = pins.incompatible.is_empty() && (pinned_reuse || keeper_reuse);
-
         let btf = Btf::from_sys_fs().map_err(|source| SensorError::Btf { source })?;
         let mut loader = EbpfLoader::new();
         loader
@@ -292,6 +285,22 @@ impl Sensor {
             .map_err(|source| SensorError::Load { source })?;
 
         let lsm = probe_lsm(&mut ebpf, &btf);
+        // With BPF LSM, managed denies fail with EPERM; the program joins the set.
+        let lsm_active = lsm.loadable && kcfg.bprm_file != KernelConfig::ABSENT;
+        let programs: Vec<(&'static str, &'static str)> = PROGRAMS
+            .iter()
+            .copied()
+            .chain(lsm_active.then_some(LSM_PROGRAM))
+            .collect();
+        let keeper_found = super::keeper::find(&opts.state_dir);
+        let pinned_reuse = programs.iter().all(|(name, _)| ours(name).is_some());
+        let keeper_reuse = keeper_found.as_ref().is_some_and(|k| {
+            k.generation == generation
+                && programs
+                    .iter()
+                    .all(|(n, _)| k.links.iter().any(|(m, _)| m == n))
+        });
+        let reuse = pins.incompatible.is_empty() && (pinned_reuse || keeper_reuse);
 
         let mut host_exes: HashMap<MapData, ExeKey, u32> = take_map(&mut ebpf, names::HOST_EXES)?;
         sync_map(&mut host_exes, names::HOST_EXES, exes)?;
@@ -369,7 +378,7 @@ impl Sensor {
                     "pinned, taken over".to_owned()
                 }
             };
-            for (name, hook) in PROGRAMS {
+            for &(name, hook) in &programs {
                 sensor.attachments.push(Attachment {
                     program: name,
                     hook,
@@ -379,7 +388,7 @@ impl Sensor {
         } else {
             // bpffs refuses names with a '.' (EPERM): `NAME@GENERATION_PID`.
             let tag = format!("{generation}_{}", std::process::id());
-            let fds = sensor.attach(&btf)?;
+            let fds = sensor.attach(&btf, lsm_active)?;
             // Pin the links if the kernel lets us; else hand them to a keeper.
             let mut pinned = Vec::new();
             if !opts.pin_links {
@@ -424,14 +433,33 @@ impl Sensor {
     }
 
     /// Attach every program; returns each link's fd (the links stay in `self`).
-    fn attach(&mut self, btf: &Btf) -> Result<Vec<(String, i32)>, SensorError> {
+    fn attach(&mut self, btf: &Btf, lsm: bool) -> Result<Vec<(String, i32)>, SensorError> {
         let mut fds = Vec::new();
         // fork first: once exec detects a host, its forks must already be followed.
         // exec last: it may kill, and everything it relies on must be in place.
-        for (name, hook) in [PROGRAMS[0], PROGRAMS[3], PROGRAMS[2], PROGRAMS[1]] {
+        let order: Vec<(&'static str, &'static str)> = [PROGRAMS[0], PROGRAMS[3], PROGRAMS[2]]
+            .into_iter()
+            .chain(lsm.then_some(LSM_PROGRAM))
+            .chain([PROGRAMS[1]])
+            .collect();
+        for (name, hook) in order {
             let before = super::keeper::own_link_fds();
             let classic = hook.starts_with("sched/sched_process_e");
-            let link: FdLink = if classic {
+            let link: FdLink = if hook == LSM_PROGRAM.1 {
+                let prog: &mut Lsm = self
+                    .ebpf
+                    .program_mut(name)
+                    .ok_or(SensorError::MissingProgram { name })?
+                    .try_into()
+                    .map_err(program_error(name, hook, "type check"))?;
+                prog.load(name, btf)
+                    .map_err(program_error(name, hook, "load"))?;
+                let id = prog.attach().map_err(program_error(name, hook, "attach"))?;
+                let link = prog
+                    .take_link(id)
+                    .map_err(program_error(name, hook, "take link"))?;
+                FdLink::from(link)
+            } else if classic {
                 let prog: &mut TracePoint = self
                     .ebpf
                     .program_mut(name)
@@ -477,7 +505,14 @@ impl Sensor {
             self.attachments.push(Attachment {
                 program: name,
                 hook,
-                method: if classic { "tracepoint" } else { "tp_btf" }.to_owned(),
+                method: if hook == LSM_PROGRAM.1 {
+                    "lsm"
+                } else if classic {
+                    "tracepoint"
+                } else {
+                    "tp_btf"
+                }
+                .to_owned(),
             });
         }
         Ok(fds)
@@ -523,6 +558,13 @@ impl Sensor {
             (stat::EXITS, "exits"),
             (stat::HOSTS_DETECTED, "hosts_detected"),
             (stat::READ_ERRORS, "read_errors"),
+            (stat::LAUNCHES, "launches"),
+            (stat::ALLOWED, "allowed"),
+            (stat::KILLED, "killed"),
+            (stat::HELD, "held"),
+            (stat::SIGNAL_FAILED, "signal_failed"),
+            (stat::HOLD_BYPASS, "hold_bypass"),
+            (stat::LSM_DENIED, "lsm_denied"),
         ];
         names
             .iter()

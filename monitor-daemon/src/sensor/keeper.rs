@@ -42,13 +42,21 @@ fn state_path(state_dir: &Path) -> PathBuf {
 }
 
 fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // A pid beyond pid_t would be negative to the kernel, which refuses it.
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: plain syscall; a non-negative return is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh pidfd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(syscall_fd(fd)) })
+}
+
+/// The fd a successful fd-returning syscall gave back (fds always fit an int).
+fn syscall_fd(ret: libc::c_long) -> RawFd {
+    RawFd::try_from(ret).expect("the kernel returns fds as int")
 }
 
 fn pidfd_getfd(pidfd: &OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
@@ -58,7 +66,7 @@ fn pidfd_getfd(pidfd: &OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh duplicate.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(syscall_fd(fd)) })
 }
 
 /// Whether `pid` is a keeper: its argv carries `HOLD_ARG` (a recycled pid would
@@ -155,6 +163,9 @@ pub fn spawn(
 ) -> io::Result<KeeperState> {
     let exe = std::env::current_exe()?;
     let sources: Vec<RawFd> = links.iter().map(|(_, fd)| *fd).collect();
+    // Link i goes to fd FIRST_FD + i in the keeper. Counted here, before the fork:
+    // the child may only make async-signal-safe calls.
+    let count = RawFd::try_from(links.len()).map_err(io::Error::other)?;
     let mut cmd = Command::new(exe);
     cmd.arg(HOLD_ARG).arg(generation);
     // No inherited stdio: a keeper must not hold the daemon's pipes open.
@@ -166,16 +177,16 @@ pub fn spawn(
         cmd.pre_exec(move || {
             // Move the sources out of the way first so dup2 cannot clobber one.
             let base = 100;
-            for (i, &fd) in sources.iter().enumerate() {
-                if libc::dup2(fd, base + i as RawFd) < 0 {
+            for (i, &fd) in (0..count).zip(&sources) {
+                if libc::dup2(fd, base + i) < 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
-            for i in 0..sources.len() {
-                if libc::dup2(base + i as RawFd, FIRST_FD + i as RawFd) < 0 {
+            for i in 0..count {
+                if libc::dup2(base + i, FIRST_FD + i) < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                libc::close(base + i as RawFd);
+                libc::close(base + i);
             }
             // Its own session: not killed with the daemon's terminal or group.
             libc::setsid();
@@ -186,10 +197,9 @@ pub fn spawn(
     let state = KeeperState {
         pid: child.id(),
         generation: generation.to_owned(),
-        links: links
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (name.clone(), FIRST_FD + i as RawFd))
+        links: (FIRST_FD..)
+            .zip(links)
+            .map(|(fd, (name, _))| (name.clone(), fd))
             .collect(),
     };
     // The child is reaped by nobody once we die; while we live it never exits on
@@ -235,9 +245,10 @@ pub fn stop(state_dir: &Path, only: Option<&KeeperState>) -> Option<u32> {
 
 /// Stop one keeper (verified first: a recycled pid is left alone).
 pub fn stop_state(state: &KeeperState) {
-    if is_keeper(state) {
+    // A verified keeper is a live process, so its pid fits pid_t.
+    if let (true, Ok(pid)) = (is_keeper(state), libc::pid_t::try_from(state.pid)) {
         // SAFETY: plain kill(2) of a verified keeper.
-        unsafe { libc::kill(state.pid as libc::pid_t, libc::SIGKILL) };
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 

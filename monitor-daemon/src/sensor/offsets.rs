@@ -404,6 +404,11 @@ fn fill_struct_offsets(btf: &Btf, cfg: &mut KernelConfig) -> Result<(), OffsetsE
     // anonymous members of it, as ns_common keeps being reshaped (6.18 added
     // ns_type/ns_id and the namespace tree nodes around it).
     cfg.pidns_inum = off("pid_namespace", "ns.inum", Int(4))?;
+    // Only the BPF LSM program needs these; a kernel without them (or without
+    // BPF LSM) enforces by signal.
+    cfg.bprm_file = off("linux_binprm", "file", Pointer).unwrap_or(KernelConfig::ABSENT);
+    cfg.bprm_filename =
+        off("linux_binprm", "filename", Pointer).unwrap_or(KernelConfig::ABSENT);
     Ok(())
 }
 
@@ -1846,6 +1851,8 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             tp_fork_parent_pid: 24,
             tp_fork_child_pid: 44,
             tp_exit_group_dead: KernelConfig::ABSENT,
+            bprm_file: KernelConfig::ABSENT,
+            bprm_filename: KernelConfig::ABSENT,
             host_paths_enabled: 0,
             _pad: 0,
         };
