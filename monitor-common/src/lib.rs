@@ -625,12 +625,12 @@ const _: () = assert!(EXEC_EVENT_MAX <= 32 * 1024);
 mod tests {
     use super::sip::{hash_bytes, Sip};
 
-    /// The reference vectors of the SipHash paper (key 00..0f, message 00..len-1).
+    /// The reference vectors of the `SipHash` paper (key 00..0f, message 00..len-1).
     #[test]
     fn siphash_reference_vectors() {
         let k0 = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
         let k1 = u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]);
-        let msg: [u8; 15] = core::array::from_fn(|i| i as u8);
+        let msg: [u8; 15] = core::array::from_fn(|i| u8::try_from(i).expect("i < 15"));
         assert_eq!(hash_bytes(k0, k1, &[]), 0x726f_db47_dd0e_0e31);
         assert_eq!(hash_bytes(k0, k1, &msg[..1]), 0x74f8_39c5_93dc_67fd);
         assert_eq!(hash_bytes(k0, k1, &msg[..8]), 0x93f5_f579_9a93_2462);

@@ -26,6 +26,13 @@ const DENY_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 /// A refused or failed API call: (access denied?, message).
 pub type ApiError = (bool, String);
 
+/// Credentials of an API caller, as the bus daemon reports them.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    pub pid: u32,
+    pub uid: u32,
+}
+
 fn refused(msg: impl Into<String>) -> ApiError {
     (true, msg.into())
 }
@@ -215,7 +222,7 @@ impl Core {
             let Some(r) = r else { continue };
             match self.consent.states.get(&id) {
                 Some(RecordState::Stale(s)) => {
-                    why.push(format!("record {id} no longer applies: {s}"))
+                    why.push(format!("record {id} no longer applies: {s}"));
                 }
                 Some(RecordState::Expired) => why.push(format!("record {id} expired")),
                 _ => {
@@ -312,7 +319,7 @@ impl Core {
     }
 
     /// SIGCONT to a held process by someone else: it would run unapproved. The
-    /// kernel kills it as it resumes (when its parent takes CLD_CONTINUED reports);
+    /// kernel kills it as it resumes (when its parent takes `CLD_CONTINUED` reports);
     /// the daemon kills it too, in case the kernel could not.
     pub fn hold_bypass(&mut self, b: &RawHoldBypass) {
         let target = b.target;
@@ -455,8 +462,8 @@ impl Core {
     fn decision(&mut self, p: &Pending, decision: &str, why: &str) {
         let mut e = self.new_event(Kind::Decision);
         e.pid = p.pid;
-        e.host = p.event.host.clone();
-        e.argv = p.event.argv.clone();
+        e.host.clone_from(&p.event.host);
+        e.argv.clone_from(&p.event.argv);
         e.verdict = Some(Verdict {
             decision: decision.into(),
             mode: "ask".into(),
@@ -543,13 +550,8 @@ impl Core {
 
     /// Refuse consent operations from inside an agent's tree: the caller, or any
     /// ancestor, tracked by the kernel or the tracker. Records the refusal.
-    pub fn refuse_if_agent(
-        &mut self,
-        caller_pid: u32,
-        caller_uid: u32,
-        what: &str,
-    ) -> Result<(), ApiError> {
-        let mut pid = caller_pid;
+    pub fn refuse_if_agent(&mut self, caller: Caller, what: &str) -> Result<(), ApiError> {
+        let mut pid = caller.pid;
         for _ in 0..64 {
             if pid <= 1 {
                 break;
@@ -557,28 +559,29 @@ impl Core {
             if let Some(st) = self.sensor.tracked_state(pid) {
                 let host = self.host_name(st.host_profile);
                 let msg = format!(
-                    "{what}: the caller (pid {caller_pid}, uid {caller_uid}) runs inside host {host}'s tree (pid {pid} is tracked); an agent cannot grant itself consent"
+                    "{what}: the caller (pid {}, uid {}) runs inside host {host}'s tree (pid {pid} is tracked); an agent cannot grant itself consent",
+                    caller.pid, caller.uid
                 );
-                warn!(caller_pid, caller_uid, what, host = %host, "consent call from inside an agent tree refused");
+                warn!(caller_pid = caller.pid, caller_uid = caller.uid, what, host = %host, "consent call from inside an agent tree refused");
                 let mut e = self.new_event(Kind::Refused);
-                e.pid = caller_pid;
-                e.uid = Some(caller_uid);
+                e.pid = caller.pid;
+                e.uid = Some(caller.uid);
                 e.message = Some(msg.clone());
                 self.record(&e);
                 return Err(refused(msg));
             }
             match consent::proc_start(pid) {
-                Some((_, ppid, _)) => pid = ppid,
+                Some((_, parent, _)) => pid = parent,
                 None => break,
             }
         }
         Ok(())
     }
 
-    fn record_refusal(&mut self, pid: u32, uid: u32, msg: &str) -> ApiError {
+    fn record_refusal(&mut self, caller: Caller, msg: &str) -> ApiError {
         let mut e = self.new_event(Kind::Refused);
-        e.pid = pid;
-        e.uid = Some(uid);
+        e.pid = caller.pid;
+        e.uid = Some(caller.uid);
         e.message = Some(msg.to_owned());
         self.record(&e);
         refused(msg)
@@ -623,37 +626,33 @@ impl Core {
     fn record_for_event(
         &mut self,
         id: u64,
-        caller_pid: u32,
-        caller_uid: u32,
+        caller: Caller,
         scope: Scope,
         note: String,
     ) -> Result<(Event, Record), ApiError> {
         let e = self.launch_event(id)?;
         let owner = e.uid.unwrap_or(u32::MAX);
-        if caller_uid != 0 && caller_uid != owner {
-            let msg = format!("uid {caller_uid} may not approve launch {id} of uid {owner}: users approve their own launches (root any)");
-            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        if caller.uid != 0 && caller.uid != owner {
+            let msg = format!(
+                "uid {} may not approve launch {id} of uid {owner}: users approve their own launches (root any)",
+                caller.uid
+            );
+            return Err(self.record_refusal(caller, &msg));
         }
         let r = consent::record_from_event(
             &e,
             &mut self.consent.hashes,
             scope,
             note,
-            Source::User(caller_uid),
+            Source::User(caller.uid),
             owner,
         )
         .map_err(failed)?;
         Ok((e, r))
     }
 
-    pub fn api_preview(
-        &mut self,
-        id: u64,
-        caller_pid: u32,
-        caller_uid: u32,
-    ) -> Result<Value, ApiError> {
-        let (e, r) =
-            self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
+    pub fn api_preview(&mut self, id: u64, caller: Caller) -> Result<Value, ApiError> {
+        let (e, r) = self.record_for_event(id, caller, Scope::Always, String::new())?;
         Ok(self.preview_of(&e, &r))
     }
 
@@ -662,13 +661,12 @@ impl Core {
         id: u64,
         scope: &str,
         note: String,
-        caller_pid: u32,
-        caller_uid: u32,
+        caller: Caller,
     ) -> Result<Value, ApiError> {
-        self.refuse_if_agent(caller_pid, caller_uid, "approve")?;
+        self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
-        let (_, r) = self.record_for_event(id, caller_pid, caller_uid, scope, note)?;
-        self.add_record(r, caller_uid, Some(id))
+        let (_, r) = self.record_for_event(id, caller, scope, note)?;
+        self.add_record(r, caller.uid, Some(id))
     }
 
     fn command_record(
@@ -678,8 +676,7 @@ impl Core {
         cwd: &str,
         scope: Scope,
         note: String,
-        caller_pid: u32,
-        caller_uid: u32,
+        caller: Caller,
     ) -> Result<Record, ApiError> {
         if host.is_empty() {
             return Err(failed(
@@ -689,27 +686,27 @@ impl Core {
         let argv: Vec<Bytes> = argv.into_iter().map(Bytes).collect();
         // Resolve the command with the caller's PATH: the user's environment is the
         // closest thing to the environment the host will launch it with.
-        let environ = std::fs::read(format!("/proc/{caller_pid}/environ")).unwrap_or_default();
+        let environ = std::fs::read(format!("/proc/{}/environ", caller.pid)).unwrap_or_default();
         let path_var = environ
             .split(|&b| b == 0)
             .find_map(|kv| kv.strip_prefix(b"PATH="))
             .map_or_else(|| DENY_PATH.as_bytes().to_vec(), <[u8]>::to_vec);
         let (kargv, exe, script) = consent::kernel_command(&argv, &path_var).map_err(failed)?;
-        let (_, sha) = self
+        let (_, exe_sha) = self
             .consent
             .hashes
             .get(&exe)
             .map_err(|e| failed(format!("{}: {e}", exe.display())))?;
         let script = match script {
             Some(s) => {
-                let (_, ssha) = self
+                let (_, script_sha) = self
                     .consent
                     .hashes
                     .get(&s)
                     .map_err(|e| failed(format!("{}: {e}", s.display())))?;
                 Some(crate::policy::record::FileBinding {
                     path: s.display().to_string(),
-                    sha256: ssha,
+                    sha256: script_sha,
                 })
             }
             None => None,
@@ -719,7 +716,7 @@ impl Core {
             host: host.to_owned(),
             exe: crate::policy::record::FileBinding {
                 path: exe.display().to_string(),
-                sha256: sha,
+                sha256: exe_sha,
             },
             script,
             argv: kargv,
@@ -729,10 +726,10 @@ impl Core {
                 .map(|n| ((*n).to_owned(), None))
                 .collect(),
             scope,
-            source: Source::User(caller_uid),
+            source: Source::User(caller.uid),
             created: crate::enrich::now_rfc3339(),
             note,
-            uid: if caller_uid == 0 { ANY_UID } else { caller_uid },
+            uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
         r.validate().map_err(failed)?;
         Ok(r)
@@ -743,24 +740,14 @@ impl Core {
         host: &str,
         argv: Vec<Vec<u8>>,
         cwd: &str,
-        caller_pid: u32,
-        caller_uid: u32,
+        caller: Caller,
     ) -> Result<Value, ApiError> {
-        let r = self.command_record(
-            host,
-            argv,
-            cwd,
-            Scope::Always,
-            String::new(),
-            caller_pid,
-            caller_uid,
-        )?;
+        let r = self.command_record(host, argv, cwd, Scope::Always, String::new(), caller)?;
         let mut e = Event::new(Kind::Approve, 0, String::new());
-        e.uid = Some(caller_uid);
+        e.uid = Some(caller.uid);
         Ok(self.preview_of(&e, &r))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn api_approve_command(
         &mut self,
         host: &str,
@@ -768,13 +755,12 @@ impl Core {
         cwd: &str,
         scope: &str,
         note: String,
-        caller_pid: u32,
-        caller_uid: u32,
+        caller: Caller,
     ) -> Result<Value, ApiError> {
-        self.refuse_if_agent(caller_pid, caller_uid, "approve")?;
+        self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
-        let r = self.command_record(host, argv, cwd, scope, note, caller_pid, caller_uid)?;
-        self.add_record(r, caller_uid, None)
+        let r = self.command_record(host, argv, cwd, scope, note, caller)?;
+        self.add_record(r, caller.uid, None)
     }
 
     fn add_record(
@@ -850,12 +836,7 @@ impl Core {
         json!({"records": records, "modes": modes, "problems": problems, "deny": self.consent.managed.deny})
     }
 
-    pub fn api_revoke(
-        &mut self,
-        id: RecordId,
-        caller_pid: u32,
-        caller_uid: u32,
-    ) -> Result<Value, ApiError> {
+    pub fn api_revoke(&mut self, id: RecordId, caller: Caller) -> Result<Value, ApiError> {
         if id >= MANAGED_ID_BASE {
             return Err(refused(format!("record {id} comes from managed policy; only an administrator can remove it (edit the policy file)")));
         }
@@ -865,12 +846,12 @@ impl Core {
             .get(id)
             .cloned()
             .ok_or_else(|| failed(format!("no record {id}")))?;
-        if caller_uid != 0 && r.uid != caller_uid {
+        if caller.uid != 0 && r.uid != caller.uid {
             let msg = format!(
-                "uid {caller_uid} may not revoke record {id} of uid {}",
-                r.uid
+                "uid {} may not revoke record {id} of uid {}",
+                caller.uid, r.uid
             );
-            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+            return Err(self.record_refusal(caller, &msg));
         }
         self.consent
             .store
@@ -879,9 +860,10 @@ impl Core {
         self.sync_kernel();
         let mut e = self.new_event(Kind::Revoke);
         e.record = Some(id);
-        e.uid = Some(caller_uid);
+        e.uid = Some(caller.uid);
         e.message = Some(format!(
-            "record {id} revoked by uid {caller_uid}: {}",
+            "record {id} revoked by uid {}: {}",
+            caller.uid,
             r.command_line()
         ));
         self.record(&e);
@@ -907,30 +889,23 @@ impl Core {
         Value::Array(list)
     }
 
-    pub fn api_allow(
-        &mut self,
-        id: u64,
-        always: bool,
-        caller_pid: u32,
-        caller_uid: u32,
-    ) -> Result<Value, ApiError> {
-        self.refuse_if_agent(caller_pid, caller_uid, "allow")?;
+    pub fn api_allow(&mut self, id: u64, always: bool, caller: Caller) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller, "allow")?;
         let p = self
             .consent
             .pending
             .get(&id)
             .ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
-        if caller_uid != 0 && caller_uid != p.uid {
+        if caller.uid != 0 && caller.uid != p.uid {
             let msg = format!(
-                "uid {caller_uid} may not allow launch {id} of uid {}",
-                p.uid
+                "uid {} may not allow launch {id} of uid {}",
+                caller.uid, p.uid
             );
-            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+            return Err(self.record_refusal(caller, &msg));
         }
         let record = if always {
-            let (_, r) =
-                self.record_for_event(id, caller_pid, caller_uid, Scope::Always, String::new())?;
-            Some(self.add_record(r, caller_uid, Some(id))?)
+            let (_, r) = self.record_for_event(id, caller, Scope::Always, String::new())?;
+            Some(self.add_record(r, caller.uid, Some(id))?)
         } else {
             None
         };
@@ -944,34 +919,33 @@ impl Core {
             &p,
             "continued",
             &format!(
-                "allowed by uid {caller_uid}{}",
+                "allowed by uid {}{}",
+                caller.uid,
                 if always { " (always)" } else { " (once)" }
             ),
         );
         Ok(json!({"pid": p.pid, "continued": continued, "record": record}))
     }
 
-    pub fn api_deny(
-        &mut self,
-        id: u64,
-        caller_pid: u32,
-        caller_uid: u32,
-    ) -> Result<Value, ApiError> {
+    pub fn api_deny(&mut self, id: u64, caller: Caller) -> Result<Value, ApiError> {
         let p = self
             .consent
             .pending
             .get(&id)
             .ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
-        if caller_uid != 0 && caller_uid != p.uid {
-            let msg = format!("uid {caller_uid} may not deny launch {id} of uid {}", p.uid);
-            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        if caller.uid != 0 && caller.uid != p.uid {
+            let msg = format!(
+                "uid {} may not deny launch {id} of uid {}",
+                caller.uid, p.uid
+            );
+            return Err(self.record_refusal(caller, &msg));
         }
         let Some(p) = self.consent.pending.remove(&id) else {
             return Err(failed("the launch is no longer held"));
         };
         let killed = consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
         self.sensor.clear_held(p.pid);
-        self.decision(&p, "killed", &format!("denied by uid {caller_uid}"));
+        self.decision(&p, "killed", &format!("denied by uid {}", caller.uid));
         Ok(json!({"pid": p.pid, "killed": killed}))
     }
 
@@ -979,10 +953,9 @@ impl Core {
         &mut self,
         host: &str,
         mode: &str,
-        caller_pid: u32,
-        caller_uid: u32,
+        caller: Caller,
     ) -> Result<Value, ApiError> {
-        self.refuse_if_agent(caller_pid, caller_uid, "mode")?;
+        self.refuse_if_agent(caller, "mode")?;
         let m: Mode = match mode {
             "monitor" => Mode::Monitor,
             "ask" => Mode::Ask,
@@ -993,12 +966,15 @@ impl Core {
                 )))
             }
         };
-        if caller_uid != 0 {
-            let msg = format!("uid {caller_uid} may not change modes: a host's mode applies to every user of this machine; ask root");
-            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+        if caller.uid != 0 {
+            let msg = format!(
+                "uid {} may not change modes: a host's mode applies to every user of this machine; ask root",
+                caller.uid
+            );
+            return Err(self.record_refusal(caller, &msg));
         }
         if let Err(msg) = crate::policy::check_mode_change(host, &self.consent.managed) {
-            return Err(self.record_refusal(caller_pid, caller_uid, &msg));
+            return Err(self.record_refusal(caller, &msg));
         }
         let previous = self.consent.mode_of(host, self.config.defaults.mode).0;
         self.consent
@@ -1008,11 +984,12 @@ impl Core {
         self.profile_id(host);
         self.sync_modes();
         let mut e = self.new_event(Kind::Mode);
-        e.uid = Some(caller_uid);
+        e.uid = Some(caller.uid);
         e.message = Some(format!(
-            "host {host}: {} -> {} (by uid {caller_uid})",
+            "host {host}: {} -> {} (by uid {})",
             previous.as_str(),
-            m.as_str()
+            m.as_str(),
+            caller.uid
         ));
         self.record(&e);
         Ok(json!({"host": host, "mode": m.as_str(), "previous": previous.as_str()}))
@@ -1041,7 +1018,10 @@ fn deny_path(names: &[String], kdev: u32, ino: u64) -> Option<String> {
         let candidates: Vec<std::path::PathBuf> = if name.starts_with('/') {
             vec![name.into()]
         } else {
-            DENY_PATH.split(':').map(|d| Path::new(d).join(name)).collect()
+            DENY_PATH
+                .split(':')
+                .map(|d| Path::new(d).join(name))
+                .collect()
         };
         candidates.into_iter().find_map(|c| {
             let m = std::fs::metadata(&c).ok()?;

@@ -26,11 +26,11 @@ fn s(p: &Path) -> &str {
 
 /// `mcpwatch approve --host HOST --yes [extra] -- argv`; returns the record id.
 fn approve(d: &Daemon, host: &str, extra: &[&str], argv: &[&str]) -> u64 {
-    let mut args = vec!["approve", "--host", host, "--yes"];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.extend_from_slice(argv);
-    let out = d.cli(&args);
+    let mut cli_args = vec!["approve", "--host", host, "--yes"];
+    cli_args.extend_from_slice(extra);
+    cli_args.push("--");
+    cli_args.extend_from_slice(argv);
+    let out = d.cli(&cli_args);
     assert!(
         out.status.success(),
         "approve failed ({:?}): {}\n{}",
@@ -61,7 +61,7 @@ fn set_mode(d: &Daemon, host: &str, mode: &str) {
 }
 
 /// Security-relevant variables a record pins (absent unless approved with a
-/// value); cargo's test runner sets LD_LIBRARY_PATH, which hosts do not.
+/// value); cargo's test runner sets `LD_LIBRARY_PATH`, which hosts do not.
 const SECURITY_ENV: &[&str] = &[
     "LD_PRELOAD",
     "LD_LIBRARY_PATH",
@@ -314,10 +314,6 @@ fn wait_pending(d: &Daemon, arg1: &str) -> Value {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "three answers to one question, in turn"
-)]
 fn ask_holds_the_launch_stopped_until_allow_and_deny_or_timeout_kill_it() {
     if !require_root() {
         return;
@@ -490,10 +486,6 @@ fn enforcement_survives_sigkill_of_the_daemon_with_a_link_keeper() {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "kill, check enforcement, restart, compare"
-)]
 fn survives_sigkill(extra: &str, held_by: &str) {
     let mut d = Daemon::start(&format!("{extra}\n[defaults]\nmode = \"enforce\""));
     assert_eq!(d.status()["pins"]["links_held_by"], held_by);
@@ -616,10 +608,6 @@ fn an_agent_cannot_approve_itself_or_change_its_mode() {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "store, then policy: break each, check nothing is lost"
-)]
 fn a_broken_store_or_policy_file_is_reported_and_the_last_good_copy_stays_in_force() {
     if !require_root() {
         return;

@@ -56,7 +56,7 @@ enum Config {
 
 /// The host name of the enforce-mode storm (D).
 const ENFORCE_HOST: &str = "bench-enforce";
-/// Security-relevant variables consent records pin (cargo sets LD_LIBRARY_PATH):
+/// Security-relevant variables consent records pin (cargo sets `LD_LIBRARY_PATH`):
 /// C and D run the storm without them, so D's launches match the approval.
 const SECURITY_ENV: [&str; 8] = [
     "LD_PRELOAD",

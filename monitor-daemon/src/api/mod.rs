@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connection};
 
-use crate::daemon::Shared;
+use crate::{daemon::Shared, decide::Caller};
 
 pub const BUS_NAME: &str = "org.mcpwatch1";
 pub const OBJECT_PATH: &str = "/org/mcpwatch1/Daemon";
@@ -23,12 +23,6 @@ pub const INTERFACE: &str = "org.mcpwatch1.Daemon";
 
 pub struct DaemonApi {
     shared: Arc<Shared>,
-}
-
-/// Credentials of a method caller.
-struct Caller {
-    pid: u32,
-    uid: u32,
 }
 
 /// Caller credentials as the bus daemon reports them.
@@ -89,9 +83,9 @@ impl DaemonApi {
     }
 
     /// Consent records, host modes (and who set them), problems. JSON.
-    fn records(&self) -> fdo::Result<String> {
+    fn records(&self) -> String {
         let core = self.shared.core.lock().expect("core lock");
-        Ok(core.api_records().to_string())
+        core.api_records().to_string()
     }
 
     /// What `approve EVENT_ID` would approve, with its risk flags. JSON.
@@ -103,7 +97,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview(event_id, from.pid, from.uid))
+        answer(core.api_preview(event_id, from))
     }
 
     /// What `approve --host H -- CMD…` would approve (resolved as the kernel will
@@ -118,7 +112,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview_command(&host, argv, &cwd, from.pid, from.uid))
+        answer(core.api_preview_command(&host, argv, &cwd, from))
     }
 
     /// Approve exactly what launch event `event_id` showed. Refused from inside a
@@ -133,7 +127,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve(event_id, &scope, note, from.pid, from.uid))
+        answer(core.api_approve(event_id, &scope, note, from))
     }
 
     /// Approve a command for a host.
@@ -150,7 +144,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve_command(&host, argv, &cwd, &scope, note, from.pid, from.uid))
+        answer(core.api_approve_command(&host, argv, &cwd, &scope, note, from))
     }
 
     async fn revoke(
@@ -161,13 +155,13 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_revoke(record_id, from.pid, from.uid))
+        answer(core.api_revoke(record_id, from))
     }
 
     /// Launches held by ask mode. JSON array.
-    fn pending(&self) -> fdo::Result<String> {
+    fn pending(&self) -> String {
         let core = self.shared.core.lock().expect("core lock");
-        Ok(core.api_pending().to_string())
+        core.api_pending().to_string()
     }
 
     /// Continue a held launch (and with `always`, approve it for good).
@@ -180,7 +174,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_allow(pending_id, always, from.pid, from.uid))
+        answer(core.api_allow(pending_id, always, from))
     }
 
     /// Kill a held launch.
@@ -192,7 +186,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_deny(pending_id, from.pid, from.uid))
+        answer(core.api_deny(pending_id, from))
     }
 
     /// Set a host's mode (root only; refused when managed policy locks it).
@@ -205,14 +199,14 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_set_mode(&host, &mode, from.pid, from.uid))
+        answer(core.api_set_mode(&host, &mode, from))
     }
 
     #[zbus(signal)]
     async fn event(emitter: &SignalEmitter<'_>, json: &str) -> zbus::Result<()>;
 }
 
-/// A consent operation's result as the D-Bus answer: JSON, AccessDenied, or Failed.
+/// A consent operation's result as the D-Bus answer: JSON, `AccessDenied`, or `Failed`.
 fn answer(r: Result<serde_json::Value, crate::decide::ApiError>) -> fdo::Result<String> {
     match r {
         Ok(v) => Ok(v.to_string()),

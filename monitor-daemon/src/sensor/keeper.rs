@@ -41,32 +41,26 @@ fn state_path(state_dir: &Path) -> PathBuf {
     state_dir.join(STATE_FILE)
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // A pid beyond pid_t would be negative to the kernel, which refuses it.
-    let pid =
-        libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: plain syscall; a non-negative return is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
+/// The new fd an fd-returning syscall gave back, or its error.
+fn syscall_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
+    if ret < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fd is a fresh pidfd.
-    Ok(unsafe { OwnedFd::from_raw_fd(syscall_fd(fd)) })
+    let fd = RawFd::try_from(ret).map_err(io::Error::other)?;
+    // SAFETY: a non-negative return of these syscalls is a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The fd a successful fd-returning syscall gave back (fds always fit an int).
-fn syscall_fd(ret: libc::c_long) -> RawFd {
-    RawFd::try_from(ret).expect("the kernel returns fds as int")
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // A pid beyond pid_t would be negative to the kernel, which refuses it.
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: plain syscall; a non-negative return is a new fd (a pidfd).
+    syscall_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
 
 fn pidfd_getfd(pidfd: &OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative return is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh duplicate.
-    Ok(unsafe { OwnedFd::from_raw_fd(syscall_fd(fd)) })
+    // SAFETY: plain syscall; a non-negative return is a new fd (a duplicate).
+    syscall_fd(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) })
 }
 
 /// Whether `pid` is a keeper: its argv carries `HOLD_ARG` (a recycled pid would
@@ -245,8 +239,11 @@ pub fn stop(state_dir: &Path, only: Option<&KeeperState>) -> Option<u32> {
 
 /// Stop one keeper (verified first: a recycled pid is left alone).
 pub fn stop_state(state: &KeeperState) {
-    // A verified keeper is a live process, so its pid fits pid_t.
-    if let (true, Ok(pid)) = (is_keeper(state), libc::pid_t::try_from(state.pid)) {
+    if !is_keeper(state) {
+        return;
+    }
+    // A verified keeper is a live process: its pid fits pid_t.
+    if let Ok(pid) = libc::pid_t::try_from(state.pid) {
         // SAFETY: plain kill(2) of a verified keeper.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
