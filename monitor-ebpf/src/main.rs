@@ -901,8 +901,8 @@ static LICENSE: [u8; 4] = *b"GPL\0";
 /// kills the new image instead.
 #[lsm(hook = "bprm_check_security")]
 pub fn bprm_check_security(ctx: LsmContext) -> i32 {
-    // SAFETY: argument 1 of an int-returning LSM hook is the previous verdict.
-    let prev: i32 = unsafe { ctx.arg(1) };
+    // Argument 1 of an int-returning LSM hook is the previous verdict.
+    let prev: i32 = ctx.arg(1);
     if prev != 0 {
         return prev;
     }
@@ -920,8 +920,8 @@ fn try_bprm_check(ctx: &LsmContext) -> Res<i32> {
     let Some(st) = (unsafe { TRACKED.get(&tgid) }).copied() else {
         return Ok(0);
     };
-    // SAFETY: argument 0 of bprm_check_security is the linux_binprm.
-    let bprm: *const u8 = unsafe { ctx.arg(0) };
+    // Argument 0 of bprm_check_security is the linux_binprm.
+    let bprm: *const u8 = ctx.arg(0);
     let file = rd_ptr(bprm, cfg!(bprm_file))?;
     let inode = rd_ptr(file, cfg!(file_f_inode))?;
     let ino: u64 = rd(inode, cfg!(inode_i_ino))?;

@@ -4,6 +4,7 @@
 //! config; `cargo xtask test` runs every test (unit, then root integration).
 
 mod bench;
+mod guest;
 mod setup;
 mod test;
 mod util;
@@ -55,7 +56,11 @@ enum Cmd {
         #[arg(last = true, value_name = "TEST ARGS")]
         args: Vec<String>,
     },
-    /// Exec-storm benchmark: no daemon vs daemon (untracked) vs daemon (tracked).
+    /// The BPF LSM path in a QEMU guest (Debian 6.1 kernel, `lsm=…,bpf`): a managed
+    /// deny fails with EPERM there. Also run by `test` as root.
+    GuestLsm,
+    /// Exec-storm benchmark: no daemon vs daemon (untracked) vs daemon (tracked)
+    /// vs daemon (tracked, enforce mode, every launch approved).
     Bench {
         /// Execs of /bin/true per run (each a new process: clone + execve + wait).
         #[arg(long, default_value_t = 20_000)]
@@ -104,6 +109,10 @@ fn run(cli: Cli) -> Result<()> {
             bail!("cannot exec {}: {err}", cmd.get_program().to_string_lossy())
         }
         Cmd::Test { args } => test::run_tests(&args),
+        Cmd::GuestLsm => {
+            util::build_bins(false)?;
+            guest::lsm_guest_test(&util::bin_dir(false)?.join("mcpwatchd"))
+        }
         Cmd::Bench {
             execs,
             rounds,

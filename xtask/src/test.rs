@@ -140,11 +140,32 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
                 .args(["test", "--no-fail-fast", "-p", ROOT_TESTS])
                 .args(["--", "--test-threads=1"])
                 .args(extra);
-            if run_counted(&mut c, &mut counts)? {
+            let mut outcome = if run_counted(&mut c, &mut counts)? {
                 Outcome::Passed
             } else {
                 Outcome::Failed
+            };
+            // The BPF LSM branch, which this kernel refuses, in a QEMU guest.
+            let guest = if extra.is_empty() {
+                say!("test: BPF LSM enforcement in a QEMU guest (Debian 6.1 kernel, lsm=...,bpf)");
+                crate::guest::lsm_guest_test(&bins.join("mcpwatchd"))
+            } else {
+                say!("test: QEMU guest skipped (test arguments given)");
+                counts.ignored += 1;
+                Ok(())
+            };
+            match guest {
+                Ok(()) => {
+                    say!("test: guest: ok (a managed deny failed with EPERM, nothing ran)");
+                    counts.passed += 1;
+                }
+                Err(e) => {
+                    say!("test: guest: FAILED: {e:#}");
+                    counts.failed += 1;
+                    outcome = Outcome::Failed;
+                }
             }
+            outcome
         }
     } else {
         let reason = format!(
