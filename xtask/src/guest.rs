@@ -95,7 +95,12 @@ pub fn lsm_guest_test(mcpwatchd: &Path) -> Result<()> {
     let line = out
         .lines()
         .find(|l| l.starts_with(RESULT_TAG))
-        .with_context(|| format!("the guest printed no result line; its console:\n{}", tail(&out, 60)))?
+        .with_context(|| {
+            format!(
+                "the guest printed no result line; its console:\n{}",
+                tail(&out, 60)
+            )
+        })?
         .to_owned();
     say!("guest: {line}");
     let want = [
@@ -142,7 +147,14 @@ fn ensure_packages() -> Result<()> {
     run(Command::new("apt-get").args(["update", "-q"]))?;
     run(Command::new("apt-get")
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "-q", "--no-install-recommends", "qemu-system-x86", "busybox-static"]))?;
+        .args([
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "qemu-system-x86",
+            "busybox-static",
+        ]))?;
     Ok(())
 }
 
@@ -155,10 +167,9 @@ fn busybox() -> Result<PathBuf> {
 }
 
 fn is_static(p: &Path) -> bool {
-    Command::new("ldd")
-        .arg(p)
-        .output()
-        .is_ok_and(|o| !o.status.success() || String::from_utf8_lossy(&o.stdout).contains("not a dynamic"))
+    Command::new("ldd").arg(p).output().is_ok_and(|o| {
+        !o.status.success() || String::from_utf8_lossy(&o.stdout).contains("not a dynamic")
+    })
 }
 
 /// A Debian 6.1 kernel image (the bookworm `linux-image-amd64` dependency),
@@ -192,7 +203,10 @@ fn find_vmlinuz(cache: &Path) -> Option<PathBuf> {
     fs::read_dir(cache.join("root/boot"))
         .ok()?
         .filter_map(|e| Some(e.ok()?.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
 }
 
 /// The shared libraries a binary needs (from ldd), with their interpreter.
@@ -220,7 +234,10 @@ struct Cpio {
 
 impl Cpio {
     fn new() -> Self {
-        Self { data: Vec::new(), ino: 1 }
+        Self {
+            data: Vec::new(),
+            ino: 1,
+        }
     }
 
     fn entry(&mut self, name: &str, mode: u32, body: &[u8]) {
@@ -262,7 +279,14 @@ impl Cpio {
     fn file(&mut self, name: &str, mode: u32, body: &[u8]) {
         // Parent directories first.
         let mut acc = String::new();
-        for part in name.split('/').filter(|p| !p.is_empty()).collect::<Vec<_>>().split_last().map(|(_, d)| d.to_vec()).unwrap_or_default() {
+        for part in name
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, d)| d.to_vec())
+            .unwrap_or_default()
+        {
             if !acc.is_empty() {
                 acc.push('/');
             }
@@ -281,7 +305,9 @@ impl Cpio {
 fn build_initramfs(mcpwatchd: &Path, out: &Path) -> Result<()> {
     let bb = fs::read(busybox()?)?;
     let mut c = Cpio::new();
-    for d in ["proc", "sys", "dev", "tmp", "run", "etc", "var", "var/lib", "bin"] {
+    for d in [
+        "proc", "sys", "dev", "tmp", "run", "etc", "var", "var/lib", "bin",
+    ] {
         c.dir(d);
     }
     c.file("bin/busybox", 0o755, &bb);
@@ -308,10 +334,20 @@ fn build_initramfs(mcpwatchd: &Path, out: &Path) -> Result<()> {
 fn boot(kernel: &Path, initrd: &Path, work: &Path) -> Result<String> {
     let console = work.join("console.log");
     let log = fs::File::create(&console)?;
-    say!("guest: booting {} under QEMU (TCG; about a minute)", kernel.display());
+    say!(
+        "guest: booting {} under QEMU (TCG; about a minute)",
+        kernel.display()
+    );
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1"])
-        .args(["-nographic", "-no-reboot", "-serial", "stdio", "-monitor", "none"])
+        .args([
+            "-nographic",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+        ])
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
@@ -340,6 +376,9 @@ fn boot(kernel: &Path, initrd: &Path, work: &Path) -> Result<String> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    say!("guest: finished after {:.0} s", start.elapsed().as_secs_f64());
+    say!(
+        "guest: finished after {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(String::from_utf8_lossy(&fs::read(&console)?).into_owned())
 }

@@ -407,8 +407,7 @@ fn fill_struct_offsets(btf: &Btf, cfg: &mut KernelConfig) -> Result<(), OffsetsE
     // Only the BPF LSM program needs these; a kernel without them (or without
     // BPF LSM) enforces by signal.
     cfg.bprm_file = off("linux_binprm", "file", Pointer).unwrap_or(KernelConfig::ABSENT);
-    cfg.bprm_filename =
-        off("linux_binprm", "filename", Pointer).unwrap_or(KernelConfig::ABSENT);
+    cfg.bprm_filename = off("linux_binprm", "filename", Pointer).unwrap_or(KernelConfig::ABSENT);
     Ok(())
 }
 
