@@ -336,6 +336,9 @@ pub struct Consent {
     pub watched: BTreeMap<RecordId, Vec<(PathBuf, Ident)>>,
     /// Keys in the kernel per record (for `once` bookkeeping and revocation).
     pub keys: BTreeMap<RecordId, AllowKey>,
+    /// `once` records loaded into the kernel, with their key (persisted): a key
+    /// gone from `ALLOW` means the kernel consumed it, even while no daemon ran.
+    pub once_armed: BTreeMap<RecordId, AllowKey>,
     pub pending: BTreeMap<u64, Pending>,
     /// Recent launch events, for `approve <event-id>`.
     pub recent: VecDeque<Event>,
@@ -362,6 +365,7 @@ impl Consent {
             hashes: FileHashes::default(),
             watched: BTreeMap::new(),
             keys: BTreeMap::new(),
+            once_armed: read_once_armed(state_dir),
             pending: BTreeMap::new(),
             recent: VecDeque::new(),
             policy_dir: policy_dir.to_path_buf(),
@@ -499,6 +503,57 @@ impl Consent {
             "config".into()
         };
         (mode, locked, source)
+    }
+}
+
+pub const ONCE_ARMED_FILE: &str = "once-armed.json";
+
+fn key_hex(k: &AllowKey) -> String {
+    use std::fmt::Write as _;
+    // SAFETY: AllowKey is repr(C) plain data without padding (layout pinned in
+    // monitor-common); its bytes are its value.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(std::ptr::from_ref(k).cast::<u8>(), size_of::<AllowKey>())
+    };
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn key_from_hex(h: &str) -> Option<AllowKey> {
+    let n = size_of::<AllowKey>();
+    if h.len() != 2 * n {
+        return None;
+    }
+    let mut bytes = vec![0u8; n];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    // SAFETY: exactly size_of::<AllowKey>() bytes; any bit pattern is valid.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<AllowKey>()) })
+}
+
+fn read_once_armed(state_dir: &Path) -> BTreeMap<RecordId, AllowKey> {
+    let Ok(text) = fs::read_to_string(state_dir.join(ONCE_ARMED_FILE)) else {
+        return BTreeMap::new();
+    };
+    let map: BTreeMap<RecordId, String> = serde_json::from_str(&text).unwrap_or_default();
+    map.into_iter()
+        .filter_map(|(id, h)| Some((id, key_from_hex(&h)?)))
+        .collect()
+}
+
+impl Consent {
+    pub fn save_once_armed(&self) {
+        let map: BTreeMap<RecordId, String> = self
+            .once_armed
+            .iter()
+            .map(|(id, k)| (*id, key_hex(k)))
+            .collect();
+        if let Ok(text) = serde_json::to_string(&map) {
+            let _ = write_atomic(&self.store.dir().join(ONCE_ARMED_FILE), text.as_bytes());
+        }
     }
 }
 
@@ -700,6 +755,23 @@ pub fn record_from_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allow_keys_round_trip_through_hex() {
+        let k = AllowKey {
+            dev: 0xfe0_0000,
+            argv_len: 9,
+            ino: 42,
+            ctime_sec: -3,
+            ctime_nsec: 7,
+            uid: 1000,
+            profile: 2,
+            _pad: 0,
+            argv_hash: 0xdead_beef_0123_4567,
+        };
+        assert_eq!(key_from_hex(&key_hex(&k)), Some(k));
+        assert_eq!(key_from_hex("00"), None);
+    }
 
     #[test]
     fn leaf_first_matches_the_kernel_walk() {

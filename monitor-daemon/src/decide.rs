@@ -81,6 +81,28 @@ impl Core {
                 self.profile_id(&h);
             }
         }
+        // A `once` entry the kernel no longer has was used (perhaps while no
+        // daemon ran, or before its event reached us): retire it, never re-arm it.
+        // Maps that did not survive (a reboot, `--unload`) count as used too.
+        let present: std::collections::HashSet<_> = self.sensor.allow_keys().into_iter().collect();
+        let consumed: Vec<RecordId> = self
+            .consent
+            .once_armed
+            .iter()
+            .filter(|(_, k)| !present.contains(k))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in consumed {
+            if self
+                .consent
+                .store
+                .get(id)
+                .is_some_and(|r| r.scope == Scope::Once)
+            {
+                self.retire_once(id);
+            }
+            self.consent.once_armed.remove(&id);
+        }
         let (k0, k1) = (self.sensor.settings.sip_k0, self.sensor.settings.sip_k1);
         let now = time::OffsetDateTime::now_utc();
         let records: Vec<Record> = self.consent.all_records().cloned().collect();
@@ -120,6 +142,15 @@ impl Core {
                     self.record(&e);
                 }
             }
+        }
+        let armed: BTreeMap<RecordId, monitor_common::AllowKey> = records
+            .iter()
+            .filter(|r| r.scope == Scope::Once)
+            .filter_map(|r| Some((r.id, *keys.get(&r.id)?)))
+            .collect();
+        if armed != self.consent.once_armed {
+            self.consent.once_armed = armed;
+            self.consent.save_once_armed();
         }
         self.consent.states = states;
         self.consent.watched = watched;
@@ -261,6 +292,9 @@ impl Core {
             Err(err) => warn!(record = id, error = %err, "could not retire a used once record"),
         }
         self.consent.keys.remove(&id);
+        if self.consent.once_armed.remove(&id).is_some() {
+            self.consent.save_once_armed();
+        }
     }
 
     /// `#!` records: the kernel key covers the interpreter, not the script; check

@@ -494,6 +494,9 @@ fn survives_sigkill(extra: &str, held_by: &str) {
     let ok = tmp.path().join("ok");
     let bad = tmp.path().join("bad");
     let id = approve(&d, "surv", &[], &[s(&t), s(&ok)]);
+    // A once record used while no daemon runs must not come back on restart.
+    let once = tmp.path().join("once");
+    approve(&d, "surv", &["--once"], &[s(&t), s(&once)]);
     let before = records(&d);
     let status_before = d.status();
 
@@ -505,11 +508,12 @@ fn survives_sigkill(extra: &str, held_by: &str) {
         &d,
         "surv",
         &format!(
-            "read x < {f}; {t} {ok}; echo rc=$?; {t} {bad}; echo rc=$?",
+            "read x < {f}; {t} {ok}; echo rc=$?; {t} {bad}; echo rc=$?; {t} {once}; echo rc=$?",
             f = s(&fifo),
             t = s(&t),
             ok = s(&ok),
-            bad = s(&bad)
+            bad = s(&bad),
+            once = s(&once)
         ),
     )
     .stdout(Stdio::piped())
@@ -523,7 +527,7 @@ fn survives_sigkill(extra: &str, held_by: &str) {
     d.kill9();
     std::fs::write(&fifo, "go\n").expect("release the host");
     let out = host.wait_with_output().expect("host");
-    assert_eq!(rcs(&out), vec![0, 137], "with the daemon dead: {out:?}");
+    assert_eq!(rcs(&out), vec![0, 137, 0], "with the daemon dead: {out:?}");
     assert!(ok.exists());
     assert!(
         !bad.exists(),
@@ -548,9 +552,26 @@ fn survives_sigkill(extra: &str, held_by: &str) {
         status_before["attachments"].as_array().map(Vec::len)
     );
     let after = records(&d);
+    let kept: Vec<&Value> = before["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["scope"] != "once")
+        .collect();
+    let now: Vec<&Value> = after["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .collect();
     assert_eq!(
-        after["records"], before["records"],
-        "same records after restart"
+        now, kept,
+        "same records after restart, less the once record used meanwhile"
+    );
+    let out = host_run(&d, "surv", &format!("{} {}; echo rc=$?", s(&t), s(&once)));
+    assert_eq!(
+        rcs(&out),
+        vec![137],
+        "a used once record is not re-armed: {out:?}"
     );
     assert_eq!(after["modes"]["surv"], before["modes"]["surv"]);
     // Still enforcing, and each launch is seen once (no duplicate programs).
