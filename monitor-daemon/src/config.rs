@@ -430,7 +430,7 @@ fn page_size() -> u64 {
 }
 
 /// 1-based line and column (in characters) of a byte offset in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut end = offset.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -14,7 +14,6 @@ use crate::{
     daemon::Core,
     event::{raw::RawHoldBypass, Bytes, Event, Kind, Verdict},
     policy::{
-        managed::DEFAULT_DENY,
         record::{Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,
     },
@@ -1045,19 +1044,24 @@ fn home_of(uid: u32) -> Option<String> {
         .map(|u| u.dir.display().to_string())
 }
 
+/// The files a deny-list entry names: an absolute path as is, a bare name in
+/// every `DENY_PATH` directory.
+fn deny_candidates(name: &str) -> Vec<std::path::PathBuf> {
+    if name.starts_with('/') {
+        vec![name.into()]
+    } else {
+        DENY_PATH
+            .split(':')
+            .map(|d| Path::new(d).join(name))
+            .collect()
+    }
+}
+
 /// The path of a denied file, from the deny list, by its identity.
 fn deny_path(names: &[String], kdev: u32, ino: u64) -> Option<String> {
     use std::os::unix::fs::MetadataExt as _;
     names.iter().find_map(|name| {
-        let candidates: Vec<std::path::PathBuf> = if name.starts_with('/') {
-            vec![name.into()]
-        } else {
-            DENY_PATH
-                .split(':')
-                .map(|d| Path::new(d).join(name))
-                .collect()
-        };
-        candidates.into_iter().find_map(|c| {
+        deny_candidates(name).into_iter().find_map(|c| {
             let m = std::fs::metadata(&c).ok()?;
             (crate::hosts::user_dev_to_kernel(m.dev()) == kdev && m.ino() == ino)
                 .then(|| c.display().to_string())
@@ -1070,15 +1074,7 @@ fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
     use std::os::unix::fs::MetadataExt as _;
     let mut out: Vec<(ExeKey, u32)> = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let candidates: Vec<std::path::PathBuf> = if name.starts_with('/') {
-            vec![name.into()]
-        } else {
-            DENY_PATH
-                .split(':')
-                .map(|d| Path::new(d).join(name))
-                .collect()
-        };
-        for c in candidates {
+        for c in deny_candidates(name) {
             if let Ok(m) = std::fs::metadata(&c) {
                 if !m.is_file() {
                     continue;
@@ -1094,6 +1090,5 @@ fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
             }
         }
     }
-    let _ = DEFAULT_DENY;
     out
 }

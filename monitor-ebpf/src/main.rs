@@ -779,22 +779,42 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
     };
     let _ = TRACKED.remove(&tgid);
     count(stat::EXITS);
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let exit_code = rd(task, cfg!(task_exit_code)).unwrap_or(0);
+    emit_header(
+        &st,
+        |h| {
+            h.kind = kind::EXIT;
+            h.flags = event_flags::GROUP_DEAD;
+            h.exit_code = exit_code;
+        },
+        false,
+    );
+    Ok(())
+}
+
+/// A header-only event about the current task (exit, signal, LSM deny): common
+/// fields and state from `st`, exec fields cleared, then `fill` sets the rest.
+#[inline(always)]
+fn emit_header(st: &TaskState, fill: impl FnOnce(&mut EventHeader), urgent: bool) {
     let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
         count(stat::RINGBUF_DROPS);
-        return Ok(());
+        return;
     };
     // SAFETY: reserved ring buffer slot of size_of::<EventHeader>().
     let h = unsafe { &mut *entry.as_mut_ptr() };
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    fill_common(h, task, &st);
-    h.kind = kind::EXIT;
-    h.flags = event_flags::GROUP_DEAD;
+    fill_common(h, task, st);
     h.prev_role = st.role;
     h.child_pid = 0;
-    h.exit_code = rd(task, cfg!(task_exit_code)).unwrap_or(0);
+    h.exit_code = 0;
     clear_exec_fields(h);
-    entry.submit(wakeup_flags());
-    Ok(())
+    fill(h);
+    entry.submit(if urgent {
+        RB_FORCE_WAKEUP
+    } else {
+        wakeup_flags()
+    });
 }
 
 /// `signal_generate(sig, info, task, group, result)`: someone other than the daemon
@@ -864,23 +884,17 @@ fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
     } else {
         count(stat::HOLD_BYPASS);
     }
-    let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) else {
-        count(stat::RINGBUF_DROPS);
-        return Ok(());
-    };
-    // SAFETY: reserved ring buffer slot of size_of::<EventHeader>().
-    let h = unsafe { &mut *entry.as_mut_ptr() };
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    fill_common(h, task, &st);
-    h.kind = kind::SIGNAL;
-    h.flags = flags;
-    h.prev_role = st.role;
-    h.child_pid = tgid;
-    h.exit_code = 0;
-    h.mode = sig as u32;
-    h.record_id = u64::from(current);
-    clear_exec_fields(h);
-    entry.submit(RB_FORCE_WAKEUP);
+    emit_header(
+        &st,
+        |h| {
+            h.kind = kind::SIGNAL;
+            h.flags = flags;
+            h.child_pid = tgid;
+            h.mode = sig as u32;
+            h.record_id = u64::from(current);
+        },
+        true,
+    );
     Ok(())
 }
 
@@ -937,24 +951,17 @@ fn try_bprm_check(ctx: &LsmContext) -> Res<i32> {
         return Ok(0);
     }
     count(stat::LSM_DENIED);
-    if let Some(mut entry) = EVENTS.reserve::<EventHeader>(0) {
-        // SAFETY: reserved ring buffer slot of size_of::<EventHeader>().
-        let h = unsafe { &mut *entry.as_mut_ptr() };
-        let task = unsafe { bpf_get_current_task() } as *const u8;
-        fill_common(h, task, &st);
-        h.kind = kind::LSM_DENY;
-        h.flags = event_flags::DENIED;
-        h.prev_role = st.role;
-        h.child_pid = 0;
-        h.exit_code = 0;
-        clear_exec_fields(h);
-        h.exe_dev = dev;
-        h.exe_ino = ino;
-        h.mode = m;
-        entry.submit(RB_FORCE_WAKEUP);
-    } else {
-        count(stat::RINGBUF_DROPS);
-    }
+    emit_header(
+        &st,
+        |h| {
+            h.kind = kind::LSM_DENY;
+            h.flags = event_flags::DENIED;
+            h.exe_dev = dev;
+            h.exe_ino = ino;
+            h.mode = m;
+        },
+        true,
+    );
     Ok(-EPERM)
 }
 

@@ -60,25 +60,14 @@ fn set_mode(d: &Daemon, host: &str, mode: &str) {
     assert!(out.status.success(), "mode {host} {mode}: {out:?}");
 }
 
-/// Security-relevant variables a record pins (absent unless approved with a
-/// value); cargo's test runner sets `LD_LIBRARY_PATH`, which hosts do not.
-const SECURITY_ENV: &[&str] = &[
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "LD_AUDIT",
-    "NODE_OPTIONS",
-    "PYTHONPATH",
-    "PYTHONSTARTUP",
-    "BASH_ENV",
-    "ENV",
-];
-
-/// `mcpwatch run --host HOST -- /bin/sh -c SCRIPT`, in a clean environment.
+/// `mcpwatch run --host HOST -- /bin/sh -c SCRIPT` in a clean environment (PATH
+/// and the bus only): records pin the security-relevant variables to "unset", and
+/// cargo's test runner sets `LD_LIBRARY_PATH`, which hosts do not.
 fn host_cmd(d: &Daemon, host: &str, script: &str) -> std::process::Command {
     let mut c = d.cli_cmd(&["run", "--host", host, "--", "/bin/sh", "-c", script]);
-    for name in SECURITY_ENV {
-        c.env_remove(name);
-    }
+    c.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &d.bus.address);
     c
 }
 

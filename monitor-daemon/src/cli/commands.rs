@@ -387,6 +387,59 @@ fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The consent part of `mcpwatch status`: records, modes, how enforcement
+/// survives the daemon, policy problems.
+fn print_consent_status(v: &serde_json::Value) {
+    let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+    println!(
+        "consent:   {} of {} records active in the kernel, {} launches waiting (ask)",
+        v["records_active"], v["records_total"], v["pending"]
+    );
+    if let Some(modes) = v["modes"].as_object() {
+        let list: Vec<String> = modes
+            .iter()
+            .filter(|(_, m)| m["mode"] != "monitor" || m["locked"] == true)
+            .map(|(h, m)| {
+                format!(
+                    "{h} {}{}",
+                    m["mode"].as_str().unwrap_or("?"),
+                    if m["locked"] == true { " (locked)" } else { "" }
+                )
+            })
+            .collect();
+        println!(
+            "modes:     {} (every other host: {})",
+            if list.is_empty() {
+                "-".to_owned()
+            } else {
+                list.join(", ")
+            },
+            s("mode")
+        );
+    }
+    let pins = &v["pins"];
+    if pins.is_object() {
+        println!(
+            "survives:  links {} under {}{}{}",
+            pins["links_held_by"].as_str().unwrap_or("?"),
+            pins["dir"].as_str().unwrap_or("?"),
+            pins["keeper_pid"]
+                .as_u64()
+                .map_or_else(String::new, |p| format!(" (keeper pid {p})")),
+            if pins["reused_programs"] == true {
+                ", taken over from the previous daemon"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(problems) = v["policy_problems"].as_array() {
+        for p in problems {
+            println!("PROBLEM:   {}", p.as_str().unwrap_or("?"));
+        }
+    }
+}
+
 fn print_status(v: &serde_json::Value) {
     let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
     println!(
@@ -450,53 +503,7 @@ fn print_status(v: &serde_json::Value) {
             );
         }
     }
-    println!(
-        "consent:   {} of {} records active in the kernel, {} launches waiting (ask)",
-        v["records_active"], v["records_total"], v["pending"]
-    );
-    if let Some(modes) = v["modes"].as_object() {
-        let list: Vec<String> = modes
-            .iter()
-            .filter(|(_, m)| m["mode"] != "monitor" || m["locked"] == true)
-            .map(|(h, m)| {
-                format!(
-                    "{h} {}{}",
-                    m["mode"].as_str().unwrap_or("?"),
-                    if m["locked"] == true { " (locked)" } else { "" }
-                )
-            })
-            .collect();
-        println!(
-            "modes:     {} (every other host: {})",
-            if list.is_empty() {
-                "-".to_owned()
-            } else {
-                list.join(", ")
-            },
-            s("mode")
-        );
-    }
-    let pins = &v["pins"];
-    if pins.is_object() {
-        println!(
-            "survives:  links {} under {}{}{}",
-            pins["links_held_by"].as_str().unwrap_or("?"),
-            pins["dir"].as_str().unwrap_or("?"),
-            pins["keeper_pid"]
-                .as_u64()
-                .map_or_else(String::new, |p| format!(" (keeper pid {p})")),
-            if pins["reused_programs"] == true {
-                ", taken over from the previous daemon"
-            } else {
-                ""
-            }
-        );
-    }
-    if let Some(problems) = v["policy_problems"].as_array() {
-        for p in problems {
-            println!("PROBLEM:   {}", p.as_str().unwrap_or("?"));
-        }
-    }
+    print_consent_status(v);
     println!("kernel:    {}", v["kernel"]);
     println!("enforcement mechanisms:");
     if let Some(e) = v["enforcement"].as_array() {

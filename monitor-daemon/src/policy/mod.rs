@@ -75,17 +75,9 @@ pub fn check_mode_change(host: &str, managed: &Managed) -> Result<(), String> {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
+/// 1-based line and column (in characters) of a byte offset in `text`: the same
+/// positions the config's errors use.
+pub(crate) use crate::config::line_column;
 
 /// `FILE:LINE:COL`, or just `FILE` when there is no position (line 0).
 fn location(file: &Path, line: usize, column: usize) -> String {

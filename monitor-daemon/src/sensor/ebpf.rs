@@ -178,10 +178,42 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     })
 }
 
+/// Take over the maps an earlier daemon pinned, but remove (and report) any whose
+/// key or value size this build does not use: it would be misread otherwise.
+fn check_pinned_maps(maps_dir: &Path, pins: &mut PinReport) -> Result<(), SensorError> {
+    for &name in names::PINNED_MAPS {
+        let path = maps_dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let fits = MapData::from_pin(&path)
+            .ok()
+            .and_then(|m| m.info().ok())
+            .is_some_and(|info| {
+                expected_layout(name).is_some_and(|(k, v)| {
+                    name == names::EVENTS || (info.key_size() == k && info.value_size() == v)
+                })
+            });
+        if fits {
+            pins.reused_maps.push(name);
+        } else {
+            fs::remove_file(&path).map_err(pin_io(&path, "remove incompatible map"))?;
+            pins.incompatible.push(name.to_owned());
+        }
+    }
+    Ok(())
+}
+
 /// Build id of the embedded programs: the first 16 hex digits of their SHA-256.
 pub fn generation() -> String {
-    let digest = Sha256::digest(OBJECT);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    Sha256::digest(OBJECT)
+        .iter()
+        .take(8)
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Remove everything pinned under `dir`: detaches the programs and frees the maps
@@ -208,6 +240,10 @@ impl Sensor {
     /// content; programs of this same build already attached are taken over too (no
     /// gap, no duplicates). Programs of another build are replaced only after the
     /// new ones are attached, so enforcement has no gap either.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the load sequence is ordered for safety (maps filled before attach, new programs attached before old ones go) and reads best in one place"
+    )]
     pub fn load(
         opts: &SensorOptions,
         mut kcfg: KernelConfig,
@@ -235,26 +271,7 @@ impl Sensor {
             pin_refused: None,
             keeper_pid: None,
         };
-        for &name in names::PINNED_MAPS {
-            let path = maps_dir.join(name);
-            if !path.exists() {
-                continue;
-            }
-            let fits = MapData::from_pin(&path)
-                .ok()
-                .and_then(|m| m.info().ok())
-                .is_some_and(|info| {
-                    expected_layout(name).is_some_and(|(k, v)| {
-                        name == names::EVENTS || (info.key_size() == k && info.value_size() == v)
-                    })
-                });
-            if fits {
-                pins.reused_maps.push(name);
-            } else {
-                fs::remove_file(&path).map_err(pin_io(&path, "remove incompatible map"))?;
-                pins.incompatible.push(name.to_owned());
-            }
-        }
+        check_pinned_maps(&maps_dir, &mut pins)?;
         // Programs of this build already attached by an earlier daemon?
         let existing: BTreeSet<String> = fs::read_dir(&links_dir)
             .map_err(pin_io(&links_dir, "read"))?
@@ -365,18 +382,15 @@ impl Sensor {
         };
         if reuse {
             sensor.pins.reused_programs = true;
-            let method = match keeper_found.as_ref().filter(|_| !pinned_reuse) {
-                Some(k) => {
-                    sensor.held = super::keeper::copy_fds(k)
-                        .map_err(pin_io(&opts.state_dir, "copy the keeper's links"))?;
-                    sensor.pins.links_held_by = "keeper".into();
-                    sensor.pins.keeper_pid = Some(k.pid);
-                    format!("taken over from keeper pid {}", k.pid)
-                }
-                None => {
-                    sensor.pins.links_held_by = "pinned".into();
-                    "pinned, taken over".to_owned()
-                }
+            let method = if let Some(k) = keeper_found.as_ref().filter(|_| !pinned_reuse) {
+                sensor.held = super::keeper::copy_fds(k)
+                    .map_err(pin_io(&opts.state_dir, "copy the keeper's links"))?;
+                sensor.pins.links_held_by = "keeper".into();
+                sensor.pins.keeper_pid = Some(k.pid);
+                format!("taken over from keeper pid {}", k.pid)
+            } else {
+                sensor.pins.links_held_by = "pinned".into();
+                "pinned, taken over".to_owned()
             };
             for &(name, hook) in &programs {
                 sensor.attachments.push(Attachment {

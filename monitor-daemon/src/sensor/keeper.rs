@@ -204,24 +204,9 @@ pub fn spawn(
 }
 
 fn write_state(state_dir: &Path, state: &KeeperState) -> io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     fs::create_dir_all(state_dir)?;
-    let tmp = state_dir.join(format!("{STATE_FILE}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(
-        serde_json::to_string(state)
-            .map_err(io::Error::other)?
-            .as_bytes(),
-    )?;
-    f.sync_all()?;
-    fs::rename(&tmp, state_path(state_dir))?;
-    fs::File::open(state_dir)?.sync_all()
+    let text = serde_json::to_string(state).map_err(io::Error::other)?;
+    crate::consent::write_atomic(&state_path(state_dir), text.as_bytes())
 }
 
 /// Stop the keeper recorded in `state_dir` (if it is one): its links detach unless
