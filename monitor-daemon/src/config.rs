@@ -154,6 +154,9 @@ pub struct Config {
     pub policy_dir: PathBuf,
     /// Ask mode: seconds a held launch waits for an answer before it is killed.
     pub ask_timeout_secs: u64,
+    /// Longest time (ms) a written audit record waits for its fsync (and the
+    /// checkpoint of the chain head). Records are fsynced in batches.
+    pub log_fsync_ms: u64,
     pub defaults: Defaults,
     /// `[[host]]`: profiles added, or replacing a built-in of the same name.
     #[serde(rename = "host", skip_serializing_if = "Vec::is_empty")]
@@ -176,6 +179,7 @@ impl Default for Config {
             pin_links: true,
             policy_dir: PathBuf::from(DEFAULT_POLICY_DIR),
             ask_timeout_secs: DEFAULT_ASK_TIMEOUT_SECS,
+            log_fsync_ms: 500,
             defaults: Defaults::default(),
             hosts: Vec::new(),
             origin: PathBuf::new(),
@@ -322,6 +326,12 @@ impl Config {
         }
         if self.tracked_max == 0 {
             return Err(self.invalid("tracked_max = 0: must be at least 1".to_owned()));
+        }
+        if self.log_fsync_ms == 0 || self.log_fsync_ms > 1000 {
+            return Err(self.invalid(format!(
+                "log_fsync_ms = {}: must be between 1 and 1000 (records wait at most a second for their fsync)",
+                self.log_fsync_ms
+            )));
         }
         if self.ask_timeout_secs == 0 || self.ask_timeout_secs > 86_400 {
             return Err(self.invalid(format!(

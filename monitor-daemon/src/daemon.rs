@@ -74,6 +74,8 @@ pub fn preflight() -> Result<PathBuf, PreflightError> {
 /// Counters of losses outside the kernel.
 #[derive(Default)]
 pub struct UserCounters {
+    /// Events the log could not take (disk full, I/O error).
+    pub log_errors: AtomicU64,
     pub queue_drops: AtomicU64,
     pub decode_errors: AtomicU64,
     pub broadcast_lag: AtomicU64,
@@ -113,6 +115,8 @@ pub struct Status {
     pub pending: usize,
     /// Consent store and managed policy problems (last good copies in force).
     pub policy_problems: Vec<String>,
+    /// Events the audit log could not take (disk full, I/O error).
+    pub log_errors: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -162,10 +166,16 @@ impl Core {
 
     /// Record an event: log first (the record of truth), then followers.
     pub fn record(&mut self, event: &Event) {
-        let line = event.to_json_line();
-        if let Err(e) = self.log.append_line(&line) {
-            error!(error = %anyhow::Error::from(e), "event not written to the log");
-        }
+        let line = match self.log.append_line(event.id, &event.to_json_line()) {
+            Ok(chained) => chained,
+            Err(e) => {
+                // A full disk or an I/O error: say so loudly and count it; the
+                // kernel keeps enforcing whatever happens to the log.
+                self.counters.log_errors.fetch_add(1, Ordering::Relaxed);
+                error!(error = %anyhow::Error::from(e), "event not written to the log");
+                event.to_json_line()
+            }
+        };
         self.events += 1;
         // The D-Bus stream carries what a live listener acts on; the high-rate
         // kinds (fork, exit, session exec) stay in the log, which `log --follow`
@@ -463,6 +473,7 @@ impl Core {
                 .count(),
             records_total: self.consent.all_records().count(),
             pending: self.consent.pending.len(),
+            log_errors: self.counters.log_errors.load(Ordering::Relaxed),
             policy_problems: self
                 .consent
                 .store_problem
@@ -535,7 +546,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let ring = sensor.take_events().context("ring buffer already taken")?;
     release_startup_memory();
-    let log = LogWriter::open(&config.log_path()).context("opening the event log")?;
+    let mut log = LogWriter::open(&config.log_path()).context("opening the event log")?;
+    log.sync_window = Duration::from_millis(config.log_fsync_ms);
+    if let Some((aside, len)) = &log.torn_set_aside {
+        warn!(bytes = len, to = %aside.display(), "the log ended in a torn record (a crash mid-write): set aside, not chained");
+    }
 
     let (bcast, _) = broadcast::channel(4096);
     let counters = Arc::new(UserCounters::default());
@@ -576,6 +591,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     ));
     core.record(&start);
+    if let Some((aside, len)) = core.log.torn_set_aside.clone() {
+        let mut e = core.new_event(Kind::PolicyError);
+        e.message = Some(format!(
+            "the audit log ended in a torn record of {len} bytes (a write cut by a crash); it was set aside to {} and is not part of the chain",
+            aside.display()
+        ));
+        core.record(&e);
+    }
     if let Some(p) = core.consent.store_problem.clone() {
         error!(problem = %p, "consent store is broken; running on its last good copy");
         let mut e = core.new_event(Kind::PolicyError);
@@ -661,7 +684,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop_ev.pid = std::process::id();
         stop_ev.message = Some(format!("{} events recorded this run", core.events));
         core.record(&stop_ev);
-        core.log.flush().context("flushing the event log")?;
+        core.log.sync().context("syncing the event log")?;
     }
     drop(api);
     Ok(())

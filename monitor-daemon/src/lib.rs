@@ -1,5 +1,6 @@
 pub mod adopt;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod consent;

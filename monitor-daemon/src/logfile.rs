@@ -33,6 +33,18 @@ pub struct LogWriter {
     pub next_id: u64,
     /// Bytes not yet flushed.
     dirty: bool,
+    /// Hash of the last record line: the next record's `prev` (see `audit`).
+    head: String,
+    /// Id of the last record written.
+    last_written: u64,
+    /// Records written since the last fsync.
+    unsynced: bool,
+    last_sync: std::time::Instant,
+    /// Longest time a written record waits for its fsync.
+    pub sync_window: std::time::Duration,
+    /// A torn last line found at open (a write cut by a crash): where it was set
+    /// aside and how long it was. Never chained.
+    pub torn_set_aside: Option<(PathBuf, usize)>,
 }
 
 impl LogWriter {
@@ -50,25 +62,29 @@ impl LogWriter {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(io("restricting the state directory"))?;
         }
-        let last_id = last_id(path).map_err(io("reading the last record"))?;
+        // A crash mid-write leaves a torn last line: move it out of the log (kept
+        // beside it, byte for byte), so the chain continues from the last whole
+        // record and the torn bytes are never "repaired" into it.
+        let torn_set_aside =
+            set_aside_torn_tail(path).map_err(io("setting aside a torn last line"))?;
+        let (last_id, head) = last_record(path).map_err(io("reading the last record"))?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(path)
             .map_err(io("opening for append"))?;
-        let mut out = BufWriter::new(file);
-        // A crash mid-write leaves a torn last line: end it, so the next record starts
-        // on a line of its own and the torn one stays visible as what it is.
-        if ends_without_newline(path).map_err(io("reading the last byte"))? {
-            out.write_all(b"\n")
-                .map_err(io("terminating a torn last line"))?;
-        }
         Ok(Self {
             path: path.to_path_buf(),
-            out,
+            out: BufWriter::new(file),
             next_id: last_id + 1,
             dirty: false,
+            head,
+            last_written: last_id,
+            unsynced: false,
+            last_sync: std::time::Instant::now(),
+            sync_window: std::time::Duration::from_millis(500),
+            torn_set_aside,
         })
     }
 
@@ -76,24 +92,33 @@ impl LogWriter {
         &self.path
     }
 
-    pub fn append(&mut self, event: &Event) -> Result<(), LogError> {
-        self.append_line(&event.to_json_line())
+    pub fn append(&mut self, event: &Event) -> Result<String, LogError> {
+        self.append_line(event.id, &event.to_json_line())
     }
 
-    /// Append an already serialised event (one JSON object, no newline).
-    pub fn append_line(&mut self, line: &str) -> Result<(), LogError> {
+    /// Append an already serialised event (one JSON object, no newline), chained:
+    /// `"prev"` (the hash of the record before) is added as its last field. Returns
+    /// the line as written.
+    pub fn append_line(&mut self, id: u64, line: &str) -> Result<String, LogError> {
+        let body = line.strip_suffix('}').unwrap_or(line);
+        let chained = format!("{body},\"prev\":\"{}\"}}", self.head);
         self.out
-            .write_all(line.as_bytes())
+            .write_all(chained.as_bytes())
             .and_then(|()| self.out.write_all(b"\n"))
             .map_err(|source| LogError::Io {
                 path: self.path.clone(),
                 action: "appending",
                 source,
             })?;
+        self.head = crate::audit::line_hash(chained.as_bytes());
+        self.last_written = id;
         self.dirty = true;
-        Ok(())
+        self.unsynced = true;
+        Ok(chained)
     }
 
+    /// Hand written records to the kernel; fsync them (and write the checkpoint)
+    /// once the oldest unsynced record has waited `sync_window`.
     pub fn flush(&mut self) -> Result<(), LogError> {
         if self.dirty {
             self.out.flush().map_err(|source| LogError::Io {
@@ -103,8 +128,104 @@ impl LogWriter {
             })?;
             self.dirty = false;
         }
+        if self.unsynced && self.last_sync.elapsed() >= self.sync_window {
+            self.sync()?;
+        }
         Ok(())
     }
+
+    /// fsync now and record the durable chain head in the checkpoint.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        let io = |action| {
+            let path = self.path.clone();
+            move |source| LogError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        self.out.flush().map_err(io("flushing"))?;
+        self.dirty = false;
+        self.out.get_ref().sync_data().map_err(io("fsync"))?;
+        self.last_sync = std::time::Instant::now();
+        self.unsynced = false;
+        if self.last_written > 0 {
+            let cp = crate::audit::Checkpoint {
+                id: self.last_written,
+                hash: self.head.clone(),
+                ts: crate::enrich::now_rfc3339(),
+            };
+            let text = serde_json::to_string(&cp).unwrap_or_default();
+            crate::consent::write_atomic(
+                &crate::audit::checkpoint_path(&self.path),
+                text.as_bytes(),
+            )
+            .map_err(io("writing the checkpoint"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Move a torn last line (no newline: a crash mid-write) to `<log>.torn-<secs>`
+/// and cut it from the log. Returns where it went and its length.
+fn set_aside_torn_tail(path: &Path) -> io::Result<Option<(PathBuf, usize)>> {
+    if !path.exists() || !ends_without_newline(path)? {
+        return Ok(None);
+    }
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(1 << 20);
+    f.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let cut = tail
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(start, |i| start + i as u64 + 1);
+    let torn = &tail[usize::try_from(cut - start).unwrap_or(0)..];
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".torn-{secs}"));
+    let aside = PathBuf::from(aside);
+    crate::consent::write_atomic(&aside, torn)?;
+    f.set_len(cut)?;
+    f.sync_all()?;
+    Ok(Some((aside, torn.len())))
+}
+
+/// Id and chain hash of the last complete record (0 and the genesis hash for a
+/// new or empty log).
+fn last_record(path: &Path) -> io::Result<(u64, String)> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok((0, crate::audit::GENESIS.to_owned()));
+        }
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(1 << 20);
+    f.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let mut max = 0;
+    let mut head = crate::audit::GENESIS.to_owned();
+    let lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').collect();
+    // The last element is what follows the final newline (empty: set aside above).
+    let complete = &lines[..lines.len().saturating_sub(1)];
+    for line in complete {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
+            if let Some(id) = v.get("id").and_then(serde_json::Value::as_u64) {
+                max = max.max(id);
+            }
+        }
+    }
+    if let Some(last) = complete.iter().rev().find(|l| !l.is_empty()) {
+        head = crate::audit::line_hash(last);
+    }
+    Ok((max, head))
 }
 
 fn ends_without_newline(path: &Path) -> io::Result<bool> {
@@ -117,30 +238,6 @@ fn ends_without_newline(path: &Path) -> io::Result<bool> {
     let mut b = [0u8; 1];
     f.read_exact(&mut b)?;
     Ok(b[0] != b'\n')
-}
-
-/// Id of the last complete record, 0 for a new log. A torn last line (crash in the
-/// middle of a write) is skipped, not trusted.
-fn last_id(path: &Path) -> io::Result<u64> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let len = f.metadata()?.len();
-    let start = len.saturating_sub(1 << 20);
-    f.seek(SeekFrom::Start(start))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail)?;
-    let mut max = 0;
-    for line in tail.split(|&b| b == b'\n') {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-            if let Some(id) = v.get("id").and_then(serde_json::Value::as_u64) {
-                max = max.max(id);
-            }
-        }
-    }
-    Ok(max)
 }
 
 /// Read every event of a log file. Unparseable lines are reported with their line
@@ -179,7 +276,7 @@ mod tests {
     use crate::event::Kind;
 
     #[test]
-    fn ids_continue_after_reopen_and_torn_tail_is_skipped() {
+    fn ids_continue_after_reopen_and_a_torn_tail_is_set_aside_not_chained() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/events.jsonl");
         let mut w = LogWriter::open(&path).unwrap();
@@ -187,18 +284,29 @@ mod tests {
         for id in 1..=3 {
             w.append(&Event::new(Kind::Exec, id, "t".into())).unwrap();
         }
-        w.flush().unwrap();
+        w.sync().unwrap();
         drop(w);
         // A crash mid-write leaves a torn line.
+        let torn = b"{\"schema\":1,\"id\":4,\"ts\"";
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"schema\":1,\"id\":4,\"ts\"").unwrap();
+        f.write_all(torn).unwrap();
         drop(f);
-        let w = LogWriter::open(&path).unwrap();
+        let mut w = LogWriter::open(&path).unwrap();
         assert_eq!(w.next_id, 4);
+        let (aside, len) = w.torn_set_aside.clone().expect("set aside");
+        assert_eq!(len, torn.len());
+        assert_eq!(fs::read(&aside).unwrap(), torn, "kept byte for byte");
+        w.append(&Event::new(Kind::Exec, 4, "t".into())).unwrap();
+        w.sync().unwrap();
         let mut bad = Vec::new();
         let events = read_all(&path, |e| bad.push(e.to_string())).unwrap();
-        assert_eq!(events.len(), 3);
-        assert_eq!(bad.len(), 1);
-        assert!(bad[0].contains(":4: not an event record"), "{bad:?}");
+        assert_eq!(events.len(), 4);
+        assert!(bad.is_empty(), "{bad:?}");
+        let bytes = fs::read(&path).unwrap();
+        let cp = crate::audit::read_checkpoint(&path).unwrap();
+        assert_eq!(cp.id, 4);
+        let r = crate::audit::verify(&bytes, Some(&cp));
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.records, 4);
     }
 }

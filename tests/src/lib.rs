@@ -199,7 +199,8 @@ impl Daemon {
                 );
             }
             let out = self.cli(&["status"]);
-            if out.status.code() == Some(0) {
+            // 3: up, but events were lost (e.g. while a killed daemon was down).
+            if matches!(out.status.code(), Some(0 | 3)) {
                 return;
             }
             assert!(

@@ -360,6 +360,10 @@ pub struct Event {
     /// Free-form detail (daemon start/stop, adoption reason, warnings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The audit chain: SHA-256 (hex) of the record line before this one (64 zeros
+    /// for the first). Added by the log writer, always the last field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -401,6 +405,7 @@ impl Event {
             verdict: None,
             record: None,
             message: None,
+            prev: None,
         }
     }
 
