@@ -77,6 +77,50 @@ struct Fields {
 
 /// Verify a whole log. `checkpoint`: the last durable head, if known.
 pub fn verify(log: &[u8], checkpoint: Option<&Checkpoint>) -> Report {
+    verify_from(log, checkpoint, None)
+}
+
+/// Where a log whose oldest files were removed by retention starts: the last id
+/// and chain hash of the removed records (from the `log_retention` record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Anchor {
+    pub last_id: u64,
+    pub head: String,
+}
+
+/// The newest `log_retention` anchor in a log: its message ends in
+/// `last=ID head=HEX`.
+pub fn find_anchor(log: &[u8]) -> Option<Anchor> {
+    let mut best: Option<Anchor> = None;
+    for line in log.split(|&b| b == b'\n') {
+        let pat: &[u8] = b"\"kind\":\"log_retention\"";
+        if !line.windows(pat.len()).any(|w| w == pat) {
+            continue;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        let msg = v["message"].as_str().unwrap_or_default();
+        let last = msg
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("last=")?.parse::<u64>().ok());
+        let head = msg
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("head="))
+            .map(str::to_owned);
+        if let (Some(last_id), Some(head)) = (last, head) {
+            if best.as_ref().is_none_or(|b| b.last_id < last_id) {
+                best = Some(Anchor { last_id, head });
+            }
+        }
+    }
+    best
+}
+
+/// Verify a log that continues the chain after `start` (records removed by
+/// retention): its first record must follow `start.last_id` and chain to
+/// `start.head`.
+pub fn verify_from(log: &[u8], checkpoint: Option<&Checkpoint>, start: Option<&Anchor>) -> Report {
     let mut r = Report {
         checkpoint: checkpoint.cloned(),
         ..Report::default()
@@ -88,9 +132,9 @@ pub fn verify(log: &[u8], checkpoint: Option<&Checkpoint>) -> Report {
             r.torn_tail = Some(last.len());
         }
     }
-    let mut prev_hash: Option<String> = None;
-    let mut prev_id: Option<u64> = None;
-    let mut chained = false;
+    let mut prev_hash: Option<String> = start.map(|a| a.head.clone());
+    let mut prev_id: Option<u64> = start.map(|a| a.last_id);
+    let mut chained = start.is_some();
     let mut seen_checkpoint = false;
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
@@ -230,6 +274,45 @@ fn explain_break(n: usize, id: Option<u64>, prev_id: Option<u64>) -> Problem {
     }
 }
 
+/// The rotated files of `log` (`<log>.NNNNNN`), oldest first.
+pub fn rotated_files(log: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.");
+    let mut v: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n = e.file_name().into_string().ok()?;
+            let num = n.strip_prefix(&prefix)?;
+            (num.len() == 6).then_some(())?;
+            Some((num.parse().ok()?, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Verify `log` together with its rotated files, oldest first, as one chain.
+pub fn verify_all(log: &std::path::Path) -> std::io::Result<(Report, Vec<std::path::PathBuf>)> {
+    let mut files = rotated_files(log);
+    files.push(log.to_path_buf());
+    let mut all = Vec::new();
+    for f in &files {
+        let mut b = std::fs::read(f)?;
+        // A torn tail can only be at the end of the newest file.
+        if f != log && b.last().is_some_and(|&c| c != b'\n') {
+            b.push(b'\n');
+        }
+        all.extend_from_slice(&b);
+    }
+    let anchor = find_anchor(&all);
+    let cp = read_checkpoint(log);
+    Ok((verify_from(&all, cp.as_ref(), anchor.as_ref()), files))
+}
+
 /// Where the checkpoint of a log lives.
 pub fn checkpoint_path(log: &std::path::Path) -> std::path::PathBuf {
     let mut p = log.as_os_str().to_owned();
@@ -341,6 +424,29 @@ mod tests {
         assert_eq!(p.kind, "deleted");
         let p = verify(b"garbage\n", None).problem.unwrap();
         assert_eq!(p.kind, "unparseable");
+    }
+
+    #[test]
+    fn a_log_cut_by_retention_verifies_from_its_anchor_and_not_without() {
+        let l = chain(6);
+        let anchor = Anchor {
+            last_id: 3,
+            head: line_hash(l[2].as_bytes()),
+        };
+        let rest = bytes(&l[3..]);
+        assert!(verify_from(&rest, None, Some(&anchor)).ok());
+        let p = verify(&rest, None).problem.unwrap();
+        assert_eq!((p.kind, p.id), ("deleted", Some(4)), "{p:?}");
+        let wrong = Anchor {
+            last_id: 3,
+            head: GENESIS.into(),
+        };
+        assert!(!verify_from(&rest, None, Some(&wrong)).ok());
+        let msg = format!(
+            "{{\"id\":9,\"kind\":\"log_retention\",\"message\":\"removed f (records 1..3) last=3 head={}\"}}\n",
+            anchor.head
+        );
+        assert_eq!(find_anchor(msg.as_bytes()), Some(anchor));
     }
 
     #[test]

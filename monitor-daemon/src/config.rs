@@ -157,6 +157,16 @@ pub struct Config {
     /// Longest time (ms) a written audit record waits for its fsync (and the
     /// checkpoint of the chain head). Records are fsynced in batches.
     pub log_fsync_ms: u64,
+    /// Start a new log file past this size (bytes)…
+    pub log_rotate_bytes: u64,
+    /// …or this age (seconds).
+    pub log_rotate_secs: u64,
+    /// Rotated log files kept; the oldest beyond are removed (and that recorded).
+    pub log_keep_files: usize,
+    /// A group whose members may read the audit log (files 0640, state dir 0710).
+    /// Unset: root only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
     pub defaults: Defaults,
     /// `[[host]]`: profiles added, or replacing a built-in of the same name.
     #[serde(rename = "host", skip_serializing_if = "Vec::is_empty")]
@@ -180,6 +190,10 @@ impl Default for Config {
             policy_dir: PathBuf::from(DEFAULT_POLICY_DIR),
             ask_timeout_secs: DEFAULT_ASK_TIMEOUT_SECS,
             log_fsync_ms: 500,
+            log_rotate_bytes: 64 << 20,
+            log_rotate_secs: 7 * 86_400,
+            log_keep_files: 20,
+            log_group: None,
             defaults: Defaults::default(),
             hosts: Vec::new(),
             origin: PathBuf::new(),
@@ -331,6 +345,12 @@ impl Config {
             return Err(self.invalid(format!(
                 "log_fsync_ms = {}: must be between 1 and 1000 (records wait at most a second for their fsync)",
                 self.log_fsync_ms
+            )));
+        }
+        if self.log_rotate_bytes < 4096 || self.log_rotate_secs < 60 || self.log_keep_files == 0 {
+            return Err(self.invalid(format!(
+                "log rotation: log_rotate_bytes = {} (at least 4096), log_rotate_secs = {} (at least 60), log_keep_files = {} (at least 1)",
+                self.log_rotate_bytes, self.log_rotate_secs, self.log_keep_files
             )));
         }
         if self.ask_timeout_secs == 0 || self.ask_timeout_secs > 86_400 {

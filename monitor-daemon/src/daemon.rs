@@ -177,11 +177,43 @@ impl Core {
             }
         };
         self.events += 1;
+        if self.log.should_rotate() {
+            self.rotate_log();
+        }
         // The D-Bus stream carries what a live listener acts on; the high-rate
         // kinds (fork, exit, session exec) stay in the log, which `log --follow`
         // tails. No receivers is fine; lag is counted on the receiving side.
         if event.kind.is_signalled() {
             let _ = self.bcast.send(Arc::from(line));
+        }
+    }
+
+    /// Start a new log file; record where the old one went, and what retention
+    /// removed (with the chain anchor, so the remaining files still verify).
+    fn rotate_log(&mut self) {
+        match self.log.rotate() {
+            Ok(r) => {
+                let mut e = self.new_event(Kind::LogRotate);
+                e.message = Some(format!(
+                    "records {}..{} are in {}",
+                    r.first,
+                    r.last,
+                    r.to.display()
+                ));
+                self.record(&e);
+                for (path, first, last, head) in r.removed {
+                    let mut e = self.new_event(Kind::LogRetention);
+                    e.message = Some(format!(
+                        "retention removed {} (records {first}..{last}) last={last} head={head}",
+                        path.display()
+                    ));
+                    self.record(&e);
+                }
+            }
+            Err(e) => {
+                self.counters.log_errors.fetch_add(1, Ordering::Relaxed);
+                error!(error = %anyhow::Error::from(e), "log rotation failed; still writing the current file");
+            }
         }
     }
 
@@ -548,6 +580,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     release_startup_memory();
     let mut log = LogWriter::open(&config.log_path()).context("opening the event log")?;
     log.sync_window = Duration::from_millis(config.log_fsync_ms);
+    if let Some(group) = &config.log_group {
+        let gid = nix::unistd::Group::from_name(group)
+            .ok()
+            .flatten()
+            .with_context(|| format!("log_group = \"{group}\": no such group"))?
+            .gid
+            .as_raw();
+        log.grant_group(gid).context("granting the log group")?;
+    }
+    log.rotation = crate::logfile::Rotation {
+        max_bytes: config.log_rotate_bytes,
+        max_age: Duration::from_secs(config.log_rotate_secs),
+        keep: config.log_keep_files,
+    };
     if let Some((aside, len)) = &log.torn_set_aside {
         warn!(bytes = len, to = %aside.display(), "the log ended in a torn record (a crash mid-write): set aside, not chained");
     }

@@ -45,6 +45,50 @@ pub struct LogWriter {
     /// A torn last line found at open (a write cut by a crash): where it was set
     /// aside and how long it was. Never chained.
     pub torn_set_aside: Option<(PathBuf, usize)>,
+    /// When to start a new file, and how many old ones to keep.
+    pub rotation: Rotation,
+    /// Bytes in the current file, and when it was started.
+    bytes: u64,
+    started: std::time::SystemTime,
+    /// Id of the first record in the current file.
+    first_in_file: u64,
+    /// The group granted read access to the log (`log_group`), if any.
+    group: Option<u32>,
+}
+
+/// Rotation by size and age, with a retention limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub max_age: std::time::Duration,
+    /// Rotated files kept; older ones are removed (and the removal recorded).
+    pub keep: usize,
+}
+
+impl Default for Rotation {
+    #[expect(
+        clippy::duration_suboptimal_units,
+        reason = "Duration::from_days needs a newer Rust than the workspace's rust-version 1.87"
+    )]
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 << 20,
+            max_age: std::time::Duration::from_secs(7 * 86_400),
+            keep: 20,
+        }
+    }
+}
+
+/// What a rotation did, for the records that report it.
+#[derive(Debug)]
+pub struct Rotated {
+    /// Where the previous file went, with its first and last ids.
+    pub to: PathBuf,
+    pub first: u64,
+    pub last: u64,
+    /// Rotated files removed by retention: path, first and last id, chain hash of
+    /// the last record.
+    pub removed: Vec<(PathBuf, u64, u64, String)>,
 }
 
 impl LogWriter {
@@ -68,6 +112,12 @@ impl LogWriter {
         let torn_set_aside =
             set_aside_torn_tail(path).map_err(io("setting aside a torn last line"))?;
         let (last_id, head) = last_record(path).map_err(io("reading the last record"))?;
+        let meta = fs::metadata(path).ok();
+        let bytes = meta.as_ref().map_or(0, std::fs::Metadata::len);
+        let started = meta
+            .and_then(|m| m.created().or_else(|_| m.modified()).ok())
+            .unwrap_or_else(std::time::SystemTime::now);
+        let first_in_file = first_id(path).unwrap_or(last_id + 1);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -85,6 +135,11 @@ impl LogWriter {
             last_sync: std::time::Instant::now(),
             sync_window: std::time::Duration::from_millis(500),
             torn_set_aside,
+            rotation: Rotation::default(),
+            bytes,
+            started,
+            first_in_file,
+            group: None,
         })
     }
 
@@ -112,6 +167,10 @@ impl LogWriter {
             })?;
         self.head = crate::audit::line_hash(chained.as_bytes());
         self.last_written = id;
+        self.bytes += chained.len() as u64 + 1;
+        if self.first_in_file > id {
+            self.first_in_file = id;
+        }
         self.dirty = true;
         self.unsynced = true;
         Ok(chained)
@@ -156,14 +215,130 @@ impl LogWriter {
                 ts: crate::enrich::now_rfc3339(),
             };
             let text = serde_json::to_string(&cp).unwrap_or_default();
-            crate::consent::write_atomic(
-                &crate::audit::checkpoint_path(&self.path),
-                text.as_bytes(),
-            )
-            .map_err(io("writing the checkpoint"))?;
+            let cp_path = crate::audit::checkpoint_path(&self.path);
+            crate::consent::write_atomic(&cp_path, text.as_bytes())
+                .map_err(io("writing the checkpoint"))?;
+            self.share(&cp_path)?;
         }
         Ok(())
     }
+}
+
+impl LogWriter {
+    /// Grant `gid` read access to the log: the state directory becomes 0710 (the
+    /// group may reach the log, not list or read the rest), the log files 0640.
+    pub fn grant_group(&mut self, gid: u32) -> Result<(), LogError> {
+        self.group = Some(gid);
+        let io = |path: &Path, action| {
+            let path = path.to_path_buf();
+            move |source| LogError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        if let Some(dir) = self.path.parent() {
+            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(io(dir, "chgrp"))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o710))
+                .map_err(io(dir, "chmod"))?;
+        }
+        self.share(&self.path.clone())
+    }
+
+    /// Make one log file readable by the granted group.
+    fn share(&self, file: &Path) -> Result<(), LogError> {
+        let Some(gid) = self.group else {
+            return Ok(());
+        };
+        let io = |action| {
+            let path = file.to_path_buf();
+            move |source| LogError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        std::os::unix::fs::chown(file, None, Some(gid)).map_err(io("chgrp"))?;
+        fs::set_permissions(file, fs::Permissions::from_mode(0o640)).map_err(io("chmod"))
+    }
+
+    /// Whether the current file is due for rotation (size or age).
+    pub fn should_rotate(&self) -> bool {
+        self.bytes > 0
+            && (self.bytes >= self.rotation.max_bytes
+                || self
+                    .started
+                    .elapsed()
+                    .is_ok_and(|a| a >= self.rotation.max_age))
+    }
+
+    /// Close the current file (fsync, checkpoint), rename it to `<log>.NNNNNN`,
+    /// start a new one (the chain continues across files), and remove the oldest
+    /// rotated files beyond `keep`.
+    pub fn rotate(&mut self) -> Result<Rotated, LogError> {
+        let log_path = self.path.clone();
+        let io = |action| {
+            let path = log_path.clone();
+            move |source| LogError::Io {
+                path,
+                action,
+                source,
+            }
+        };
+        self.sync()?;
+        let existing = crate::audit::rotated_files(&self.path);
+        let next = existing
+            .last()
+            .and_then(|p| p.extension()?.to_str()?.parse::<u64>().ok())
+            .map_or(1, |n| n + 1);
+        let mut to = self.path.as_os_str().to_owned();
+        to.push(format!(".{next:06}"));
+        let to = PathBuf::from(to);
+        fs::rename(&self.path, &to).map_err(io("rotating"))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(io("opening the new file"))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("fsync of the directory"))?;
+        }
+        self.out = BufWriter::new(file);
+        self.share(&self.path.clone())?;
+        let rotated = Rotated {
+            to,
+            first: self.first_in_file,
+            last: self.last_written,
+            removed: Vec::new(),
+        };
+        self.bytes = 0;
+        self.started = std::time::SystemTime::now();
+        self.first_in_file = self.last_written + 1;
+        let mut rotated = rotated;
+        let mut all = crate::audit::rotated_files(&self.path);
+        while all.len() > self.rotation.keep {
+            let old = all.remove(0);
+            let (last, head) = last_record(&old).map_err(io("reading a file to remove"))?;
+            let first = first_id(&old).unwrap_or(0);
+            fs::remove_file(&old).map_err(io("removing an old file"))?;
+            rotated.removed.push((old, first, last, head));
+        }
+        Ok(rotated)
+    }
+}
+
+/// Id of the first record of a log file.
+fn first_id(path: &Path) -> Option<u64> {
+    let f = File::open(path).ok()?;
+    let mut line = Vec::new();
+    BufReader::new(f).read_until(b'\n', &mut line).ok()?;
+    serde_json::from_slice::<serde_json::Value>(line.strip_suffix(b"\n").unwrap_or(&line))
+        .ok()?
+        .get("id")?
+        .as_u64()
 }
 
 /// Move a torn last line (no newline: a crash mid-write) to `<log>.torn-<secs>`

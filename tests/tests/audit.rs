@@ -142,3 +142,118 @@ fn sigkill_in_the_middle_of_a_burst_leaves_a_log_that_verifies() {
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("torn"), "set aside at start: {text}");
 }
+
+#[test]
+fn rotation_and_retention_keep_the_chain_verifiable_across_files() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start("log_rotate_bytes = 4096\nlog_keep_files = 2");
+    let st = d
+        .cli_cmd(&["run", "--", bin("storm").to_str().expect("utf-8"), "150"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("storm");
+    assert!(st.success());
+    d.wait_events("the storm's exit", Duration::from_secs(20), |evs| {
+        evs.iter().any(|e| e["kind"] == "log_rotate")
+    });
+    d.stop();
+    let out = verify(&d);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let dir = d.log.parent().expect("state dir");
+    let mut rotated: Vec<_> = std::fs::read_dir(dir)
+        .expect("state")
+        .filter_map(|e| {
+            let n = e.ok()?.file_name().into_string().ok()?;
+            (n.starts_with("events.jsonl.") && n[13..].chars().all(|c| c.is_ascii_digit()))
+                .then_some(n)
+        })
+        .collect();
+    rotated.sort();
+    assert_eq!(
+        rotated.len(),
+        2,
+        "retention keeps 2 rotated files: {rotated:?}"
+    );
+    let all: String = rotated
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(n)).expect("read"))
+        .chain([std::fs::read_to_string(&d.log).expect("log")])
+        .collect();
+    assert!(
+        all.contains("\"kind\":\"log_retention\""),
+        "retention is recorded"
+    );
+
+    // Removing the oldest remaining file is not retention: it is caught.
+    std::fs::remove_file(dir.join(&rotated[0])).expect("rm");
+    let out = verify(&d);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("TAMPERED: deleted"), "{text}");
+}
+
+/// `cat FILE` as uid/gid 65534 (nobody), optionally with one supplementary group.
+fn cat_as_nobody(file: &std::path::Path, group: Option<&str>) -> bool {
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534"]);
+    match group {
+        Some(g) => c.arg(format!("--groups={g}")),
+        None => c.arg("--clear-groups"),
+    };
+    c.args(["cat"])
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.status().expect("setpriv").success()
+}
+
+#[test]
+fn only_root_reads_the_log_unless_a_group_is_granted() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start("");
+    d.stop();
+    assert!(
+        !cat_as_nobody(&d.log, None),
+        "an unprivileged user cannot read the log"
+    );
+    // The state dir is inside a 0700 temp dir: open the path up to it for this test.
+    let mut p = d.log.parent().and_then(std::path::Path::parent);
+    while let Some(dir) = p {
+        if dir == std::path::Path::new("/") {
+            break;
+        }
+        let _ = std::process::Command::new("chmod")
+            .arg("o+x")
+            .arg(dir)
+            .status();
+        p = dir.parent();
+    }
+    assert!(
+        !cat_as_nobody(&d.log, Some("4")),
+        "not even through a path it can reach"
+    );
+    let mut g = Daemon::start("log_group = \"adm\"");
+    g.stop();
+    let mut p = g.log.parent().and_then(std::path::Path::parent);
+    while let Some(dir) = p {
+        if dir == std::path::Path::new("/") {
+            break;
+        }
+        let _ = std::process::Command::new("chmod")
+            .arg("o+x")
+            .arg(dir)
+            .status();
+        p = dir.parent();
+    }
+    let adm = "4";
+    assert!(
+        cat_as_nobody(&g.log, Some(adm)),
+        "a member of the granted group can read it"
+    );
+    assert!(!cat_as_nobody(&g.log, None), "others still cannot");
+}

@@ -556,9 +556,19 @@ fn audit(a: &AuditArgs) -> anyhow::Result<ExitCode> {
             None => Config::embedded_default().log_path(),
         },
     };
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let cp = crate::audit::read_checkpoint(&path);
-    let r = crate::audit::verify(&bytes, cp.as_ref());
+    // The current file and its rotated predecessors, oldest first, as one chain.
+    let (r, files) = crate::audit::verify_all(&path)
+        .with_context(|| format!("reading {} and its rotated files", path.display()))?;
+    if files.len() > 1 && !*json {
+        println!(
+            "files: {} (oldest first)",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if *json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -133,7 +133,9 @@ impl<'a> Tree<'a> {
             | Kind::Refused
             | Kind::PolicyError
             | Kind::RecordStale
-            | Kind::HoldBypass => {}
+            | Kind::HoldBypass
+            | Kind::LogRotate
+            | Kind::LogRetention => {}
             Kind::Fork => {
                 if let Some(child) = e.child_pid {
                     self.fork_parent.insert(child, e.pid);

@@ -66,6 +66,11 @@ pub enum Kind {
     RecordStale,
     /// Someone other than mcpwatch sent SIGCONT to a held launch; it was killed.
     HoldBypass,
+    /// The first record of a new log file: where the previous records went.
+    LogRotate,
+    /// Retention removed an old log file; `message` ends in `last=ID head=HASH`,
+    /// the anchor the chain continues from.
+    LogRetention,
 }
 
 impl Kind {
@@ -112,6 +117,8 @@ impl Kind {
             Self::PolicyError => "policy_error",
             Self::RecordStale => "record_stale",
             Self::HoldBypass => "hold_bypass",
+            Self::LogRotate => "log_rotate",
+            Self::LogRetention => "log_retention",
         }
     }
 }
