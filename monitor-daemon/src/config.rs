@@ -167,6 +167,11 @@ pub struct Config {
     /// Unset: root only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_group: Option<String>,
+    /// Send notable events to the systemd journal: `auto` (when running under
+    /// systemd), `on`, `off`.
+    pub journal: String,
+    /// The journal's native socket.
+    pub journal_socket: PathBuf,
     pub defaults: Defaults,
     /// `[[host]]`: profiles added, or replacing a built-in of the same name.
     #[serde(rename = "host", skip_serializing_if = "Vec::is_empty")]
@@ -194,6 +199,8 @@ impl Default for Config {
             log_rotate_secs: 7 * 86_400,
             log_keep_files: 20,
             log_group: None,
+            journal: "auto".into(),
+            journal_socket: PathBuf::from(crate::journal::SOCKET),
             defaults: Defaults::default(),
             hosts: Vec::new(),
             origin: PathBuf::new(),
@@ -340,6 +347,12 @@ impl Config {
         }
         if self.tracked_max == 0 {
             return Err(self.invalid("tracked_max = 0: must be at least 1".to_owned()));
+        }
+        if !matches!(self.journal.as_str(), "auto" | "on" | "off") {
+            return Err(self.invalid(format!(
+                "journal = \"{}\": must be \"auto\", \"on\" or \"off\"",
+                self.journal
+            )));
         }
         if self.log_fsync_ms == 0 || self.log_fsync_ms > 1000 {
             return Err(self.invalid(format!(

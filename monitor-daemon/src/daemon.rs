@@ -76,6 +76,8 @@ pub fn preflight() -> Result<PathBuf, PreflightError> {
 pub struct UserCounters {
     /// Events the log could not take (disk full, I/O error).
     pub log_errors: AtomicU64,
+    /// Events the journal did not take (socket gone or full).
+    pub journal_drops: AtomicU64,
     pub queue_drops: AtomicU64,
     pub decode_errors: AtomicU64,
     pub broadcast_lag: AtomicU64,
@@ -117,6 +119,9 @@ pub struct Status {
     pub policy_problems: Vec<String>,
     /// Events the audit log could not take (disk full, I/O error).
     pub log_errors: u64,
+    /// Whether events also go to the systemd journal, and how many it refused.
+    pub journal: bool,
+    pub journal_drops: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -152,6 +157,8 @@ pub struct Core {
     pub(crate) last_lost: LostCounts,
     pub(crate) started: String,
     pub consent: crate::consent::Consent,
+    /// The systemd journal, when events go there too.
+    pub(crate) journal: Option<crate::journal::Journal>,
     pub config: Config,
     /// Last time watched record files were re-checked.
     pub(crate) last_verify: std::time::Instant,
@@ -184,6 +191,11 @@ impl Core {
         // kinds (fork, exit, session exec) stay in the log, which `log --follow`
         // tails. No receivers is fine; lag is counted on the receiving side.
         if event.kind.is_signalled() {
+            if let Some(j) = &self.journal {
+                if j.send(event, &line).is_err() {
+                    self.counters.journal_drops.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             let _ = self.bcast.send(Arc::from(line));
         }
     }
@@ -506,6 +518,8 @@ impl Core {
             records_total: self.consent.all_records().count(),
             pending: self.consent.pending.len(),
             log_errors: self.counters.log_errors.load(Ordering::Relaxed),
+            journal: self.journal.is_some(),
+            journal_drops: self.counters.journal_drops.load(Ordering::Relaxed),
             policy_problems: self
                 .consent
                 .store_problem
@@ -617,6 +631,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("opening the consent store")?,
         config: config.clone(),
         last_verify: std::time::Instant::now(),
+        journal: match config.journal.as_str() {
+            "on" => Some(
+                crate::journal::Journal::connect(&config.journal_socket).with_context(|| {
+                    format!(
+                        "journal = \"on\": connecting to {}",
+                        config.journal_socket.display()
+                    )
+                })?,
+            ),
+            "auto" if crate::journal::under_systemd() => {
+                crate::journal::Journal::connect(&config.journal_socket).ok()
+            }
+            _ => None,
+        },
     };
     let mut start = core.new_event(Kind::DaemonStart);
     start.pid = std::process::id();

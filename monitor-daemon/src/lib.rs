@@ -9,6 +9,7 @@ pub mod decide;
 pub mod enrich;
 pub mod event;
 pub mod hosts;
+pub mod journal;
 pub mod logfile;
 pub mod policy;
 pub mod sensor;

@@ -257,3 +257,50 @@ fn only_root_reads_the_log_unless_a_group_is_granted() {
     );
     assert!(!cat_as_nobody(&g.log, None), "others still cannot");
 }
+
+#[test]
+fn notable_events_reach_the_journal_with_structured_fields() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let sock_path = dir.path().join("journal.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let d = Daemon::start(&format!(
+        "journal = \"on\"\njournal_socket = {:?}",
+        sock_path.display().to_string()
+    ));
+    let st = d
+        .cli_cmd(&[
+            "run",
+            "--host",
+            "journaled",
+            "--",
+            "/bin/sh",
+            "-c",
+            "/bin/true jmark; :",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no launch entry reached the journal"
+        );
+        let n = sock.recv(&mut buf).expect("a journal datagram");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.contains("MCPWATCH_KIND=launch\n") && text.contains("jmark") {
+            assert!(text.contains("MCPWATCH_HOST=journaled\n"), "{text}");
+            assert!(text.contains("SYSLOG_IDENTIFIER=mcpwatchd\n"), "{text}");
+            assert!(text.contains("MCPWATCH_EVENT={"), "{text}");
+            break;
+        }
+    }
+    assert_eq!(d.status()["journal"], true);
+}
