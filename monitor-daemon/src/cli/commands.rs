@@ -24,10 +24,12 @@ use zbus::DBusError as _;
 
 use crate::{
     api::client::{self, DaemonProxy},
-    cli::{render, review},
+    cli::{
+        filter::{self, Filter, FilterArgs},
+        render, review,
+    },
     config::Config,
     event::Event,
-    logfile,
 };
 
 /// mcpwatch: see and control what AI agent hosts (Claude Code, Cursor, VS Code,
@@ -56,8 +58,34 @@ pub enum Command {
     ///
     /// Without --json: a tree per host (host → launch → session execs) with exact
     /// commands, exit statuses and durations. With --json: one JSON object per line,
-    /// as documented in the README.
+    /// as documented in the README, each the exact bytes of its log line (`prev`
+    /// included, so each record still checks against the log's chain). With
+    /// --follow: only new events, one line each (or their JSON lines).
+    ///
+    /// Filters narrow what is printed; all those given must match. In the tree, a
+    /// matching event is shown where it belongs: under the start (or adoption) of
+    /// its host and the launch of its session when the log has them, and with the
+    /// exit status and duration of each process shown; these context lines need not
+    /// match (a host started before --since is still shown). Forks, consent,
+    /// daemon and log-rotation events are not drawn in the tree: how many matched
+    /// is said on stderr; --json shows them. With --follow, filters apply to each new event, without
+    /// context.
+    ///
+    /// --output FILE writes the matching JSON lines to FILE (created mode 0600; an
+    /// existing file is refused unless --force) and prints how many were exported.
+    /// Reading a long log on a terminal prints progress to stderr.
+    ///
+    /// Exit status: 0; 4 when some lines of the log are not event records (each is
+    /// reported); 2 on a usage error.
+    #[command(after_long_help = LOG_EXAMPLES)]
     Log(LogArgs),
+    /// The host → launch → session tree of the audit log: `mcpwatch log` without
+    /// --json, with the same filters.
+    ///
+    /// A matching event is shown under its host's start and its session's launch,
+    /// with the exit status of each process shown (see `mcpwatch log --help`).
+    #[command(after_long_help = TREE_EXAMPLES)]
+    Tree(TreeArgs),
     /// Check the audit log's tamper-evident chain (works with the daemon stopped).
     ///
     /// Every record carries the SHA-256 of the record before it and consecutive
@@ -127,6 +155,21 @@ pub enum Command {
     )]
     Mode(ModeArgs),
 }
+
+const LOG_EXAMPLES: &str = "\
+Examples:
+  mcpwatch log --host claude-code --since 1h
+  mcpwatch log --kind launch,exec --verdict killed --json
+  mcpwatch log --grep curl --since 2026-11-27T00:00:00Z --until 2026-11-28T00:00:00Z
+  mcpwatch log --pid 4242            # process 4242 and everything below it
+  mcpwatch log --record 7 --json     # record 7: approved, what it allowed, revoked
+  mcpwatch log --since 2d --output incident.jsonl
+  mcpwatch log --follow --host cursor --kind launch";
+
+const TREE_EXAMPLES: &str = "\
+Examples:
+  mcpwatch tree --host claude-code --since 30m
+  mcpwatch tree --grep 'curl' --verdict unapproved";
 
 const RECORDS_EXAMPLES: &str = "\
 Examples:
@@ -278,18 +321,58 @@ pub enum AuditAction {
 
 #[derive(Args, Debug)]
 pub struct LogArgs {
-    /// One JSON object per event per line.
+    /// One JSON object per event per line, exactly as recorded.
     #[arg(long)]
     pub json: bool,
     /// Keep printing new events as they are recorded.
     #[arg(long, short)]
     pub follow: bool,
-    /// Log file to read (default: the one the daemon's config names).
+    /// Log file to read, with its rotated files `FILE.NNNNNN` before it (default:
+    /// the one the daemon's config names).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Daemon config whose log to read (default: the embedded default).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Export: write the matching events' JSON lines to FILE, a new file (mode
+    /// 0600), instead of stdout.
+    #[arg(long, short, value_name = "FILE", conflicts_with = "follow")]
+    pub output: Option<PathBuf>,
+    /// With --output: replace FILE if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TreeArgs {
+    /// Keep printing new events as they are recorded (one line each).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Log file to read, with its rotated files `FILE.NNNNNN` before it (default:
+    /// the one the daemon's config names).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Daemon config whose log to read (default: the embedded default).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub filters: FilterArgs,
+}
+
+impl From<TreeArgs> for LogArgs {
+    fn from(t: TreeArgs) -> Self {
+        Self {
+            json: false,
+            follow: t.follow,
+            file: t.file,
+            config: t.config,
+            output: None,
+            force: false,
+            filters: t.filters,
+        }
+    }
 }
 
 pub fn main_with(cli: Cli) -> ExitCode {
@@ -297,6 +380,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         Command::Run(a) => run(&a),
         Command::Status(a) => status(&a),
         Command::Log(a) => log(&a),
+        Command::Tree(a) => log(&a.into()),
         Command::Audit(a) => audit(&a),
         Command::Records(a) => records(&a),
         Command::Approve(a) => approve(&a),
@@ -624,6 +708,13 @@ fn log_path(a: &LogArgs) -> anyhow::Result<PathBuf> {
 }
 
 fn log(a: &LogArgs) -> anyhow::Result<ExitCode> {
+    let filter = match a.filters.to_filter(::time::OffsetDateTime::now_utc()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mcpwatch: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let path = log_path(a)?;
     if !path.exists() {
         bail!(
@@ -632,26 +723,74 @@ fn log(a: &LogArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if a.follow {
-        return follow(&path, a.json);
+        return follow(&path, a.json, &filter);
     }
-    let mut bad = 0usize;
-    let events = logfile::read_all(&path, |e| {
-        bad += 1;
-        eprintln!("mcpwatch: warning: {e}");
-    })?;
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    if a.json {
-        for e in &events {
-            writeln!(out, "{}", e.to_json_line())?;
+    // The rotated files, oldest first, then the current one: one log. All are
+    // opened first, so that retention removing one meanwhile changes nothing.
+    let mut files = crate::audit::rotated_files(&path);
+    files.push(path.clone());
+    let mut size = 0;
+    let mut input = Vec::with_capacity(files.len());
+    for f in &files {
+        let file = std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
+        size += file.metadata().map_or(0, |m| m.len());
+        input.push(io::BufReader::with_capacity(1 << 16, file));
+    }
+    let on_bad = |source: usize, line: u64, err: &serde_json::Error| {
+        eprintln!(
+            "mcpwatch: warning: {}:{line}: not an event record ({err})",
+            files[source].display()
+        );
+    };
+    // JSON lines streaming to a terminal show their own progress.
+    let streams_to_terminal = a.output.is_none() && a.json && io::stdout().is_terminal();
+    let mut progress = Progress::new(size, io::stderr().is_terminal() && !streams_to_terminal);
+    let reading = || format!("reading {}", path.display());
+    let counts = if let Some(out) = &a.output {
+        let counts = export(input, &filter, &path, out, a.force, on_bad, &mut progress);
+        progress.clear();
+        let counts = counts?;
+        eprintln!(
+            "mcpwatch: exported {} event(s) to {} ({} lines read)",
+            counts.matched,
+            out.display(),
+            counts.lines
+        );
+        counts
+    } else if a.json {
+        let stdout = io::stdout();
+        let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let r = filter::copy_matching(input, &filter, &mut out, on_bad, |c| progress.tick(c))
+            .and_then(|c| out.flush().map(|()| c));
+        progress.clear();
+        match r {
+            Ok(c) => c,
+            // A reader that went away (`mcpwatch log --json | head`) is not an error.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+            Err(e) => return Err(anyhow::Error::new(e).context(reading())),
         }
     } else {
-        write!(out, "{}", render::render_tree(&events))?;
-    }
-    out.flush()?;
-    if bad > 0 {
+        let sel = filter::select_for_tree(input, &filter, on_bad, |c| progress.tick(c));
+        progress.clear();
+        let sel = sel.with_context(reading)?;
+        if sel.counts.matched == 0 && !filter.is_empty() {
+            emit("(no events match the filters)\n")?;
+        } else {
+            emit(&render::render_tree(&sel.events))?;
+        }
+        if sel.undrawn > 0 {
+            eprintln!(
+                "mcpwatch: note: {} matching event(s) of kinds the tree does not draw \
+                 (fork, consent, daemon, log): see them with `mcpwatch log --json`",
+                sel.undrawn
+            );
+        }
+        sel.counts
+    };
+    if counts.bad > 0 {
         eprintln!(
-            "mcpwatch: {bad} unreadable line(s) in {} (reported above)",
+            "mcpwatch: {} unreadable line(s) in {} (reported above)",
+            counts.bad,
             path.display()
         );
         return Ok(ExitCode::from(4));
@@ -659,9 +798,123 @@ fn log(a: &LogArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A progress line on stderr while a long log is read: after
+/// [`Progress::AFTER_LINES`] lines, about once a second, when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+    /// Size of the log, for the percentage.
+    size: u64,
+    last: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    const AFTER_LINES: u64 = 200_000;
+
+    fn new(size: u64, enabled: bool) -> Self {
+        Self {
+            enabled,
+            size,
+            last: std::time::Instant::now(),
+            shown: false,
+        }
+    }
+
+    fn tick(&mut self, c: &filter::Counts) {
+        if !self.enabled
+            || c.lines < Self::AFTER_LINES
+            || self.last.elapsed() < Duration::from_secs(1)
+        {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let pct = (c.bytes * 100).checked_div(self.size).unwrap_or(0).min(100);
+        eprint!(
+            "\r\x1b[Kmcpwatch: {} lines read ({pct}%), {} matching",
+            c.lines, c.matched
+        );
+        self.shown = true;
+    }
+
+    /// Take the progress line away before the output.
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+/// `--output`: the matching lines, byte for byte, into a new 0600 file. On failure
+/// the incomplete file is removed: a partial export must not pass for a whole one.
+fn export<R: io::BufRead>(
+    input: impl IntoIterator<Item = R>,
+    filter: &Filter,
+    log: &Path,
+    out_path: &Path,
+    force: bool,
+    on_bad: impl FnMut(usize, u64, &serde_json::Error),
+    progress: &mut Progress,
+) -> anyhow::Result<filter::Counts> {
+    let file = create_export(log, out_path, force)?;
+    let mut out = io::BufWriter::with_capacity(1 << 16, file);
+    let r = filter::copy_matching(input, filter, &mut out, on_bad, |c| progress.tick(c)).and_then(
+        |c| {
+            out.flush()?;
+            out.get_ref().sync_all()?;
+            Ok(c)
+        },
+    );
+    r.map_err(|e| {
+        drop(out);
+        let _ = std::fs::remove_file(out_path);
+        anyhow::Error::new(e).context(format!(
+            "exporting {} to {} (the incomplete file was removed)",
+            log.display(),
+            out_path.display()
+        ))
+    })
+}
+
+/// Create the export file: new, mode 0600; an existing one only with `force`, and
+/// never the log being read.
+fn create_export(log: &Path, out: &Path, force: bool) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if !force {
+                bail!(
+                    "{} already exists: not overwriting it (--force replaces it)",
+                    out.display()
+                );
+            }
+            let same = match (std::fs::metadata(log), std::fs::metadata(out)) {
+                (Ok(l), Ok(o)) => l.dev() == o.dev() && l.ino() == o.ino(),
+                _ => false,
+            };
+            if same {
+                bail!("{} is the log being read: not replacing it", out.display());
+            }
+            // Unlink, not truncate: never write through a symlink or into a file
+            // someone else holds open.
+            std::fs::remove_file(out).with_context(|| format!("removing {}", out.display()))?;
+            open().with_context(|| format!("creating {}", out.display()))
+        }
+        r => r.with_context(|| format!("creating {}", out.display())),
+    }
+}
+
 /// Follow the log file itself: works whether or not the D-Bus API is reachable, and
-/// never misses what the daemon wrote (the log is the record of truth).
-fn follow(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+/// never misses what the daemon wrote (the log is the record of truth). Only events
+/// that match `filter` are printed.
+fn follow(path: &Path, json: bool, filter: &Filter) -> anyhow::Result<ExitCode> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     f.seek(io::SeekFrom::End(0))?;
     let mut reader = io::BufReader::new(f);
@@ -680,14 +933,27 @@ fn follow(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             continue;
         }
         let text = &line[..line.len() - 1];
+        // Raw JSON with no filter needs no parsing.
+        let parsed = (!json || !filter.is_empty()).then(|| serde_json::from_slice::<Event>(text));
         let mut out = stdout.lock();
-        if json {
-            out.write_all(text)?;
-            out.write_all(b"\n")?;
-        } else {
-            match serde_json::from_slice::<Event>(text) {
-                Ok(e) => writeln!(out, "{}", render::render_line(&e))?,
-                Err(e) => writeln!(out, "?? unreadable record: {e}")?,
+        match parsed {
+            None => {
+                out.write_all(text)?;
+                out.write_all(b"\n")?;
+            }
+            Some(Ok(e)) if !filter.matches(&e) => continue,
+            Some(Ok(e)) => {
+                if json {
+                    out.write_all(text)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    writeln!(out, "{}", render::render_line(&e))?;
+                }
+            }
+            Some(Err(e)) if filter.is_empty() => writeln!(out, "?? unreadable record: {e}")?,
+            Some(Err(e)) => {
+                eprintln!("mcpwatch: warning: unreadable record skipped (cannot be filtered): {e}");
+                continue;
             }
         }
         if out.flush().is_err() {
@@ -1331,6 +1597,176 @@ mod tests {
         for n in ["", "\n", "n", "no", "yess", "ye", "y y"] {
             assert!(!is_yes(n), "{n:?}");
         }
+    }
+
+    fn log_args(args: &[&str]) -> LogArgs {
+        match parse(args) {
+            Ok(Command::Log(a)) => a,
+            Ok(Command::Tree(t)) => t.into(),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn log_filters_and_export_parse() {
+        let a = log_args(&[
+            "log",
+            "--host",
+            "claude-code",
+            "--since",
+            "1h",
+            "--until",
+            "2026-11-27T11:30:00Z",
+            "--kind",
+            "launch,exec",
+            "--kind",
+            "exit",
+            "--verdict",
+            "killed",
+            "--pid",
+            "42",
+            "--record",
+            "7",
+            "--grep",
+            "a b",
+            "--json",
+            "--output",
+            "out.jsonl",
+            "--force",
+        ]);
+        assert!(a.json && a.force && !a.follow);
+        assert_eq!(a.output.as_deref(), Some(Path::new("out.jsonl")));
+        let now = ::time::macros::datetime!(2026-11-27 12:00 UTC);
+        let f = a.filters.to_filter(now).unwrap();
+        assert_eq!(f.host.as_deref(), Some("claude-code"));
+        assert_eq!(
+            f.since,
+            Some(::time::macros::datetime!(2026-11-27 11:00 UTC))
+        );
+        assert_eq!(
+            f.until,
+            Some(::time::macros::datetime!(2026-11-27 11:30 UTC))
+        );
+        assert_eq!(
+            f.kinds,
+            [
+                crate::event::Kind::Launch,
+                crate::event::Kind::Exec,
+                crate::event::Kind::Exit
+            ]
+        );
+        assert_eq!(
+            (f.verdict.as_deref(), f.pid, f.record, f.grep.as_deref()),
+            (Some("killed"), Some(42), Some(7), Some("a b"))
+        );
+        let f = log_args(&["log", "--follow", "--kind", "launch"]);
+        assert!(f.follow && f.output.is_none());
+        assert!(log_args(&["log"])
+            .filters
+            .to_filter(now)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn tree_is_log_without_json() {
+        let a = log_args(&["tree", "--host", "cursor", "--grep", "curl", "--file", "/x"]);
+        assert!(!a.json && a.output.is_none() && !a.force);
+        assert_eq!(a.filters.host.as_deref(), Some("cursor"));
+        assert_eq!(a.file.as_deref(), Some(Path::new("/x")));
+        assert!(log_args(&["tree", "-f"]).follow);
+        assert_eq!(
+            parse(&["tree", "--json"]).unwrap_err().kind(),
+            ErrorKind::UnknownArgument
+        );
+        assert!(parse(&["tree", "--output", "x"]).is_err());
+    }
+
+    #[test]
+    fn log_usage_errors_name_what_is_valid() {
+        let err = |args: &[&str]| parse(args).unwrap_err();
+        let e = err(&["log", "--kind", "launch,nope"]);
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.contains("unknown kind `nope`") && text.contains("host_start"),
+            "{text}"
+        );
+        let text = err(&["tree", "--verdict", "approved"]).to_string();
+        assert!(text.contains("allowed, unapproved, held"), "{text}");
+        let text = err(&["log", "--since", "yesterday"]).to_string();
+        assert!(text.contains("RFC 3339"), "{text}");
+        assert_eq!(
+            err(&["log", "--pid", "0"]).kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            err(&["log", "--pid", "x"]).kind(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            err(&["log", "--force"]).kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            err(&["log", "--follow", "--output", "x"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn export_creates_0600_refuses_to_overwrite_and_never_replaces_the_log() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events.jsonl");
+        let lines =
+            "{\"schema\":1,\"id\":1,\"ts\":\"t\",\"kind\":\"launch\",\"pid\":5, \"prev\":\"00\"}\n\
+                     {\"schema\":1,\"id\":2,\"ts\":\"t\",\"kind\":\"exec\",\"pid\":6}\n";
+        std::fs::write(&log, lines).unwrap();
+        let out = dir.path().join("export.jsonl");
+        let launches = Filter {
+            kinds: vec![crate::event::Kind::Launch],
+            ..Filter::default()
+        };
+        let run = |force: bool, to: &Path| {
+            let input = [io::BufReader::new(std::fs::File::open(&log).unwrap())];
+            let mut progress = Progress::new(0, false);
+            export(
+                input,
+                &launches,
+                &log,
+                to,
+                force,
+                |_, _, _| {},
+                &mut progress,
+            )
+        };
+        let counts = run(false, &out).unwrap();
+        assert_eq!((counts.lines, counts.matched), (2, 1));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            lines.lines().next().unwrap().to_owned() + "\n",
+            "the exact bytes of the line"
+        );
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let err = run(false, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("already exists") && err.contains("--force"),
+            "{err}"
+        );
+        std::fs::write(&out, "old").unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+        run(true, &out).unwrap();
+        assert!(std::fs::read_to_string(&out).unwrap().contains("\"id\":1"));
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "replaced, not rewritten in place");
+
+        let err = format!("{:#}", run(true, &log).unwrap_err());
+        assert!(err.contains("is the log being read"), "{err}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), lines);
     }
 
     #[test]

@@ -1,3 +1,4 @@
 pub mod commands;
+pub mod filter;
 pub mod render;
 pub mod review;
