@@ -3,7 +3,7 @@
 //! native protocol: one datagram per entry to the journal socket, `KEY=value`
 //! lines, and the binary form (`KEY\n`, little-endian u64 length, bytes, `\n`) for
 //! values that contain a newline.
-use std::{io, os::unix::net::UnixDatagram, path::Path};
+use std::{fmt::Write as _, io, os::unix::net::UnixDatagram, path::Path};
 
 use crate::event::Event;
 
@@ -37,17 +37,17 @@ pub fn entry(e: &Event, line: &str) -> Vec<u8> {
             e.kind.as_str(),
             "refused" | "policy_error" | "hold_bypass" | "record_stale" | "lost"
         );
-    let mut message = format!("{}", e.kind.as_str());
+    let mut message = e.kind.as_str().to_owned();
     if let Some(h) = &e.host {
-        message.push_str(&format!(" host={}", h.name));
+        let _ = write!(message, " host={}", h.name);
     }
     if let Some(v) = verdict {
-        message.push_str(&format!(" verdict={v}"));
+        let _ = write!(message, " verdict={v}");
     }
     if e.argv.is_some() {
-        message.push_str(&format!(": {}", e.command_line()));
+        let _ = write!(message, ": {}", e.command_line());
     } else if let Some(m) = &e.message {
-        message.push_str(&format!(": {m}"));
+        let _ = write!(message, ": {m}");
     }
     field(&mut out, "MESSAGE", message.as_bytes());
     field(&mut out, "PRIORITY", if bad { b"4" } else { b"6" });
@@ -132,14 +132,22 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} in {text}");
         }
-        // The command has a newline: MESSAGE uses the binary form.
+        assert!(
+            text.contains("MESSAGE=launch host=claude-code verdict=killed: sh -c "),
+            "{text}"
+        );
+        // A value with a newline uses the binary form.
+        let mut p = Event::new(Kind::PolicyError, 8, "t".into());
+        p.message = Some("line one\nline two".into());
+        let b = entry(&p, "{}");
         let at = b
             .windows(8)
             .position(|w| w == b"MESSAGE\n")
             .expect("binary MESSAGE");
         let len = u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap());
         let value = &b[at + 16..at + 16 + usize::try_from(len).unwrap()];
-        assert!(value.starts_with(b"launch host=claude-code verdict=killed: sh -c"));
+        assert_eq!(value, b"policy_error: line one\nline two");
+        assert!(String::from_utf8_lossy(&b).contains("PRIORITY=4\n"));
     }
 
     #[test]

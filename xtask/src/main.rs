@@ -75,6 +75,12 @@ enum Cmd {
         /// Remove pinned mcpwatch objects under /sys/fs/bpf/mcpwatch before starting.
         #[arg(long)]
         unpin: bool,
+        /// Events in the synthetic audit log the query benchmark searches (0: skip).
+        #[arg(long, default_value_t = 1_000_000)]
+        query_events: u64,
+        /// Only the query benchmark (no exec storm, no daemon, no root needed).
+        #[arg(long)]
+        query_only: bool,
     },
 }
 
@@ -118,11 +124,22 @@ fn run(cli: Cli) -> Result<()> {
             rounds,
             daemon_config,
             unpin,
-        } => bench::bench(&bench::Opts {
-            execs,
-            rounds,
-            daemon_config,
-            unpin,
-        }),
+            query_events,
+            query_only,
+        } => {
+            let o = bench::Opts {
+                execs,
+                rounds,
+                daemon_config,
+                unpin,
+            };
+            if !query_only {
+                bench::bench(&o)?;
+            }
+            if query_events > 0 {
+                bench::query_bench(query_events)?;
+            }
+            Ok(())
+        }
     }
 }
