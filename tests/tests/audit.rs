@@ -304,3 +304,84 @@ fn notable_events_reach_the_journal_with_structured_fields() {
     }
     assert_eq!(d.status()["journal"], true);
 }
+
+#[test]
+fn a_full_disk_is_reported_and_counted_and_enforcement_goes_on() {
+    if !require_root() {
+        return;
+    }
+    // The state directory on a small tmpfs that the test fills up.
+    let mnt = tempfile::tempdir().expect("tmp");
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(mnt.path())
+        .status()
+        .expect("mount");
+    assert!(st.success(), "mount tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _guard = Unmount(mnt.path().to_path_buf());
+    let state = mnt.path().join("state");
+    let d = Daemon::start(&format!(
+        "log_file = {:?}\n[defaults]\nmode = \"enforce\"",
+        state.join("events.jsonl").display().to_string()
+    ));
+    let tool = mnt.path().join("tool");
+    std::fs::copy("/usr/bin/touch", &tool).expect("tool");
+    let ok = std::path::Path::new("/tmp").join(format!("mcpwatch-full-{}", std::process::id()));
+    let out = d.cli(&[
+        "approve",
+        "--host",
+        "full",
+        "--yes",
+        "--",
+        tool.to_str().expect("utf-8"),
+        ok.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    // Fill the disk.
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", mnt.path().join("filler").display()))
+        .stderr(Stdio::null())
+        .status();
+    let host = |script: &str| {
+        d.cli_cmd(&["run", "--host", "full", "--", "/bin/sh", "-c", script])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &d.bus.address)
+            .output()
+            .expect("run")
+    };
+    let out = host(&format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do {t} {ok}; done; echo rc=$?; {t} {ok}-no; echo rc=$?",
+        t = tool.display(),
+        ok = ok.display()
+    ));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("rc=0\nrc=137"),
+        "enforcing with a full disk: {text}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = d.status();
+        if s["log_errors"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "log errors not counted: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        d.stderr_text().contains("event not written to the log"),
+        "said loudly"
+    );
+    let _ = std::fs::remove_file(&ok);
+}

@@ -399,9 +399,28 @@ fn command(e: &Event) -> String {
     }
 }
 
-/// What the reader must know to take the command at its word.
+/// What the reader must know to take the command at its word, and what consent
+/// said about it.
 fn exec_notes(e: &Event) -> Vec<String> {
     let mut n = Vec::new();
+    if let Some(v) = &e.verdict {
+        let mut s = format!("{} ({})", v.decision.to_uppercase(), v.mode);
+        if let Some(r) = v.record {
+            let _ = write!(s, " by record {r}");
+        }
+        if v.killed {
+            s.push_str(" before it ran");
+        }
+        if let Some(p) = v.pending {
+            let _ = write!(s, ", pending {p}");
+        }
+        if v.decision != "allowed" {
+            if let Some(reason) = &v.reason {
+                let _ = write!(s, ": {reason}");
+            }
+        }
+        n.push(s);
+    }
     if e.argv_truncated {
         n.push("argv truncated".to_owned());
     }
