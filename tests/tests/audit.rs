@@ -305,6 +305,18 @@ fn notable_events_reach_the_journal_with_structured_fields() {
     assert_eq!(d.status()["journal"], true);
 }
 
+/// Lazily unmounts a test's tmpfs, even when the test panics.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 #[test]
 fn a_full_disk_is_reported_and_counted_and_enforcement_goes_on() {
     if !require_root() {
@@ -318,15 +330,6 @@ fn a_full_disk_is_reported_and_counted_and_enforcement_goes_on() {
         .status()
         .expect("mount");
     assert!(st.success(), "mount tmpfs");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
     let _guard = Unmount(mnt.path().to_path_buf());
     let state = mnt.path().join("state");
     let d = Daemon::start(&format!(
