@@ -210,6 +210,22 @@ fn cat_as_nobody(file: &std::path::Path, group: Option<&str>) -> bool {
     c.status().expect("setpriv").success()
 }
 
+/// Let anyone traverse the directories above the state directory (the tests'
+/// temp dirs are 0700), so only the state directory's own mode decides.
+fn open_path_to(log: &std::path::Path) {
+    let mut p = log.parent().and_then(std::path::Path::parent);
+    while let Some(dir) = p {
+        if dir == std::path::Path::new("/") {
+            break;
+        }
+        let _ = std::process::Command::new("chmod")
+            .arg("o+x")
+            .arg(dir)
+            .status();
+        p = dir.parent();
+    }
+}
+
 #[test]
 fn only_root_reads_the_log_unless_a_group_is_granted() {
     if !require_root() {
@@ -222,34 +238,14 @@ fn only_root_reads_the_log_unless_a_group_is_granted() {
         "an unprivileged user cannot read the log"
     );
     // The state dir is inside a 0700 temp dir: open the path up to it for this test.
-    let mut p = d.log.parent().and_then(std::path::Path::parent);
-    while let Some(dir) = p {
-        if dir == std::path::Path::new("/") {
-            break;
-        }
-        let _ = std::process::Command::new("chmod")
-            .arg("o+x")
-            .arg(dir)
-            .status();
-        p = dir.parent();
-    }
+    open_path_to(&d.log);
     assert!(
         !cat_as_nobody(&d.log, Some("4")),
         "not even through a path it can reach"
     );
     let mut g = Daemon::start("log_group = \"adm\"");
     g.stop();
-    let mut p = g.log.parent().and_then(std::path::Path::parent);
-    while let Some(dir) = p {
-        if dir == std::path::Path::new("/") {
-            break;
-        }
-        let _ = std::process::Command::new("chmod")
-            .arg("o+x")
-            .arg(dir)
-            .status();
-        p = dir.parent();
-    }
+    open_path_to(&g.log);
     let adm = "4";
     assert!(
         cat_as_nobody(&g.log, Some(adm)),
