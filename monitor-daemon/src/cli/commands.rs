@@ -322,8 +322,12 @@ pub enum AuditAction {
 #[derive(Args, Debug)]
 pub struct LogArgs {
     /// One JSON object per event per line, exactly as recorded.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tree")]
     pub json: bool,
+    /// The host → launch → session tree (the default without --json; `mcpwatch
+    /// tree` is the same).
+    #[arg(long)]
+    pub tree: bool,
     /// Keep printing new events as they are recorded.
     #[arg(long, short)]
     pub follow: bool,
@@ -365,6 +369,7 @@ impl From<TreeArgs> for LogArgs {
     fn from(t: TreeArgs) -> Self {
         Self {
             json: false,
+            tree: true,
             follow: t.follow,
             file: t.file,
             config: t.config,
