@@ -319,6 +319,10 @@ pub enum AuditAction {
     },
 }
 
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line switches, as clap derives them"
+)]
 #[derive(Args, Debug)]
 pub struct LogArgs {
     /// One JSON object per event per line, exactly as recorded.
