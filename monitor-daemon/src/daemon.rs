@@ -321,6 +321,7 @@ impl Core {
                 let (mode, record_id) = (x.mode, x.record_id);
                 let mut e = self.exec_event(x, hash);
                 self.verdict(&mut e, flags, mode, record_id);
+                flag_broker(&mut e);
                 self.record(&e);
             }
             RawEvent::HoldBypass(b) => self.hold_bypass(&b),
@@ -762,6 +763,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     drop(api);
     Ok(())
+}
+
+/// An agent can have a broker (`systemd-run --user`, `at`, a tmux server, D-Bus
+/// activation) run a command outside its tree, where mcpwatch no longer follows
+/// it: say so on the exec that asks the broker (DESIGN.md principle 7).
+fn flag_broker(e: &mut Event) {
+    if !matches!(e.kind, Kind::Launch | Kind::Exec) {
+        return;
+    }
+    let Some(broker) = e.argv.as_deref().and_then(crate::policy::risk::broker_of) else {
+        return;
+    };
+    let note = format!(
+        "broker: `{broker}` has another process run a command, outside this session; what it runs is not tracked"
+    );
+    e.message = Some(match e.message.take() {
+        Some(m) => format!("{m}; {note}"),
+        None => note,
+    });
 }
 
 /// Parsing kernel BTF (aya's loader, the offset resolver) needs tens of MiB for a

@@ -35,10 +35,32 @@ const CODES: &[&str] = &[
     "network-tool",
     "sensitive-path",
     "whole-home",
+    "broker",
 ];
 
 /// Programs that run a command as another user.
 const PRIVILEGE: &[&str] = &["sudo", "su", "doas", "pkexec", "run0"];
+
+/// Programs that get a command run by someone else: outside the caller's process
+/// tree, so outside the session mcpwatch follows (DESIGN.md principle 7).
+pub const BROKERS: &[&str] = &[
+    "systemd-run",
+    "at",
+    "batch",
+    "tmux",
+    "screen",
+    "dbus-send",
+    "busctl",
+    "gdbus",
+    "crontab",
+];
+
+/// Whether `argv` starts a broker: its name, when it does.
+pub fn broker_of(argv: &[Bytes]) -> Option<&'static str> {
+    let first = argv.first()?.lossy();
+    let name = basename(&first);
+    BROKERS.iter().copied().find(|b| *b == name)
+}
 
 /// Programs that move data over the network or open remote shells.
 const NETWORK: &[&str] = &[
@@ -339,6 +361,12 @@ fn check_command(flags: &mut Flags, loc: &str, words: &[String], start: usize, o
             format!("{loc}: `{name}` runs a command with another user's privileges"),
         );
     }
+    if BROKERS.contains(&name) {
+        flags.add(
+            "broker",
+            format!("{loc}: `{name}` has another process run a command, outside this session where mcpwatch cannot follow it"),
+        );
+    }
     if name == "rm" {
         if let Some(shown) = rm_recursive_force(args) {
             flags.add(
@@ -620,6 +648,27 @@ fn check_whole_home(flags: &mut Flags, subject: &str, word: &str, home: Option<&
         "whole-home",
         format!("{subject} {what}: {}", shell_quote(word.as_bytes())),
     );
+}
+
+#[cfg(test)]
+mod broker_tests {
+    use super::*;
+
+    #[test]
+    fn brokers_are_flagged_and_recognised() {
+        let argv: Vec<Bytes> = ["/usr/bin/systemd-run", "--user", "sh", "-c", "x"]
+            .iter()
+            .map(|a| Bytes::from(*a))
+            .collect();
+        assert_eq!(broker_of(&argv), Some("systemd-run"));
+        assert!(risk_flags(&argv, None).iter().any(|r| r.code == "broker"));
+        let clean: Vec<Bytes> = ["node", "server.js"]
+            .iter()
+            .map(|a| Bytes::from(*a))
+            .collect();
+        assert_eq!(broker_of(&clean), None);
+        assert!(!risk_flags(&clean, None).iter().any(|r| r.code == "broker"));
+    }
 }
 
 #[cfg(test)]
