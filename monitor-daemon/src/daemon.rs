@@ -509,7 +509,7 @@ impl Core {
             tracker_overflow: self.tracker.overflow(),
             hash_cache: (0, 0),
             pins: self.sensor.pins.clone(),
-            modes: self.api_records()["modes"].clone(),
+            modes: self.modes_json(),
             records_active: self
                 .consent
                 .states
@@ -521,13 +521,7 @@ impl Core {
             log_errors: self.counters.log_errors.load(Ordering::Relaxed),
             journal: self.journal.is_some(),
             journal_drops: self.counters.journal_drops.load(Ordering::Relaxed),
-            policy_problems: self
-                .consent
-                .store_problem
-                .iter()
-                .chain(self.consent.managed_problems.iter())
-                .cloned()
-                .collect(),
+            policy_problems: self.policy_problems(),
         }
     }
 }

@@ -850,6 +850,17 @@ impl Core {
             .all_records()
             .map(|r| self.record_json(r))
             .collect();
+        json!({
+            "records": records,
+            "modes": self.modes_json(),
+            "problems": self.policy_problems(),
+            "deny": self.consent.managed.deny,
+        })
+    }
+
+    /// Every host's effective mode, whether it is locked, and who set it: the
+    /// profiles, hosts named by managed policy and hosts the user set a mode for.
+    pub fn modes_json(&self) -> Value {
         let default = self.config.defaults.mode;
         let mut modes = serde_json::Map::new();
         let mut names: Vec<&String> = self.host_names.iter().collect();
@@ -864,9 +875,18 @@ impl Core {
                 json!({"mode": m.as_str(), "locked": locked, "source": source}),
             );
         }
-        let mut problems: Vec<String> = self.consent.store_problem.iter().cloned().collect();
-        problems.extend(self.consent.managed_problems.iter().cloned());
-        json!({"records": records, "modes": modes, "problems": problems, "deny": self.consent.managed.deny})
+        Value::Object(modes)
+    }
+
+    /// The consent store's and the managed policy's problems (their last good
+    /// copies are in force).
+    pub fn policy_problems(&self) -> Vec<String> {
+        self.consent
+            .store_problem
+            .iter()
+            .chain(&self.consent.managed_problems)
+            .cloned()
+            .collect()
     }
 
     pub fn api_revoke(&mut self, id: RecordId, caller: Caller) -> Result<Value, ApiError> {
@@ -922,20 +942,27 @@ impl Core {
         Value::Array(list)
     }
 
-    pub fn api_allow(&mut self, id: u64, always: bool, caller: Caller) -> Result<Value, ApiError> {
-        self.refuse_if_agent(caller, "allow")?;
-        let p = self
+    /// Held launch `id` exists and `caller` may answer it: its owner, or root.
+    fn check_pending_owner(&mut self, id: u64, caller: Caller, verb: &str) -> Result<(), ApiError> {
+        let owner = self
             .consent
             .pending
             .get(&id)
-            .ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
-        if caller.uid != 0 && caller.uid != p.uid {
+            .ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?
+            .uid;
+        if caller.uid != 0 && caller.uid != owner {
             let msg = format!(
-                "uid {} may not allow launch {id} of uid {}",
-                caller.uid, p.uid
+                "uid {} may not {verb} launch {id} of uid {owner}",
+                caller.uid
             );
             return Err(self.record_refusal(caller, &msg));
         }
+        Ok(())
+    }
+
+    pub fn api_allow(&mut self, id: u64, always: bool, caller: Caller) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller, "allow")?;
+        self.check_pending_owner(id, caller, "allow")?;
         let record = if always {
             let (_, r) = self.record_for_event(id, caller, Scope::Always, String::new())?;
             Some(self.add_record(r, caller.uid, Some(id))?)
@@ -961,18 +988,7 @@ impl Core {
     }
 
     pub fn api_deny(&mut self, id: u64, caller: Caller) -> Result<Value, ApiError> {
-        let p = self
-            .consent
-            .pending
-            .get(&id)
-            .ok_or_else(|| failed(format!("no held launch {id} (see `mcpwatch pending`)")))?;
-        if caller.uid != 0 && caller.uid != p.uid {
-            let msg = format!(
-                "uid {} may not deny launch {id} of uid {}",
-                caller.uid, p.uid
-            );
-            return Err(self.record_refusal(caller, &msg));
-        }
+        self.check_pending_owner(id, caller, "deny")?;
         let Some(p) = self.consent.pending.remove(&id) else {
             return Err(failed("the launch is no longer held"));
         };

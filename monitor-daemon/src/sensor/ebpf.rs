@@ -459,20 +459,27 @@ impl Sensor {
         for (name, hook) in order {
             let before = super::keeper::own_link_fds();
             let classic = hook.starts_with("sched/sched_process_e");
+            // LSM and tp_btf programs load against BTF and attach the same way;
+            // only their aya type differs.
+            macro_rules! attach_btf {
+                ($ty:ty) => {{
+                    let prog: &mut $ty = self
+                        .ebpf
+                        .program_mut(name)
+                        .ok_or(SensorError::MissingProgram { name })?
+                        .try_into()
+                        .map_err(program_error(name, hook, "type check"))?;
+                    prog.load(name, btf)
+                        .map_err(program_error(name, hook, "load"))?;
+                    let id = prog.attach().map_err(program_error(name, hook, "attach"))?;
+                    let link =
+                        prog.take_link(id)
+                            .map_err(program_error(name, hook, "take link"))?;
+                    FdLink::from(link)
+                }};
+            }
             let link: FdLink = if hook == LSM_PROGRAM.1 {
-                let prog: &mut Lsm = self
-                    .ebpf
-                    .program_mut(name)
-                    .ok_or(SensorError::MissingProgram { name })?
-                    .try_into()
-                    .map_err(program_error(name, hook, "type check"))?;
-                prog.load(name, btf)
-                    .map_err(program_error(name, hook, "load"))?;
-                let id = prog.attach().map_err(program_error(name, hook, "attach"))?;
-                let link = prog
-                    .take_link(id)
-                    .map_err(program_error(name, hook, "take link"))?;
-                FdLink::from(link)
+                attach_btf!(Lsm)
             } else if classic {
                 let prog: &mut TracePoint = self
                     .ebpf
@@ -490,19 +497,7 @@ impl Sensor {
                 FdLink::try_from(link)
                     .map_err(|e| pin_other(&self.pins.dir, "take the link", &e))?
             } else {
-                let prog: &mut BtfTracePoint = self
-                    .ebpf
-                    .program_mut(name)
-                    .ok_or(SensorError::MissingProgram { name })?
-                    .try_into()
-                    .map_err(program_error(name, hook, "type check"))?;
-                prog.load(name, btf)
-                    .map_err(program_error(name, hook, "load"))?;
-                let id = prog.attach().map_err(program_error(name, hook, "attach"))?;
-                let link = prog
-                    .take_link(id)
-                    .map_err(program_error(name, hook, "take link"))?;
-                FdLink::from(link)
+                attach_btf!(BtfTracePoint)
             };
             let fd = super::keeper::own_link_fds()
                 .into_iter()
