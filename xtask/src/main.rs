@@ -5,6 +5,7 @@
 
 mod bench;
 mod guest;
+mod peers;
 mod setup;
 mod test;
 mod util;
@@ -34,7 +35,8 @@ enum Cmd {
     /// Install and start what building, testing and running need (idempotent):
     /// rust-src for nightly, bpf-linker 0.13 on the nightly's LLVM, the
     /// tracefs/bpffs/securityfs/debugfs mounts, dbus, the org.mcpwatch1 bus policy,
-    /// a system bus.
+    /// a system bus; the real MCP peers of the root tests (tests/peers/: npm and
+    /// Python packages in /opt/mcpwatch-peers, Claude Code with npm -g).
     Setup,
     /// setup, then build mcpwatchd, mcpwatch and the test binaries.
     Build {

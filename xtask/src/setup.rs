@@ -103,6 +103,8 @@ pub fn run_setup(mode: Mode) -> Result<()> {
     dbus_policy(&mut ctx)?;
     machine_id(&mut ctx)?;
     system_bus(&mut ctx)?;
+    // Real MCP clients, servers and Claude Code for the root tests (tests/peers/).
+    ctx.need_root.extend(crate::peers::setup()?);
     if let Some(addr) = std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS") {
         say!(
             "setup: note: DBUS_SYSTEM_BUS_ADDRESS={} is set: mcpwatchd and mcpwatch use that bus, not {SYSTEM_BUS_SOCKET}",
