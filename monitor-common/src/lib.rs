@@ -20,6 +20,8 @@ pub mod names {
     pub const MODES: &str = "MODES";
     pub const SETTINGS: &str = "SETTINGS";
     pub const SECENV_NAMES: &str = "SECENV_NAMES";
+    pub const CLASS_EXES: &str = "CLASS_EXES";
+    pub const PROFILE_FLAGS: &str = "PROFILE_FLAGS";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -32,6 +34,8 @@ pub mod names {
         MODES,
         SETTINGS,
         SECENV_NAMES,
+        CLASS_EXES,
+        PROFILE_FLAGS,
     ];
 }
 
@@ -84,6 +88,28 @@ pub mod role {
     pub const HOST: u32 = 1;
     /// Inside a session: the subtree rooted at a launch.
     pub const SESSION: u32 = 2;
+    /// A terminal inside a host (a session leader on a pty, e.g. VS Code's ptyHost
+    /// shell) and everything below it: recorded, not checked against consent.
+    pub const TERMINAL: u32 = 3;
+    /// The host's login-shell environment probe (`$SHELL -l -i -c …`) and what it
+    /// runs: recorded, not checked against consent.
+    pub const HELPER: u32 = 4;
+}
+
+/// `CLASS_EXES` values: low byte the class, the rest the host profile id.
+pub mod class_exe {
+    /// One of a host's own helper executables (`chrome-sandbox`, crash handler):
+    /// not a launch, the process stays in the host role. Profile in bits 8..32.
+    pub const HELPER: u32 = 1;
+    /// A login shell from /etc/shells: a launch of it may be the env probe.
+    pub const SHELL: u32 = 2;
+    pub const MASK: u32 = 0xff;
+}
+
+/// `PROFILE_FLAGS` values, per host profile id.
+pub mod profile_flags {
+    /// The host runs `$SHELL -l -i -c …` to read the login environment.
+    pub const ENV_PROBE: u32 = 1;
 }
 
 /// `TaskState::flags`.
@@ -136,6 +162,11 @@ pub mod event_flags {
     pub const ASK_DEGRADED: u32 = 1 << 21;
     /// Signal event: SIGCONT to a held process from someone other than the daemon.
     pub const HOLD_BYPASS: u32 = 1 << 22;
+    /// A host process executed one of the host's helper executables, or the
+    /// login-shell environment probe: not a launch.
+    pub const HELPER: u32 = 1 << 23;
+    /// A host process started a terminal (session leader on a pty): not a launch.
+    pub const TERMINAL: u32 = 1 << 24;
 }
 
 /// Indices into the per-CPU `STATS` array.
@@ -576,6 +607,17 @@ pub struct KernelConfig {
     pub bprm_file: u32,
     /// `linux_binprm.filename`.
     pub bprm_filename: u32,
+    // Launch classification (helper, terminal): the session, the controlling tty
+    // and what fd 0 is. `task->signal`, `signal->leader` (set by setsid),
+    // `signal->tty`, `task->files->fdt->fd[0]->f_inode->{i_mode,i_rdev}`.
+    pub task_signal: u32,
+    pub signal_leader: u32,
+    pub signal_tty: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub inode_i_mode: u32,
+    pub inode_i_rdev: u32,
     /// Explicit padding, always 0 (part of the pinned size below).
     #[expect(
         clippy::pub_underscore_fields,
@@ -614,7 +656,7 @@ const _: () = assert!(core::mem::size_of::<AllowValue>() == 32 + ARGV_CAP + PATH
 const _: () = assert!(core::mem::size_of::<SecEnvName>() == 4 + SECENV_NAME_CAP);
 const _: () = assert!(core::mem::size_of::<Settings>() == 24);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 45 * 4);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 53 * 4);
 // The dentry walk masks offsets with PATH_CAP - 1.
 const _: () = assert!(PATH_CAP.is_power_of_two());
 const _: () = assert!(ARGV_CAP.is_power_of_two() && ENV_CAP.is_power_of_two());

@@ -25,8 +25,7 @@ fn main() {
             pin_links: true,
         },
         kcfg,
-        &[],
-        &[],
+        &mcpwatch::sensor::ebpf::KernelHosts::default(),
     )
     .expect("load");
     println!("lsm: {:?}", s.lsm);

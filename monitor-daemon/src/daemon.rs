@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use monitor_common::{event_flags as ef, role, task_flags, PathKey, TaskState};
+use monitor_common::{event_flags as ef, role, task_flags, ExeKey, PathKey, TaskState};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
@@ -31,7 +31,7 @@ use crate::{
     hosts::{self, HostProfile},
     logfile::LogWriter,
     sensor::{
-        ebpf::{Attachment, LsmSupport, ProgramStats, Sensor, SensorOptions},
+        ebpf::{Attachment, KernelHosts, LsmSupport, ProgramStats, Sensor, SensorOptions},
         offsets,
     },
     tracker::Tracker,
@@ -349,6 +349,11 @@ impl Core {
         if c.role == Role::Session && c.session_pid != 0 {
             e.session = Some(c.session_pid);
         }
+        e.class = match c.role {
+            Role::Terminal => Some("terminal".into()),
+            Role::Helper => Some("helper".into()),
+            _ => None,
+        };
         e
     }
 
@@ -552,6 +557,70 @@ impl Shared {
     }
 }
 
+/// The login shells of /etc/shells, by executable identity (kernel `s_dev`
+/// encoding): a launch of one may be a host's environment probe.
+fn login_shells() -> Vec<(ExeKey, std::path::PathBuf)> {
+    let text = std::fs::read_to_string("/etc/shells").unwrap_or_default();
+    let mut out: Vec<(ExeKey, std::path::PathBuf)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if !line.starts_with('/') {
+            continue;
+        }
+        let Ok(path) = std::fs::canonicalize(line) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        use std::os::unix::fs::MetadataExt as _;
+        let key = ExeKey {
+            dev: hosts::user_dev_to_kernel(meta.dev()),
+            _pad: 0,
+            ino: meta.ino(),
+        };
+        if meta.is_file() && !out.iter().any(|(k, _)| *k == key) {
+            out.push((key, path));
+        }
+    }
+    out
+}
+
+/// The kernel's view of the host profiles: executables and scripts that make a
+/// process a host, the helper executables and login shells that classify a
+/// would-be launch, and which hosts run the login-shell environment probe.
+fn host_keys(
+    profiles: &[HostProfile],
+    resolved: &hosts::Resolved,
+    shells: &[(ExeKey, std::path::PathBuf)],
+) -> KernelHosts {
+    use monitor_common::{class_exe, profile_flags};
+    let mut class_exes: Vec<(ExeKey, u32)> = resolved
+        .helpers
+        .iter()
+        .map(|(k, id, _)| (*k, (id << 8) | class_exe::HELPER))
+        .collect();
+    for (k, _) in shells {
+        if !class_exes.iter().any(|(c, _)| c == k) {
+            class_exes.push((*k, class_exe::SHELL));
+        }
+    }
+    KernelHosts {
+        exes: resolved.exes.iter().map(|(k, id, _)| (*k, *id)).collect(),
+        paths: resolved.paths.iter().map(|(k, id, _)| (*k, *id)).collect(),
+        class_exes,
+        profile_flags: profiles
+            .iter()
+            .map(|p| {
+                if p.env_probe {
+                    profile_flags::ENV_PROBE
+                } else {
+                    0
+                }
+            })
+            .collect(),
+    }
+}
+
 /// Run until SIGINT/SIGTERM.
 #[expect(
     clippy::too_many_lines,
@@ -564,12 +633,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for w in &resolved.warnings {
         warn!(warning = %w, "host profile");
     }
-    let exes: Vec<_> = resolved.exes.iter().map(|(k, id, _)| (*k, *id)).collect();
-    let paths: Vec<_> = resolved.paths.iter().map(|(k, id, _)| (*k, *id)).collect();
+    let keys = host_keys(&profiles, &resolved, &login_shells());
     info!(
         profiles = profiles.len(),
-        executables = exes.len(),
-        scripts = paths.len(),
+        executables = keys.exes.len(),
+        scripts = keys.paths.len(),
+        classifiers = keys.class_exes.len(),
         "host profiles resolved"
     );
     let kcfg = offsets::resolve_from(Path::new("/sys/kernel/btf/vmlinux"), &events_dir)
@@ -581,7 +650,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state_dir: config.state_dir.clone(),
         pin_links: config.pin_links,
     };
-    let mut sensor = Sensor::load(&opts, kcfg, &exes, &paths).context("loading the eBPF sensor")?;
+    let mut sensor = Sensor::load(&opts, kcfg, &keys).context("loading the eBPF sensor")?;
     if let Some(reason) = &sensor.lsm.reason {
         warn!(reason = %reason, "BPF LSM not available; signal-based enforcement only");
     }

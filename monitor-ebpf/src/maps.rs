@@ -32,6 +32,15 @@ pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map(name = "SECENV_NAMES")]
 pub static SECENV_NAMES: HashMap<u64, SecEnvName> = HashMap::with_max_entries(64, 0);
 
+/// Executables that classify a would-be launch (`monitor_common::class_exe`): the
+/// hosts' helper executables and the login shells of /etc/shells.
+#[map(name = "CLASS_EXES")]
+pub static CLASS_EXES: HashMap<ExeKey, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Per host profile id: `monitor_common::profile_flags`.
+#[map(name = "PROFILE_FLAGS")]
+pub static PROFILE_FLAGS: Array<u32> = Array::with_max_entries(MODES_MAX, 0);
+
 /// Tracked processes, keyed by tgid: hosts and everything below them.
 #[map(name = "TRACKED")]
 pub static TRACKED: HashMap<u32, TaskState> = HashMap::with_max_entries(65_536, 0);

@@ -20,13 +20,15 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use crate::event::{Event, Kind};
 
 /// Every event kind, in schema order (what `--kind` accepts).
-pub const KINDS: [Kind; 20] = [
+pub const KINDS: [Kind; 22] = [
     Kind::DaemonStart,
     Kind::DaemonStop,
     Kind::HostStart,
     Kind::Adopt,
     Kind::HostExec,
     Kind::Launch,
+    Kind::Helper,
+    Kind::Terminal,
     Kind::Exec,
     Kind::Fork,
     Kind::Exit,
@@ -384,6 +386,8 @@ pub fn drawn_in_tree(k: Kind) -> bool {
             | Kind::Adopt
             | Kind::HostExec
             | Kind::Launch
+            | Kind::Helper
+            | Kind::Terminal
             | Kind::Exec
             | Kind::Exit
             | Kind::Lost
@@ -470,7 +474,13 @@ struct Selector<'f> {
 fn is_line(k: Kind) -> bool {
     matches!(
         k,
-        Kind::HostStart | Kind::Adopt | Kind::HostExec | Kind::Launch | Kind::Exec
+        Kind::HostStart
+            | Kind::Adopt
+            | Kind::HostExec
+            | Kind::Launch
+            | Kind::Helper
+            | Kind::Terminal
+            | Kind::Exec
     )
 }
 
@@ -829,6 +839,8 @@ mod tests {
                 | Kind::Adopt
                 | Kind::HostExec
                 | Kind::Launch
+                | Kind::Helper
+                | Kind::Terminal
                 | Kind::Exec
                 | Kind::Fork
                 | Kind::Exit

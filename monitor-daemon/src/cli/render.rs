@@ -150,7 +150,13 @@ impl<'a> Tree<'a> {
                     }
                 }
             }
-            Kind::HostStart | Kind::Adopt | Kind::HostExec | Kind::Launch | Kind::Exec => {
+            Kind::HostStart
+            | Kind::Adopt
+            | Kind::HostExec
+            | Kind::Launch
+            | Kind::Helper
+            | Kind::Terminal
+            | Kind::Exec => {
                 self.place(e);
             }
         }

@@ -41,6 +41,13 @@ pub enum Kind {
     HostExec,
     /// A host process executed a program that is not the host's own.
     Launch,
+    /// A host process executed one of its own helpers: an Electron `--type=`
+    /// process, a helper executable (`chrome-sandbox`, crash handler), or the
+    /// login-shell environment probe. Not a launch; nothing to approve.
+    Helper,
+    /// A host process started a terminal (a session leader on a pty, e.g. VS
+    /// Code's integrated terminal). Not a launch; what runs in it is recorded.
+    Terminal,
     /// An exec inside a session (below a launch).
     Exec,
     /// A tracked process forked.
@@ -105,6 +112,8 @@ impl Kind {
             Self::Adopt => "adopt",
             Self::HostExec => "host_exec",
             Self::Launch => "launch",
+            Self::Helper => "helper",
+            Self::Terminal => "terminal",
             Self::Exec => "exec",
             Self::Fork => "fork",
             Self::Exit => "exit",
@@ -317,6 +326,10 @@ pub struct Event {
     /// pid of the launch this process belongs to (its session), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<u32>,
+    /// `terminal` or `helper` for a process inside a host's terminal or its
+    /// environment probe (and below): recorded, not checked against consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// pids from this process up to its host, by lineage (who forked whom), not by
     /// the current parent: reparenting does not change it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -396,6 +409,7 @@ impl Event {
             comm: None,
             host: None,
             session: None,
+            class: None,
             lineage: Vec::new(),
             filename: None,
             exe: None,

@@ -36,6 +36,10 @@ pub enum Role {
     None,
     Host,
     Session,
+    /// A terminal inside a host and what runs in it (recorded, not checked).
+    Terminal,
+    /// The host's login-shell environment probe and what it runs.
+    Helper,
 }
 
 impl TryFrom<u32> for Role {
@@ -45,6 +49,8 @@ impl TryFrom<u32> for Role {
             role::NONE => Ok(Self::None),
             role::HOST => Ok(Self::Host),
             role::SESSION => Ok(Self::Session),
+            role::TERMINAL => Ok(Self::Terminal),
+            role::HELPER => Ok(Self::Helper),
             role => Err(DecodeError::UnknownRole { role }),
         }
     }

@@ -93,6 +93,19 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
 }
 
+/// What the kernel needs to know about hosts, from the resolved host profiles.
+#[derive(Clone, Debug, Default)]
+pub struct KernelHosts {
+    /// `HOST_EXES`: executable identity → profile id.
+    pub exes: Vec<(ExeKey, u32)>,
+    /// `HOST_PATHS`: exec filename of a `#!` host → profile id.
+    pub paths: Vec<(PathKey, u32)>,
+    /// `CLASS_EXES`: helper executables and login shells (`class_exe`).
+    pub class_exes: Vec<(ExeKey, u32)>,
+    /// `PROFILE_FLAGS`, indexed by profile id (`profile_flags`).
+    pub profile_flags: Vec<u32>,
+}
+
 pub struct SensorOptions {
     pub ring_buffer_bytes: u32,
     pub tracked_max: u32,
@@ -167,10 +180,12 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     let s = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Some(match name {
         names::TRACKED => (4, s(size_of::<TaskState>())),
-        names::HOST_EXES | names::DENY_EXES => (s(size_of::<ExeKey>()), 4),
+        names::HOST_EXES | names::DENY_EXES | names::CLASS_EXES => (s(size_of::<ExeKey>()), 4),
         names::HOST_PATHS => (s(size_of::<PathKey>()), 4),
         names::EVENTS => (0, 0),
-        names::STATS | names::MODES => (4, if name == names::STATS { 8 } else { 4 }),
+        names::STATS | names::MODES | names::PROFILE_FLAGS => {
+            (4, if name == names::STATS { 8 } else { 4 })
+        }
         names::ALLOW => (s(size_of::<AllowKey>()), s(size_of::<AllowValue>())),
         names::SETTINGS => (4, s(size_of::<Settings>())),
         names::SECENV_NAMES => (8, s(size_of::<SecEnvName>())),
@@ -247,13 +262,12 @@ impl Sensor {
     pub fn load(
         opts: &SensorOptions,
         mut kcfg: KernelConfig,
-        exes: &[(ExeKey, u32)],
-        paths: &[(PathKey, u32)],
+        keys: &KernelHosts,
     ) -> Result<Self, SensorError> {
         if OBJECT.is_empty() {
             return Err(SensorError::NoObject);
         }
-        kcfg.host_paths_enabled = u32::from(!paths.is_empty());
+        kcfg.host_paths_enabled = u32::from(!keys.paths.is_empty());
         let generation = generation();
         let maps_dir = opts.pin_dir.join("maps");
         let links_dir = opts.pin_dir.join("links");
@@ -320,10 +334,22 @@ impl Sensor {
         let reuse = pins.incompatible.is_empty() && (pinned_reuse || keeper_reuse);
 
         let mut host_exes: HashMap<MapData, ExeKey, u32> = take_map(&mut ebpf, names::HOST_EXES)?;
-        sync_map(&mut host_exes, names::HOST_EXES, exes)?;
+        sync_map(&mut host_exes, names::HOST_EXES, &keys.exes)?;
         let mut host_paths: HashMap<MapData, PathKey, u32> =
             take_map(&mut ebpf, names::HOST_PATHS)?;
-        sync_map(&mut host_paths, names::HOST_PATHS, paths)?;
+        sync_map(&mut host_paths, names::HOST_PATHS, &keys.paths)?;
+        let mut class_exes: HashMap<MapData, ExeKey, u32> = take_map(&mut ebpf, names::CLASS_EXES)?;
+        sync_map(&mut class_exes, names::CLASS_EXES, &keys.class_exes)?;
+        let mut profile_flags: Array<MapData, u32> = take_map(&mut ebpf, names::PROFILE_FLAGS)?;
+        for i in 0..monitor_common::MODES_MAX {
+            let f = keys.profile_flags.get(i as usize).copied().unwrap_or(0);
+            profile_flags
+                .set(i, f, 0)
+                .map_err(|source| SensorError::Map {
+                    name: names::PROFILE_FLAGS,
+                    source,
+                })?;
+        }
         let tracked = take_map(&mut ebpf, names::TRACKED)?;
         let stats = take_map(&mut ebpf, names::STATS)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);

@@ -408,6 +408,19 @@ fn fill_struct_offsets(btf: &Btf, cfg: &mut KernelConfig) -> Result<(), OffsetsE
     // BPF LSM) enforces by signal.
     cfg.bprm_file = off("linux_binprm", "file", Pointer).unwrap_or(KernelConfig::ABSENT);
     cfg.bprm_filename = off("linux_binprm", "filename", Pointer).unwrap_or(KernelConfig::ABSENT);
+
+    // Launch classification: a session leader with a controlling tty and a pty on
+    // stdin is a terminal; a login shell whose stdin is no pipe or socket may be
+    // the environment probe (see `monitor-ebpf` `classify_launch`).
+    cfg.task_signal = off("task_struct", "signal", Pointer)?;
+    cfg.signal_leader = off("signal_struct", "leader", Int(4))?;
+    cfg.signal_tty = off("signal_struct", "tty", Pointer)?;
+    cfg.task_files = off("task_struct", "files", Pointer)?;
+    cfg.files_fdt = off("files_struct", "fdt", Pointer)?;
+    cfg.fdtable_fd = off("fdtable", "fd", Pointer)?;
+    // umode_t is an unsigned short; dev_t a u32 in MKDEV encoding.
+    cfg.inode_i_mode = off("inode", "i_mode", Int(2))?;
+    cfg.inode_i_rdev = off("inode", "i_rdev", Int(4))?;
     Ok(())
 }
 
@@ -1578,6 +1591,7 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
         let ulong = b.int("long unsigned int", 8);
         let long_long = b.int("long long int", 8);
         let uchar = b.int("unsigned char", 1);
+        let ushort = b.int("short unsigned int", 2);
         let array_index = b.int("__ARRAY_SIZE_TYPE__", 4);
         let void_ptr = b.ptr(0);
         let u32_t = b.typedef("u32", uint);
@@ -1609,9 +1623,11 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             "inode",
             600,
             &[
+                ("i_mode", ushort, 0, 0),
                 ("i_flags", uint, 8 * 12, 0),
                 ("i_sb", sb_ptr, 8 * 40, 0),
                 ("i_ino", ulong, 8 * 64, 0),
+                ("i_rdev", dev_t, 8 * 76, 0),
                 ("i_size", long_long, 8 * 80, 0),
                 ("i_atime", timespec64, 8 * 88, 0),
                 ("i_mtime", timespec64, 8 * 104, 0),
@@ -1687,6 +1703,29 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             ],
         );
         let file_ptr = b.ptr(file);
+        let file_ptr_ptr = b.ptr(file_ptr);
+        let fdtable = b.strukt(
+            "fdtable",
+            56,
+            &[("max_fds", uint, 0, 0), ("fd", file_ptr_ptr, 8 * 8, 0)],
+        );
+        let fdtable_ptr = b.ptr(fdtable);
+        let files = b.strukt(
+            "files_struct",
+            704,
+            &[("count", int, 0, 0), ("fdt", fdtable_ptr, 8 * 32, 0)],
+        );
+        let files_ptr = b.ptr(files);
+        let signal = b.strukt(
+            "signal_struct",
+            1080,
+            &[
+                ("nr_threads", int, 8 * 4, 0),
+                ("leader", int, 8 * 344, 0),
+                ("tty", void_ptr, 8 * 376, 0),
+            ],
+        );
+        let signal_ptr = b.ptr(signal);
 
         // struct mm_struct { struct { struct { atomic_t mm_count; }; ...;
         //     unsigned long arg_start, ...; } __randomize_layout;
@@ -1785,6 +1824,8 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             ("parent", task_ptr, 8 * 2480, 0),
             ("thread_pid", pid_ptr, 8 * 2552, 0),
             ("fs", fs_ptr, 8 * 3000, 0),
+            ("files", files_ptr, 8 * 3008, 0),
+            ("signal", signal_ptr, 8 * 3024, 0),
         ];
         match task_mm {
             TaskMm::Pointer => task.push(("mm", mm_ptr, 8 * 2272, 0)),
@@ -1853,6 +1894,14 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             bprm_file: KernelConfig::ABSENT,
             bprm_filename: KernelConfig::ABSENT,
             host_paths_enabled: 0,
+            task_signal: 3024,
+            signal_leader: 344,
+            signal_tty: 376,
+            task_files: 3008,
+            files_fdt: 32,
+            fdtable_fd: 8,
+            inode_i_mode: 0,
+            inode_i_rdev: 76,
             _pad: 0,
         };
         assert_eq!(cfg, expected);

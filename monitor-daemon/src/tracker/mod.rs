@@ -119,6 +119,8 @@ impl Entry {
                 Role::None => role::NONE,
                 Role::Host => role::HOST,
                 Role::Session => role::SESSION,
+                Role::Terminal => role::TERMINAL,
+                Role::Helper => role::HELPER,
             },
             flags: 0,
             host_pid: self.host_pid,
@@ -295,7 +297,18 @@ impl Tracker {
         // prev_role says, and the kernel skipped its launch logic.
         let prev_role = if st.stale { Role::Host } else { e.prev_role };
         let (kind, role, session, make_host) = if c.has(event_flags::HOST_REEXEC) {
-            (Kind::HostExec, Role::Host, None, false)
+            // Electron re-executes its own binary for renderers, the GPU process,
+            // utility processes and the zygote (`--type=…`): the host's helpers.
+            let kind = if e.argv.iter().any(|a| a.starts_with(b"--type=")) {
+                Kind::Helper
+            } else {
+                Kind::HostExec
+            };
+            (kind, Role::Host, None, false)
+        } else if c.has(event_flags::TERMINAL) {
+            (Kind::Terminal, Role::Terminal, None, false)
+        } else if c.has(event_flags::HELPER) {
+            (Kind::Helper, c.role, None, false)
         } else if prev_role == Role::Host && c.role == Role::Session {
             if host_scripts(st.profile, &e.argv) {
                 (Kind::HostExec, Role::Host, None, true)
@@ -575,6 +588,92 @@ mod tests {
             (Kind::HostStart, &[HOST][..])
         );
         t
+    }
+
+    #[test]
+    fn helpers_and_terminals_are_classified_from_kernel_flags_and_roles() {
+        let mut t = with_host();
+        // An Electron re-exec with `--type=`: a helper, still the host.
+        t.on_fork(&fork(HOST, 101, 2, Role::Host, 0));
+        let c = t.on_exec(
+            &exec(
+                101,
+                3,
+                Role::Host,
+                Role::Host,
+                0,
+                event_flags::HOST_REEXEC,
+                &["/usr/share/code/code", "--type=gpu-process"],
+            ),
+            &no_scripts,
+        );
+        assert_eq!((c.kind, c.session), (Kind::Helper, None));
+        assert_eq!(t.get(101).unwrap().role, Role::Host);
+        // A helper executable: the kernel keeps it a host.
+        t.on_fork(&fork(HOST, 102, 4, Role::Host, 0));
+        let c = t.on_exec(
+            &exec(
+                102,
+                5,
+                Role::Host,
+                Role::Host,
+                0,
+                event_flags::HELPER,
+                &["chrome_crashpad_handler"],
+            ),
+            &no_scripts,
+        );
+        assert_eq!(c.kind, Kind::Helper);
+        assert_eq!(t.get(102).unwrap().role, Role::Host);
+        // The env probe: role helper, and so are its children.
+        t.on_fork(&fork(HOST, 103, 6, Role::Host, 0));
+        let c = t.on_exec(
+            &exec(
+                103,
+                7,
+                Role::Host,
+                Role::Helper,
+                0,
+                event_flags::HELPER,
+                &["/bin/bash", "-ilc", "env"],
+            ),
+            &no_scripts,
+        );
+        assert_eq!((c.kind, c.session), (Kind::Helper, None));
+        t.on_fork(&fork(103, 104, 8, Role::Helper, 0));
+        let c = t.on_exec(
+            &exec(104, 9, Role::Helper, Role::Helper, 0, 0, &["env"]),
+            &no_scripts,
+        );
+        assert_eq!((c.kind, c.session), (Kind::Exec, None));
+        assert_eq!(t.get(104).unwrap().role, Role::Helper);
+        assert_eq!(c.lineage, [104, 103, HOST]);
+        // A terminal: role terminal for it and what runs in it.
+        t.on_fork(&fork(HOST, 105, 10, Role::Host, 0));
+        let c = t.on_exec(
+            &exec(
+                105,
+                11,
+                Role::Host,
+                Role::Terminal,
+                0,
+                event_flags::TERMINAL,
+                &["/bin/bash"],
+            ),
+            &no_scripts,
+        );
+        assert_eq!((c.kind, c.session), (Kind::Terminal, None));
+        t.on_fork(&fork(105, 106, 12, Role::Terminal, 0));
+        let c = t.on_exec(
+            &exec(106, 13, Role::Terminal, Role::Terminal, 0, 0, &["ls"]),
+            &no_scripts,
+        );
+        assert_eq!(c.kind, Kind::Exec);
+        assert_eq!(t.get(106).unwrap().role, Role::Terminal);
+        assert_eq!(
+            t.get(106).unwrap().task_state().role,
+            monitor_common::role::TERMINAL
+        );
     }
 
     #[test]
