@@ -1,0 +1,804 @@
+//! Real MCP peers against the real kernel and a real `mcpwatchd`: the TypeScript and
+//! Python SDK clients (`tests/peers/*-client.*`) starting the real filesystem and
+//! time servers, and Claude Code itself as a host, detected by its built-in profile.
+//!
+//! `cargo xtask setup` installs the peers (`xtask/src/peers.rs`): the npm packages and
+//! a venv under `$MCPWATCH_PEERS_DIR` (default `/opt/mcpwatch-peers`), Claude Code with
+//! `npm install -g`. Nothing here needs the network: `npx -y
+//! @modelcontextprotocol/server-filesystem DIR` run with the peers directory as (an
+//! ancestor of) its working directory finds the installed package. When a peer is
+//! missing the tests fail and say to run `cargo xtask setup`; they never skip it.
+//!
+//! Servers are named in mcpServers config files, the files hosts read; approvals go
+//! through [`approve_server`], the one place that turns a config entry into consent.
+use std::{
+    io::Read as _,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use mcpwatch_tests::{exit_code, require_root, Daemon};
+use serde_json::{json, Value};
+
+/// PATH of the hosts (and of `mcpwatch approve`, which resolves the command with its
+/// caller's PATH): the system's, nothing of cargo's.
+const HOST_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+const FS_PACKAGE: &str = "@modelcontextprotocol/server-filesystem";
+/// Bound on one client or `claude mcp list` run (the clients give up after 20 s).
+#[expect(
+    clippy::duration_suboptimal_units,
+    reason = "Duration::from_mins needs Rust 1.91; the workspace rust-version is 1.87"
+)]
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------- the installed peers
+
+/// What `cargo xtask setup` installed, checked before a test starts a daemon.
+struct Peers {
+    /// `$MCPWATCH_PEERS_DIR` or `/opt/mcpwatch-peers`: `node_modules/` and `venv/`.
+    dir: PathBuf,
+    /// The peers venv's python (runs `py-client.py`).
+    python: PathBuf,
+    /// `venv/bin/mcp-server-time`.
+    time_server: PathBuf,
+    /// `claude` on the hosts' PATH (npm's bin link) and the native ELF it leads to.
+    claude: PathBuf,
+    claude_exe: PathBuf,
+}
+
+fn peers() -> Peers {
+    let dir = std::env::var_os("MCPWATCH_PEERS_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/opt/mcpwatch-peers"), PathBuf::from);
+    let missing = |what: &str, p: &Path| -> ! {
+        panic!(
+            "the MCP peers are not installed: {what} ({}) is missing; run `cargo xtask setup` \
+             (as root: it installs the npm and PyPI peers into {} and Claude Code with npm -g)",
+            p.display(),
+            dir.display()
+        )
+    };
+    for rel in [
+        "node_modules/@modelcontextprotocol/sdk/package.json",
+        "node_modules/@modelcontextprotocol/server-filesystem/package.json",
+        "node_modules/.bin/mcp-server-filesystem",
+    ] {
+        let p = dir.join(rel);
+        if !p.exists() {
+            missing(rel, &p);
+        }
+    }
+    let python = dir.join("venv/bin/python");
+    let time_server = dir.join("venv/bin/mcp-server-time");
+    for p in [&python, &time_server] {
+        if !p.exists() {
+            missing("the peers venv", p);
+        }
+    }
+    let claude = which("claude")
+        .unwrap_or_else(|| missing("Claude Code (`claude` on PATH)", Path::new(HOST_PATH)));
+    let claude_exe = std::fs::canonicalize(&claude).expect("canonical claude");
+    assert!(
+        claude_exe.ends_with("@anthropic-ai/claude-code/bin/claude.exe"),
+        "{} leads to {}, not npm's @anthropic-ai/claude-code/bin/claude.exe: run `cargo xtask setup`",
+        claude.display(),
+        claude_exe.display()
+    );
+    let mut magic = [0u8; 4];
+    std::fs::File::open(&claude_exe)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .expect("read claude.exe");
+    assert_eq!(
+        &magic,
+        b"\x7fELF",
+        "{} is not the native binary (postinstall did not run): run `cargo xtask setup`",
+        claude_exe.display()
+    );
+    Peers {
+        dir,
+        python,
+        time_server,
+        claude,
+        claude_exe,
+    }
+}
+
+/// A program on the hosts' PATH, as the kernel will be asked to run it.
+fn which(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::split_paths(HOST_PATH)
+        .map(|d| d.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn tool(name: &str) -> String {
+    s(&which(name).unwrap_or_else(|| panic!("{name} not on {HOST_PATH}"))).to_owned()
+}
+
+fn canon(p: &str) -> String {
+    s(&std::fs::canonicalize(p).unwrap_or_else(|e| panic!("{p}: {e}"))).to_owned()
+}
+
+/// The `#!` line of a script as the kernel splits it: interpreter and its one argument.
+fn shebang(script: &Path) -> Vec<String> {
+    let text = std::fs::read(script).unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = std::str::from_utf8(line).expect("utf-8 #! line");
+    let rest = line
+        .strip_prefix("#!")
+        .unwrap_or_else(|| panic!("{} has no #! line", script.display()))
+        .trim();
+    match rest.split_once([' ', '\t']) {
+        Some((interp, arg)) => vec![interp.to_owned(), arg.trim().to_owned()],
+        None => vec![rest.to_owned()],
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn client_script(name: &str) -> String {
+    s(&Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers")
+        .join(name))
+    .to_owned()
+}
+
+// ---------------------------------------------------------------- configs and consent
+
+/// Writes an mcpServers config (the format of `.mcp.json`, Cursor's and Claude
+/// Desktop's files, which the clients read and `mcpwatch approve --from-config` will
+/// import) with one server.
+fn write_config(path: &Path, server: &str, command: &str, args: &[&str], cwd: Option<&Path>) {
+    let mut entry = json!({ "command": command, "args": args });
+    if let Some(cwd) = cwd {
+        entry["cwd"] = json!(s(cwd));
+    }
+    let cfg = json!({ "mcpServers": { server: entry } });
+    std::fs::write(path, serde_json::to_string_pretty(&cfg).expect("json")).expect("config");
+}
+
+/// The `command` and `args` of `server` in an mcpServers config file.
+fn config_command(config: &Path, server: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(config).expect("config");
+    let cfg: Value = serde_json::from_str(&text).expect("config json");
+    let entry = &cfg["mcpServers"][server];
+    let mut argv = vec![entry["command"].as_str().expect("command").to_owned()];
+    argv.extend(
+        entry["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a.as_str().expect("string arg").to_owned()),
+    );
+    argv
+}
+
+fn records(d: &Daemon) -> Value {
+    let out = d.cli(&["records", "--json"]);
+    assert!(out.status.success(), "records: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("records json")
+}
+
+fn record_ids(d: &Daemon, host: &str) -> Vec<u64> {
+    records(d)["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["host"] == host)
+        .filter_map(|r| r["id"].as_u64())
+        .collect()
+}
+
+/// Approves server `server` of the mcpServers config file `config` for `host`, as the
+/// user would before the host starts it; returns the id of the one new record.
+///
+/// Today this is `mcpwatch approve --host HOST --yes -- COMMAND ARGS...` with the
+/// entry's command and args, run with the hosts' PATH (the daemon resolves COMMAND
+/// with its caller's PATH; the record pins the security-relevant variables to unset,
+/// which is why hosts run with a clean environment). The config importer replaces
+/// the argument list below with `approve --from-config …` and nothing else changes.
+fn approve_server(d: &Daemon, host: &str, config: &Path, server: &str) -> u64 {
+    let before = record_ids(d, host);
+    let argv = config_command(config, server);
+    let mut cli_args = vec!["approve", "--host", host, "--yes", "--"];
+    cli_args.extend(argv.iter().map(String::as_str));
+    let out = d
+        .cli_cmd(&cli_args)
+        .env("PATH", HOST_PATH)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("mcpwatch approve");
+    assert!(
+        out.status.success(),
+        "approve of {}#{server} for {host} failed ({:?}): {}\n{}",
+        config.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new: Vec<u64> = record_ids(d, host)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(new.len(), 1, "one new record for {host}: {}", records(d));
+    new[0]
+}
+
+fn set_mode(d: &Daemon, host: &str, mode: &str) {
+    let out = d.cli(&["mode", host, mode]);
+    assert!(out.status.success(), "mode {host} {mode}: {out:?}");
+}
+
+// ---------------------------------------------------------------- running peers
+
+/// A finished run: its pid (the host's, for `mcpwatch run` and Claude), exit code,
+/// output.
+struct Run {
+    pid: u64,
+    code: i32,
+    out: Output,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+
+    /// The client's one JSON result line (its last stdout line).
+    fn result(&self) -> Value {
+        let text = self.stdout();
+        let line = text.lines().last().unwrap_or_default();
+        serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "client printed no JSON result ({e}), exit {}:\nstdout: {text}\nstderr: {}",
+                self.code,
+                String::from_utf8_lossy(&self.out.stderr)
+            )
+        })
+    }
+}
+
+/// Runs `cmd` to completion, killing it (and failing) after `RUN_TIMEOUT`.
+fn run_bounded(mut cmd: Command) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let pid = u64::from(child.id());
+    let mut pipes = [
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    ]
+    .map(|p| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    })
+    .into_iter();
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = pipes.next().expect("stdout").join().expect("stdout reader");
+    let stderr = pipes.next().expect("stderr").join().expect("stderr reader");
+    Run {
+        pid,
+        code: exit_code(status),
+        out: Output {
+            status,
+            stdout,
+            stderr,
+        },
+    }
+}
+
+/// A clean environment for a host: PATH, HOME (a temp dir), the peers directory and,
+/// for `mcpwatch run`, the daemon's bus; nothing of cargo's (`LD_LIBRARY_PATH`).
+fn clean_env(cmd: &mut Command, home: &Path, peers: &Peers) {
+    cmd.env_clear()
+        .env("PATH", HOST_PATH)
+        .env("HOME", home)
+        .env("MCPWATCH_PEERS_DIR", &peers.dir);
+}
+
+/// `mcpwatch run --host HOST -- PROGRAM ARGS...` in a clean environment.
+fn run_host(d: &Daemon, host: &str, home: &Path, peers: &Peers, argv: &[&str]) -> Run {
+    let mut cli_args = vec!["run", "--host", host, "--"];
+    cli_args.extend_from_slice(argv);
+    let mut cmd = d.cli_cmd(&cli_args);
+    clean_env(&mut cmd, home, peers);
+    cmd.env("DBUS_SYSTEM_BUS_ADDRESS", &d.bus.address);
+    run_bounded(cmd)
+}
+
+/// `node ts-client.mjs CONFIG SERVER` as host `host`.
+fn ts_client(
+    d: &Daemon,
+    host: &str,
+    home: &Path,
+    peers: &Peers,
+    config: &Path,
+    server: &str,
+) -> Run {
+    let script = client_script("ts-client.mjs");
+    run_host(d, host, home, peers, &["node", &script, s(config), server])
+}
+
+/// `VENV/bin/python py-client.py CONFIG SERVER` as host `host`.
+fn py_client(
+    d: &Daemon,
+    host: &str,
+    home: &Path,
+    peers: &Peers,
+    config: &Path,
+    server: &str,
+) -> Run {
+    let script = client_script("py-client.py");
+    run_host(
+        d,
+        host,
+        home,
+        peers,
+        &[s(&peers.python), &script, s(config), server],
+    )
+}
+
+fn assert_ok(run: &Run, server_name: &str, tools: &[&str]) {
+    let r = run.result();
+    assert_eq!(
+        (run.code, &r["ok"]),
+        (0, &json!(true)),
+        "the client succeeded: {r}\nstderr: {}",
+        String::from_utf8_lossy(&run.out.stderr)
+    );
+    assert_eq!(r["server"]["name"], server_name, "{r}");
+    let have: Vec<&str> = r["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for t in tools {
+        assert!(have.contains(t), "tools/list has {t}: {have:?}");
+    }
+}
+
+fn assert_failed(run: &Run) {
+    let r = run.result();
+    assert_eq!(r["ok"], false, "the client reports failure: {r}");
+    assert!(r["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+    assert_ne!(run.code, 0, "the client exits non-zero: {r}");
+}
+
+// ---------------------------------------------------------------- events
+
+fn argv_of(e: &Value) -> Vec<String> {
+    e["argv"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a.as_str().unwrap_or("<non-utf-8>").to_owned())
+        .collect()
+}
+
+/// The launch of host process `host_pid` whose argv is `argv`, once it has a verdict.
+fn wait_launch(d: &Daemon, host_pid: u64, argv: &[String]) -> Value {
+    let find = |evs: &[Value]| -> Option<Value> {
+        evs.iter()
+            .find(|e| {
+                e["kind"] == "launch"
+                    && e["host"]["pid"] == host_pid
+                    && argv_of(e) == argv
+                    && e.get("verdict").is_some()
+            })
+            .cloned()
+    };
+    let evs = d.wait_events(
+        &format!("the launch {argv:?} of host pid {host_pid}"),
+        EVENT_TIMEOUT,
+        |evs| find(evs).is_some(),
+    );
+    find(&evs).expect("launch")
+}
+
+/// The exit event of `pid`.
+fn wait_exit(d: &Daemon, pid: u64) -> Value {
+    let evs = d.wait_events(&format!("the exit of pid {pid}"), EVENT_TIMEOUT, |evs| {
+        evs.iter().any(|e| e["kind"] == "exit" && e["pid"] == pid)
+    });
+    evs.into_iter()
+        .find(|e| e["kind"] == "exit" && e["pid"] == pid)
+        .expect("exit")
+}
+
+fn assert_killed(d: &Daemon, launch: &Value) {
+    assert_eq!(launch["verdict"]["decision"], "killed", "{launch}");
+    assert_eq!(launch["verdict"]["killed"], true, "{launch}");
+    assert_eq!(launch["verdict"]["mode"], "enforce", "{launch}");
+    assert!(
+        launch["verdict"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no consent record"),
+        "{launch}"
+    );
+    let pid = launch["pid"].as_u64().expect("pid");
+    let exit = wait_exit(d, pid);
+    assert_eq!(
+        exit["exit"]["signal"], 9,
+        "killed by SIGKILL before it ran: {exit}"
+    );
+    let session: Vec<Value> = d
+        .events()
+        .into_iter()
+        .filter(|e| e["kind"] == "exec" && e["session"] == pid)
+        .collect();
+    assert!(
+        session.is_empty(),
+        "nothing ran in a killed launch's session: {session:?}"
+    );
+}
+
+/// What the kernel executes for `npx -y @modelcontextprotocol/server-filesystem DIR`
+/// (a `#!/usr/bin/env node` script): the launch, then the session's execs in order.
+fn npx_chain(peers: &Peers, dir: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let npx = tool("npx");
+    let bin = s(&peers.dir.join("node_modules/.bin/mcp-server-filesystem")).to_owned();
+    let mut launch = shebang(Path::new(&npx));
+    launch.extend([npx.clone(), "-y".into(), FS_PACKAGE.into(), dir.into()]);
+    let mut server = shebang(Path::new(&bin));
+    server.extend([bin.clone(), dir.into()]);
+    let session = vec![
+        // env execs node in place (same pid), which runs npx-cli;
+        vec![
+            "node".into(),
+            npx,
+            "-y".into(),
+            FS_PACKAGE.into(),
+            dir.into(),
+        ],
+        // npm exec runs the package's bin through a shell, which forks it;
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("'mcp-server-filesystem' {dir}"),
+        ],
+        // the bin link is a #!/usr/bin/env node script: env, then node in place.
+        server,
+        vec!["node".into(), bin, dir.into()],
+    ];
+    (launch, session)
+}
+
+/// Asserts the whole session of `launch`: exactly `want` (argv of each exec, in
+/// order), node images mapped from the real node binary.
+fn assert_session(d: &Daemon, launch: &Value, want: &[Vec<String>]) {
+    let pid = launch["pid"].as_u64().expect("pid");
+    let session = |evs: &[Value]| -> Vec<Value> {
+        evs.iter()
+            .filter(|e| e["kind"] == "exec" && e["session"] == pid)
+            .cloned()
+            .collect()
+    };
+    let evs = d.wait_events(
+        &format!("{} session execs of launch {pid}", want.len()),
+        EVENT_TIMEOUT,
+        |evs| session(evs).len() >= want.len(),
+    );
+    let got = session(&evs);
+    let argvs: Vec<Vec<String>> = got.iter().map(argv_of).collect();
+    assert_eq!(argvs, want, "the session's execs, exactly");
+    let node = canon(&tool("node"));
+    for e in &got {
+        if argv_of(e)[0] == "node" {
+            assert_eq!(e["exe"]["path"], node.as_str(), "node image: {e}");
+        }
+        assert_eq!(e["host"], launch["host"], "same host: {e}");
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+/// (a) The TypeScript SDK client under `mcpwatch run` in monitor mode: the real
+/// filesystem server answers, and the log holds the launch with the kernel's exact
+/// argv of npx and every exec of its session (node, sh, the server's node).
+#[test]
+fn ts_sdk_client_in_monitor_mode_is_followed_through_npx_sh_and_the_server_node() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    let d = Daemon::start("");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let served = tmp.path().join("served");
+    std::fs::create_dir(&served).expect("served dir");
+    let config = tmp.path().join("mcp.json");
+    write_config(
+        &config,
+        "fs",
+        "npx",
+        &["-y", FS_PACKAGE, s(&served)],
+        Some(&peers.dir),
+    );
+
+    let run = ts_client(&d, "ts-monitor", tmp.path(), &peers, &config, "fs");
+    assert_ok(
+        &run,
+        "secure-filesystem-server",
+        &["read_file", "list_directory"],
+    );
+
+    let evs = d.wait_events("the host start", EVENT_TIMEOUT, |evs| {
+        evs.iter()
+            .any(|e| e["kind"] == "host_start" && e["pid"] == run.pid)
+    });
+    let host = evs
+        .iter()
+        .find(|e| e["kind"] == "host_start" && e["pid"] == run.pid)
+        .expect("host_start");
+    assert_eq!(host["host"]["name"], "ts-monitor", "{host}");
+    assert_eq!(
+        argv_of(host),
+        ["node", &client_script("ts-client.mjs"), s(&config), "fs"],
+        "{host}"
+    );
+
+    let (launch_argv, session) = npx_chain(&peers, s(&served));
+    let launch = wait_launch(&d, run.pid, &launch_argv);
+    assert_eq!(
+        launch["ppid"], run.pid,
+        "launched by the client itself: {launch}"
+    );
+    assert_eq!(launch["filename"], tool("npx").as_str(), "{launch}");
+    assert_eq!(
+        launch["exe"]["path"],
+        canon(&shebang(Path::new(&tool("npx")))[0]).as_str()
+    );
+    assert_eq!(launch["cwd"], s(&peers.dir), "the config's cwd: {launch}");
+    assert_eq!(launch["verdict"]["decision"], "unapproved", "{launch}");
+    assert_eq!(launch["verdict"]["mode"], "monitor", "{launch}");
+    assert_session(&d, &launch, &session);
+    let launches: Vec<Vec<String>> = d
+        .events()
+        .iter()
+        .filter(|e| e["kind"] == "launch" && e["host"]["pid"] == run.pid)
+        .map(argv_of)
+        .collect();
+    assert_eq!(launches, vec![launch_argv], "the client launched one thing");
+}
+
+/// (b, c) The TypeScript SDK client in enforce mode: the approved server runs and
+/// answers initialize and tools/list; the same server with one argument changed (a
+/// different directory) is killed before its first instruction and the client fails.
+#[test]
+fn ts_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argument_is_killed() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    let d = Daemon::start("");
+    let host = "ts-enforce";
+    set_mode(&d, host, "enforce");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (approved_dir, other_dir) = (tmp.path().join("approved"), tmp.path().join("other"));
+    std::fs::create_dir(&approved_dir).expect("dir");
+    std::fs::create_dir(&other_dir).expect("dir");
+    let approved = tmp.path().join("approved.json");
+    write_config(
+        &approved,
+        "fs",
+        "npx",
+        &["-y", FS_PACKAGE, s(&approved_dir)],
+        Some(&peers.dir),
+    );
+    let changed = tmp.path().join("changed.json");
+    write_config(
+        &changed,
+        "fs",
+        "npx",
+        &["-y", FS_PACKAGE, s(&other_dir)],
+        Some(&peers.dir),
+    );
+    let record = approve_server(&d, host, &approved, "fs");
+
+    let run = ts_client(&d, host, tmp.path(), &peers, &approved, "fs");
+    assert_ok(
+        &run,
+        "secure-filesystem-server",
+        &["read_file", "list_directory"],
+    );
+    let (launch_argv, session) = npx_chain(&peers, s(&approved_dir));
+    let launch = wait_launch(&d, run.pid, &launch_argv);
+    assert_eq!(launch["verdict"]["decision"], "allowed", "{launch}");
+    assert_eq!(launch["verdict"]["record"], record, "{launch}");
+    assert_session(&d, &launch, &session);
+
+    let run = ts_client(&d, host, tmp.path(), &peers, &changed, "fs");
+    assert_failed(&run);
+    let (launch_argv, _) = npx_chain(&peers, s(&other_dir));
+    let launch = wait_launch(&d, run.pid, &launch_argv);
+    assert_killed(&d, &launch);
+}
+
+/// (d) The Python SDK client with the real `mcp-server-time` in enforce mode: the
+/// approved command answers; one argument changed (another time zone) is killed and
+/// the client fails. The server is a `#!` script of the venv: the kernel runs the
+/// venv's python with the script's path.
+#[test]
+fn py_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argument_is_killed() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    let d = Daemon::start("");
+    let host = "py-enforce";
+    set_mode(&d, host, "enforce");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = s(&peers.time_server);
+    let approved = tmp.path().join("approved.json");
+    write_config(
+        &approved,
+        "time",
+        server,
+        &["--local-timezone", "UTC"],
+        None,
+    );
+    let changed = tmp.path().join("changed.json");
+    write_config(
+        &changed,
+        "time",
+        server,
+        &["--local-timezone", "Europe/Paris"],
+        None,
+    );
+    let record = approve_server(&d, host, &approved, "time");
+
+    let kernel_argv = |tz: &str| -> Vec<String> {
+        let mut v = shebang(&peers.time_server);
+        v.extend([server.to_owned(), "--local-timezone".into(), tz.into()]);
+        v
+    };
+    let run = py_client(&d, host, tmp.path(), &peers, &approved, "time");
+    assert_ok(&run, "mcp-time", &["get_current_time", "convert_time"]);
+    let launch = wait_launch(&d, run.pid, &kernel_argv("UTC"));
+    assert_eq!(launch["verdict"]["decision"], "allowed", "{launch}");
+    assert_eq!(launch["verdict"]["record"], record, "{launch}");
+    assert_eq!(launch["filename"], server, "{launch}");
+    assert_eq!(
+        launch["exe"]["path"],
+        canon(&shebang(&peers.time_server)[0]).as_str(),
+        "the interpreter is the mapped executable: {launch}"
+    );
+
+    let run = py_client(&d, host, tmp.path(), &peers, &changed, "time");
+    assert_failed(&run);
+    let launch = wait_launch(&d, run.pid, &kernel_argv("Europe/Paris"));
+    assert_killed(&d, &launch);
+}
+
+/// `claude mcp list` in `project` with `home` as HOME: Claude Code spawns each
+/// approved project server to check it. Returns the run and the server's status line.
+fn claude_mcp_list(peers: &Peers, project: &Path, home: &Path) -> (Run, String) {
+    let mut cmd = Command::new(&peers.claude);
+    cmd.args(["mcp", "list"]).current_dir(project);
+    clean_env(&mut cmd, home, peers);
+    // No update checks or telemetry (the network is closed anyway).
+    cmd.env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
+    let run = run_bounded(cmd);
+    assert_eq!(
+        run.code,
+        0,
+        "claude mcp list: {}\n{}",
+        run.stdout(),
+        String::from_utf8_lossy(&run.out.stderr)
+    );
+    let line = run
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("fs: "))
+        .unwrap_or_else(|| panic!("claude mcp list names the server fs: {}", run.stdout()))
+        .to_owned();
+    (run, line)
+}
+
+/// (e) Claude Code as a real host, without `mcpwatch run`: the daemon recognises it
+/// by its built-in profile (the npm package's native binary, by inode) and records
+/// the launch of its project's `.mcp.json` server with the exact argv. In enforce
+/// mode the unapproved server is killed and Claude reports it failed to connect;
+/// once approved it connects.
+#[test]
+fn claude_code_is_detected_by_its_profile_and_its_project_server_is_enforced() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    // After setup installed Claude Code: profiles are resolved when the daemon starts.
+    let d = Daemon::start("");
+    let host = "claude-code";
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".claude")).expect("home");
+    std::fs::write(
+        home.join(".claude/settings.json"),
+        r#"{"enableAllProjectMcpServers": true}"#,
+    )
+    .expect("settings");
+    let served = tmp.path().join("served");
+    std::fs::create_dir(&served).expect("served dir");
+    // Inside the peers directory, so npx finds the installed package offline (Claude
+    // starts servers in the project directory and has no per-server cwd).
+    let project = tempfile::Builder::new()
+        .prefix("claude-project-")
+        .tempdir_in(&peers.dir)
+        .expect("project dir");
+    let config = project.path().join(".mcp.json");
+    write_config(&config, "fs", "npx", &["-y", FS_PACKAGE, s(&served)], None);
+    let (launch_argv, session) = npx_chain(&peers, s(&served));
+
+    // Monitor: detected, launch recorded, server connects.
+    let (run, line) = claude_mcp_list(&peers, project.path(), &home);
+    assert!(
+        line.contains("Connected"),
+        "monitor mode lets it run: {line}"
+    );
+    let evs = d.wait_events("Claude Code detected", EVENT_TIMEOUT, |evs| {
+        evs.iter()
+            .any(|e| e["kind"] == "host_start" && e["pid"] == run.pid)
+    });
+    let start = evs
+        .iter()
+        .find(|e| e["kind"] == "host_start" && e["pid"] == run.pid)
+        .expect("host_start");
+    assert_eq!(start["host"]["name"], host, "the built-in profile: {start}");
+    assert_eq!(start["exe"]["path"], s(&peers.claude_exe), "{start}");
+    assert_eq!(argv_of(start), [s(&peers.claude), "mcp", "list"], "{start}");
+    let launch = wait_launch(&d, run.pid, &launch_argv);
+    assert_eq!(launch["cwd"], s(project.path()), "{launch}");
+    assert_eq!(launch["verdict"]["decision"], "unapproved", "{launch}");
+    assert_eq!(launch["verdict"]["mode"], "monitor", "{launch}");
+    assert_session(&d, &launch, &session);
+
+    // Enforce, unapproved: killed before it ran; Claude cannot connect.
+    set_mode(&d, host, "enforce");
+    let (run, line) = claude_mcp_list(&peers, project.path(), &home);
+    assert!(line.contains("Failed to connect"), "{line}");
+    let launch = wait_launch(&d, run.pid, &launch_argv);
+    assert_killed(&d, &launch);
+
+    // Enforce, approved: connects.
+    let record = approve_server(&d, host, &config, "fs");
+    let (run, line) = claude_mcp_list(&peers, project.path(), &home);
+    assert!(line.contains("Connected"), "approved: {line}");
+    let launch = wait_launch(&d, run.pid, &launch_argv);
+    assert_eq!(launch["verdict"]["decision"], "allowed", "{launch}");
+    assert_eq!(launch["verdict"]["record"], record, "{launch}");
+    assert_session(&d, &launch, &session);
+}
