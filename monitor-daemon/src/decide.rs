@@ -13,8 +13,9 @@ use crate::{
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
     daemon::Core,
     event::{raw::RawHoldBypass, Bytes, Event, Kind, Verdict},
+    hosts::import::{parse_config_bytes, Entry, ImportContext, Schema},
     policy::{
-        record::{Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
+        record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,
     },
 };
@@ -719,38 +720,13 @@ impl Core {
         let argv: Vec<Bytes> = argv.into_iter().map(Bytes).collect();
         // Resolve the command with the caller's PATH: the user's environment is the
         // closest thing to the environment the host will launch it with.
-        let environ = std::fs::read(format!("/proc/{}/environ", caller.pid)).unwrap_or_default();
-        let path_var = environ
-            .split(|&b| b == 0)
-            .find_map(|kv| kv.strip_prefix(b"PATH="))
-            .map_or_else(|| DENY_PATH.as_bytes().to_vec(), <[u8]>::to_vec);
+        let path_var = caller_path(caller);
         let (kargv, exe, script) = consent::kernel_command(&argv, &path_var).map_err(failed)?;
-        let (_, exe_sha) = self
-            .consent
-            .hashes
-            .get(&exe)
-            .map_err(|e| failed(format!("{}: {e}", exe.display())))?;
-        let script = match script {
-            Some(s) => {
-                let (_, script_sha) = self
-                    .consent
-                    .hashes
-                    .get(&s)
-                    .map_err(|e| failed(format!("{}: {e}", s.display())))?;
-                Some(crate::policy::record::FileBinding {
-                    path: s.display().to_string(),
-                    sha256: script_sha,
-                })
-            }
-            None => None,
-        };
+        let (exe, script) = self.bind_files(&exe, script.as_deref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
-            exe: crate::policy::record::FileBinding {
-                path: exe.display().to_string(),
-                sha256: exe_sha,
-            },
+            exe,
             script,
             argv: kargv,
             cwd: (!cwd.is_empty()).then(|| Bytes::from(cwd)),
@@ -766,6 +742,170 @@ impl Core {
         };
         r.validate().map_err(failed)?;
         Ok(r)
+    }
+
+    /// The executable's (and script's) content binding, hashed now.
+    fn bind_files(
+        &mut self,
+        exe: &Path,
+        script: Option<&Path>,
+    ) -> Result<(FileBinding, Option<FileBinding>), ApiError> {
+        let mut bind = |p: &Path| {
+            self.consent
+                .hashes
+                .get(p)
+                .map(|(_, sha256)| FileBinding {
+                    path: p.display().to_string(),
+                    sha256,
+                })
+                .map_err(|e| failed(format!("{}: {e}", p.display())))
+        };
+        let exe = bind(exe)?;
+        let script = script.map(&mut bind).transpose()?;
+        Ok((exe, script))
+    }
+
+    /// The record approving server `server` of the config `file` that `host` reads
+    /// (in format `schema`): the daemon reads and resolves the file itself, as the
+    /// caller's host would (the caller's home, environment and PATH; `project` is the
+    /// workspace folder), so what is recorded is what the file says now.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the D-Bus call's arguments, passed through"
+    )]
+    fn import_record(
+        &mut self,
+        host: &str,
+        schema: &str,
+        file: &str,
+        server: &str,
+        project: &str,
+        scope: Scope,
+        note: String,
+        caller: Caller,
+    ) -> Result<Record, ApiError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let schema: Schema = serde_json::from_value(json!(schema))
+            .map_err(|_| failed(format!("unknown config format `{schema}`")))?;
+        let path = Path::new(file);
+        if !path.is_absolute() {
+            return Err(failed(format!(
+                "{file}: the config file must be an absolute path"
+            )));
+        }
+        let meta = std::fs::metadata(path).map_err(|e| failed(format!("{file}: {e}")))?;
+        // The daemon reads as root: only what the caller could read itself.
+        if caller.uid != 0 && meta.uid() != caller.uid && meta.mode() & 0o004 == 0 {
+            return Err(refused(format!(
+                "{file}: not readable by uid {}",
+                caller.uid
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| failed(format!("{file}: {e}")))?;
+        let env: BTreeMap<String, String> = caller_environ(caller)
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, String::from_utf8(v).ok()?)))
+            .collect();
+        let ctx = ImportContext {
+            home: home_of(caller.uid).map(Into::into).unwrap_or_default(),
+            project: (!project.is_empty()).then(|| project.into()),
+            env,
+        };
+        let servers = parse_config_bytes(schema, host, path, &bytes, &ctx)
+            .map_err(|e| failed(e.to_string()))?;
+        let imp = servers
+            .into_iter()
+            .find(|s| s.server == server)
+            .ok_or_else(|| failed(format!("{file} has no server named `{server}`")))?;
+        match &imp.entry {
+            Entry::Local { .. } => {}
+            Entry::Remote { url, .. } => {
+                return Err(failed(format!(
+                    "{server} is a remote server ({url}): nothing runs on this machine, nothing to approve"
+                )))
+            }
+            Entry::Unimportable { reason } => {
+                return Err(failed(format!("{server} cannot be imported: {reason}")))
+            }
+        }
+        let cmd = crate::scan::resolve(&imp, &caller_path(caller))
+            .map_err(|e| failed(format!("{server}: {e}")))?;
+        let script = cmd.script.as_ref().map(std::path::PathBuf::from);
+        let (exe, script) = self.bind_files(Path::new(&cmd.exe), script.as_deref())?;
+        let r = Record {
+            id: 0,
+            host: host.to_owned(),
+            exe,
+            script,
+            argv: cmd.argv,
+            cwd: cmd.cwd.map(|c| Bytes::from(c.as_str())),
+            env: cmd.env,
+            scope,
+            source: Source::Import {
+                file: file.to_owned(),
+                server: server.to_owned(),
+            },
+            created: crate::enrich::now_rfc3339(),
+            note,
+            uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
+        };
+        r.validate().map_err(failed)?;
+        Ok(r)
+    }
+
+    /// What `approve --from-config` would record for one server (see
+    /// [`Self::import_record`]), with its risk flags. JSON, as `PreviewCommand`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the D-Bus call's arguments, passed through"
+    )]
+    pub fn api_preview_import(
+        &mut self,
+        host: &str,
+        schema: &str,
+        file: &str,
+        server: &str,
+        project: &str,
+        caller: Caller,
+    ) -> Result<Value, ApiError> {
+        let r = self.import_record(
+            host,
+            schema,
+            file,
+            server,
+            project,
+            Scope::Always,
+            String::new(),
+            caller,
+        )?;
+        let mut e = Event::new(Kind::Approve, 0, String::new());
+        e.uid = Some(caller.uid);
+        let mut v = self.preview_of(&e, &r);
+        v["source"] = json!(r.source.to_string());
+        Ok(v)
+    }
+
+    /// Approve one server of a config file (see [`Self::import_record`]); the
+    /// record's source is `import:FILE#SERVER`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the D-Bus call's arguments, passed through"
+    )]
+    pub fn api_approve_import(
+        &mut self,
+        host: &str,
+        schema: &str,
+        file: &str,
+        server: &str,
+        project: &str,
+        scope: &str,
+        note: String,
+        caller: Caller,
+    ) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller, "approve")?;
+        let scope = parse_scope(scope)?;
+        let r = self.import_record(host, schema, file, server, project, scope, note, caller)?;
+        self.add_record(r, caller.uid, None)
     }
 
     pub fn api_preview_command(
@@ -1053,6 +1193,29 @@ fn parse_scope(s: &str) -> Result<Scope, ApiError> {
 }
 
 /// A user's home directory, for the risk flags (`~/.ssh` …).
+/// The caller's environment, from /proc (empty if it is gone).
+fn caller_environ(caller: Caller) -> Vec<(String, Vec<u8>)> {
+    let environ = std::fs::read(format!("/proc/{}/environ", caller.pid)).unwrap_or_default();
+    environ
+        .split(|&b| b == 0)
+        .filter_map(|kv| {
+            let eq = kv.iter().position(|&b| b == b'=')?;
+            Some((
+                String::from_utf8_lossy(&kv[..eq]).into_owned(),
+                kv[eq + 1..].to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// The caller's PATH, or the system default when it has none.
+fn caller_path(caller: Caller) -> Vec<u8> {
+    caller_environ(caller)
+        .into_iter()
+        .find_map(|(k, v)| (k == "PATH").then_some(v))
+        .unwrap_or_else(|| DENY_PATH.as_bytes().to_vec())
+}
+
 fn home_of(uid: u32) -> Option<String> {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()

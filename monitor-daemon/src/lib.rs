@@ -12,5 +12,6 @@ pub mod hosts;
 pub mod journal;
 pub mod logfile;
 pub mod policy;
+pub mod scan;
 pub mod sensor;
 pub mod tracker;

@@ -147,6 +147,47 @@ impl DaemonApi {
         answer(core.api_approve_command(&host, argv, &cwd, &scope, note, from))
     }
 
+    /// What `approve --from-config` would record for server `server` of config
+    /// `file` (format `schema`, read by `host`; `project` the workspace folder or
+    /// empty). The daemon reads and resolves the file itself. JSON.
+    #[allow(clippy::too_many_arguments)]
+    async fn preview_import(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        host: String,
+        schema: String,
+        file: String,
+        server: String,
+        project: String,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(core.api_preview_import(&host, &schema, &file, &server, &project, from))
+    }
+
+    /// Approve one server of a config file, as `preview_import` shows it; the
+    /// record's source is `import:FILE#SERVER`.
+    #[allow(clippy::too_many_arguments)]
+    async fn approve_import(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        host: String,
+        schema: String,
+        file: String,
+        server: String,
+        project: String,
+        scope: String,
+        note: String,
+    ) -> fdo::Result<String> {
+        let from = caller(conn, &hdr).await?;
+        let mut core = self.shared.core.lock().expect("core lock");
+        answer(
+            core.api_approve_import(&host, &schema, &file, &server, &project, &scope, note, from),
+        )
+    }
+
     async fn revoke(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -290,6 +331,27 @@ pub mod client {
             host: &str,
             argv: Vec<Vec<u8>>,
             cwd: &str,
+            scope: &str,
+            note: &str,
+        ) -> zbus::Result<String>;
+        /// What approving server `server` of config `file` would record (JSON).
+        fn preview_import(
+            &self,
+            host: &str,
+            schema: &str,
+            file: &str,
+            server: &str,
+            project: &str,
+        ) -> zbus::Result<String>;
+        /// Approve server `server` of config `file`; returns the record.
+        #[allow(clippy::too_many_arguments)]
+        fn approve_import(
+            &self,
+            host: &str,
+            schema: &str,
+            file: &str,
+            server: &str,
+            project: &str,
             scope: &str,
             note: &str,
         ) -> zbus::Result<String>;

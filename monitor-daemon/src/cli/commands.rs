@@ -106,6 +106,26 @@ pub enum Command {
     /// managed policy files are printed to stderr as warnings (exit status stays 0).
     #[command(after_long_help = RECORDS_EXAMPLES)]
     Records(RecordsArgs),
+    /// List every local MCP server the hosts' config files name, resolved to the
+    /// exact command the kernel will see, and whether it is approved.
+    ///
+    /// Reads the user-level configs of every known host (Claude Desktop, Claude
+    /// Code, Cursor, VS Code, Windsurf, Zed, Gemini CLI, Codex, Goose, Cline, Roo
+    /// Code, Continue, LM Studio) in your home, and the project-level ones of the
+    /// current directory, of each --project and of the projects in ~/.claude.json;
+    /// JSON, JSONC, TOML and YAML. Each entry is resolved as its host would:
+    /// variables (`${workspaceFolder}`, `${env:X}`, `${VAR:-default}`, …), PATH
+    /// lookup, symlinks, and a `#!` script's interpreter. For each server: host,
+    /// file, name, the full command (never truncated), its risk flags and its
+    /// status: approved, not approved, or changed since approval (with what
+    /// changed). Remote (URL) servers are listed as such. A file that cannot be
+    /// parsed is reported with its line and column; the others are still read.
+    ///
+    /// Exit status: 0 every local, enabled server is approved; 3 some are not
+    /// approved or changed since approval; 1 a file could not be parsed or the
+    /// daemon's records could not be read (the rest is still listed).
+    #[command(after_long_help = SCAN_EXAMPLES)]
+    Scan(super::scan::ScanArgs),
     /// Approve one exact command for a host, after showing it in full with its risks.
     ///
     /// Either a launch the daemon recorded (`EVENT_ID`, as shown by `mcpwatch log` and in
@@ -176,6 +196,12 @@ Examples:
   mcpwatch records
   mcpwatch records --json > approvals.json";
 
+const SCAN_EXAMPLES: &str = "Examples:
+  mcpwatch scan
+  mcpwatch scan --project ~/src/app --host cursor
+  mcpwatch scan --json | jq '.servers[] | select(.status.status != \"approved\")'
+  sudo mcpwatch scan --all-users";
+
 const APPROVE_EXAMPLES: &str = "\
 Examples:
   # a launch that was blocked or alerted on (the id is in the event)
@@ -186,7 +212,11 @@ Examples:
   mcpwatch approve 1234 --once
   mcpwatch approve 1234 --until 2026-12-31T23:59:59Z --note 'trial of the git server'
   # from a script, after reviewing the command yourself
-  mcpwatch approve 1234 --yes";
+  mcpwatch approve 1234 --yes
+  # the servers of the hosts' config files (see `mcpwatch scan`): all, one host's, one
+  mcpwatch approve --from-config
+  mcpwatch approve --from-config cursor --project ~/src/app
+  mcpwatch approve --from-config claude-code/filesystem --yes";
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -215,11 +245,25 @@ pub struct RecordsArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("what").required(true).args(["event_id", "host"])))]
+#[command(group(ArgGroup::new("what").required(true).args(["event_id", "host", "from_config"])))]
 pub struct ApproveArgs {
     /// Id of a recorded launch event to approve (see `mcpwatch log --json`).
-    #[arg(value_name = "EVENT_ID", conflicts_with_all = ["host", "cwd", "command"])]
+    #[arg(value_name = "EVENT_ID", conflicts_with_all = ["host", "cwd", "command", "from_config"])]
     pub event_id: Option<u64>,
+    /// Approve servers from the hosts' config files (as `mcpwatch scan` lists
+    /// them): all of them, one host's (`cursor`), or one server (`cursor/github`).
+    /// Each one not approved yet is shown in full with its risks and approved on
+    /// a yes; the record's source says which file and server it came from.
+    #[arg(
+        long,
+        value_name = "HOST[/SERVER]",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with_all = ["host", "cwd", "command"]
+    )]
+    pub from_config: Option<String>,
+    #[command(flatten)]
+    pub sources: super::scan::Sources,
     /// Host profile to approve the command for (with a command after `--`).
     #[arg(long, value_name = "HOST", requires = "command")]
     pub host: Option<String>,
@@ -392,6 +436,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         Command::Tree(a) => log(&a.into()),
         Command::Audit(a) => audit(&a),
         Command::Records(a) => records(&a),
+        Command::Scan(a) => super::scan::scan(&a),
         Command::Approve(a) => approve(&a),
         Command::Revoke(a) => revoke(&a),
         Command::Pending(a) => pending(&a),
@@ -981,7 +1026,7 @@ const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
 
 /// Why a daemon call did not give an answer; decides the exit status.
 #[derive(Debug)]
-enum CallError {
+pub(crate) enum CallError {
     /// No bus, or nobody owns org.mcpwatch1: exit 1.
     Unreachable(anyhow::Error),
     /// The daemon refused (`AccessDenied`): exit 4, with its message.
@@ -1051,26 +1096,26 @@ fn classify(method: &str, err: zbus::Error) -> CallError {
 }
 
 /// A daemon answer: the JSON text as sent and parsed.
-struct Answer {
-    raw: String,
-    json: Value,
+pub(crate) struct Answer {
+    pub(crate) raw: String,
+    pub(crate) json: Value,
 }
 
 /// A connection to the daemon for one command (a few calls, maybe a question to
 /// the user in between).
-struct Daemon {
+pub(crate) struct Daemon {
     rt: tokio::runtime::Runtime,
-    proxy: DaemonProxy<'static>,
+    pub(crate) proxy: DaemonProxy<'static>,
 }
 
 impl Daemon {
-    fn connect() -> anyhow::Result<Self> {
+    pub(crate) fn connect() -> anyhow::Result<Self> {
         let rt = runtime()?;
         let proxy = rt.block_on(proxy()).map_err(CallError::Unreachable)?;
         Ok(Self { rt, proxy })
     }
 
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         call: impl Future<Output = zbus::Result<String>>,
@@ -1094,7 +1139,7 @@ impl Daemon {
 
 /// Columns to wrap commands at: the terminal's width when stdout is one; `None`
 /// (one line per command, for scripts and `grep`) otherwise.
-fn out_width() -> Option<usize> {
+pub(crate) fn out_width() -> Option<usize> {
     let stdout = io::stdout();
     if !stdout.is_terminal() {
         return None;
@@ -1123,7 +1168,7 @@ fn out_width() -> Option<usize> {
 
 /// What the person at the terminal said.
 #[derive(Debug, PartialEq, Eq)]
-enum Confirm {
+pub(crate) enum Confirm {
     Yes,
     No,
     /// stdin is not a terminal: nobody to ask.
@@ -1139,7 +1184,7 @@ fn is_yes(line: &str) -> bool {
 /// answers: a pipe (`yes | mcpwatch approve …`) is not a person; use --yes.
 /// `details` (already on stdout) are repeated on stderr when stdout is not the
 /// terminal, so the person sees what they answer about.
-fn confirm(question: &str, details: &str) -> io::Result<Confirm> {
+pub(crate) fn confirm(question: &str, details: &str) -> io::Result<Confirm> {
     let stdin = io::stdin();
     if !stdin.is_terminal() {
         return Ok(Confirm::NoTerminal);
@@ -1161,7 +1206,7 @@ fn confirm(question: &str, details: &str) -> io::Result<Confirm> {
 
 /// Write to stdout; a reader that went away (`mcpwatch records | head`) is not an
 /// error.
-fn emit(text: &str) -> io::Result<()> {
+pub(crate) fn emit(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -1196,7 +1241,7 @@ fn records(a: &RecordsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The scope argument of Approve: empty for the daemon's default (always).
-fn scope_arg(once: bool, until: Option<&str>) -> String {
+pub(crate) fn scope_arg(once: bool, until: Option<&str>) -> String {
     match (once, until) {
         (true, _) => "once".to_owned(),
         (false, Some(t)) => format!("until={t}"),
@@ -1219,6 +1264,16 @@ fn cwd_arg(cwd: Option<&Path>) -> anyhow::Result<String> {
 }
 
 fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
+    if let Some(selector) = &a.from_config {
+        return super::scan::approve_from_config(&super::scan::FromConfig {
+            selector,
+            sources: &a.sources,
+            once: a.once,
+            until: a.until.as_deref(),
+            note: &a.note,
+            yes: a.yes,
+        });
+    }
     let scope = scope_arg(a.once, a.until.as_deref());
     let argv: Vec<Vec<u8>> = a.command.iter().map(|s| s.clone().into_vec()).collect();
     let cwd = cwd_arg(a.cwd.as_deref())?;
@@ -1295,7 +1350,7 @@ fn approve(a: &ApproveArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A JSON scalar as text (`?` when absent).
-fn json_text(v: &Value) -> String {
+pub(crate) fn json_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "?".to_owned(),
