@@ -162,6 +162,10 @@ pub struct Core {
     pub config: Config,
     /// Last time watched record files were re-checked.
     pub(crate) last_verify: std::time::Instant,
+    /// The hosts' MCP config files, watched for drift.
+    pub(crate) configs: crate::configwatch::ConfigWatch,
+    pub(crate) last_config_scan: std::time::Instant,
+    pub(crate) last_config_poll: std::time::Instant,
 }
 
 impl Core {
@@ -695,6 +699,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("opening the consent store")?,
         config: config.clone(),
         last_verify: std::time::Instant::now(),
+        configs: crate::configwatch::ConfigWatch::default(),
+        last_config_scan: std::time::Instant::now(),
+        last_config_poll: std::time::Instant::now(),
         journal: match config.journal.as_str() {
             "on" => Some(
                 crate::journal::Journal::connect(&config.journal_socket).with_context(|| {
@@ -710,6 +717,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ => None,
         },
     };
+    core.refresh_config_watch();
+    info!(
+        files = core.configs.len(),
+        "watching MCP config files for changes"
+    );
     let mut start = core.new_event(Kind::DaemonStart);
     start.pid = std::process::id();
     start.message = Some(format!(
@@ -947,6 +959,7 @@ async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
                 let mut core = shared.core.lock().expect("core lock");
                 core.check_losses();
                 core.tick_consent();
+                core.tick_configs();
                 let _ = core.log.flush();
             }
         }

@@ -942,12 +942,17 @@ impl Core {
         caller_uid: u32,
         from_event: Option<u64>,
     ) -> Result<Value, ApiError> {
+        let imported = matches!(r.source, Source::Import { .. });
         let id = self
             .consent
             .store
             .add(r)
             .map_err(|e| failed(format!("saving the consent store: {e}")))?;
         self.sync_kernel();
+        // A record imported from a project's config: watch that project too.
+        if imported {
+            self.refresh_config_watch();
+        }
         let r = self
             .consent
             .store

@@ -3,6 +3,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod configwatch;
 pub mod consent;
 pub mod daemon;
 pub mod decide;

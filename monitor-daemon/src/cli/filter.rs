@@ -20,7 +20,7 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use crate::event::{Event, Kind};
 
 /// Every event kind, in schema order (what `--kind` accepts).
-pub const KINDS: [Kind; 22] = [
+pub const KINDS: [Kind; 23] = [
     Kind::DaemonStart,
     Kind::DaemonStop,
     Kind::HostStart,
@@ -43,6 +43,7 @@ pub const KINDS: [Kind; 22] = [
     Kind::HoldBypass,
     Kind::LogRotate,
     Kind::LogRetention,
+    Kind::ConfigChange,
 ];
 
 /// The values of `verdict.decision` (what `--verdict` accepts).
@@ -854,7 +855,8 @@ mod tests {
                 | Kind::RecordStale
                 | Kind::HoldBypass
                 | Kind::LogRotate
-                | Kind::LogRetention => {}
+                | Kind::LogRetention
+                | Kind::ConfigChange => {}
             }
             assert_eq!(parse_kind(k.as_str()), Ok(k));
         }

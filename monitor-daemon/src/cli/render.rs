@@ -135,7 +135,8 @@ impl<'a> Tree<'a> {
             | Kind::RecordStale
             | Kind::HoldBypass
             | Kind::LogRotate
-            | Kind::LogRetention => {}
+            | Kind::LogRetention
+            | Kind::ConfigChange => {}
             Kind::Fork => {
                 if let Some(child) = e.child_pid {
                     self.fork_parent.insert(child, e.pid);

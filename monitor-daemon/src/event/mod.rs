@@ -75,6 +75,9 @@ pub enum Kind {
     HoldBypass,
     /// The first record of a new log file: where the previous records went.
     LogRotate,
+    /// A watched MCP config file changed: a server added, removed or changed, or
+    /// the file broken or removed; `config` says which and what changed.
+    ConfigChange,
     /// Retention removed an old log file; `message` ends in `last=ID head=HASH`,
     /// the anchor the chain continues from.
     LogRetention,
@@ -101,6 +104,7 @@ impl Kind {
                 | Self::PolicyError
                 | Self::RecordStale
                 | Self::HoldBypass
+                | Self::ConfigChange
         )
     }
 
@@ -128,6 +132,7 @@ impl Kind {
             Self::HoldBypass => "hold_bypass",
             Self::LogRotate => "log_rotate",
             Self::LogRetention => "log_retention",
+            Self::ConfigChange => "config_change",
         }
     }
 }
@@ -374,6 +379,9 @@ pub struct Event {
     /// Launches and session execs checked against consent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// Config change: the file, server and what changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<crate::configwatch::ConfigChange>,
     /// Approve / revoke / stale: the consent record concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<u64>,
@@ -424,6 +432,7 @@ impl Event {
             duration: None,
             lost: None,
             verdict: None,
+            config: None,
             record: None,
             message: None,
             prev: None,
