@@ -12,6 +12,10 @@
 //!   the script can only be recognised by the name it was executed under. A bin link
 //!   (`/usr/bin/gemini`) and its target are different strings: both are keyed.
 //!
+//! - `helpers`, keyed like `exe` — the host's own helper executables (Electron's
+//!   `chrome-sandbox` and `chrome_crashpad_handler` next to the main binary): the
+//!   host runs them itself, they are not MCP servers.
+//!
 //! Resolution is pure over [`HostFs`], so it is unit-tested with a fake filesystem;
 //! [`RealFs`] is the thin layer over the real one. Resolution is a snapshot: a host
 //! installed, upgraded (npm replaces the file: new inode) or mounted (an `AppImage`) later
@@ -33,7 +37,7 @@ use serde::{Deserialize, Serialize};
 /// Entries are absolute path globs (`*`, `?`, `[...]` within one path component); a
 /// leading `~/` stands for *every* home directory on the machine, so a system daemon
 /// finds per-user installs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostProfile {
     /// Stable identifier, e.g. `claude-code`; used by consent records and `mcpwatch
@@ -49,6 +53,16 @@ pub struct HostProfile {
     /// the exact path passed to execve (at most `HOST_PATH_KEY - 1` bytes).
     #[serde(default)]
     pub scripts: Vec<String>,
+    /// The host's own helper executables (ELF) that are not the host binary, e.g.
+    /// Electron's `chrome-sandbox` and `chrome_crashpad_handler` next to it; matched
+    /// by device and inode like `exe`.
+    #[serde(default)]
+    pub helpers: Vec<String>,
+    /// The host runs the login-shell environment probe `$SHELL -l -i -c …` to read
+    /// the user's environment (VS Code and its forks, Claude Desktop): that shell is
+    /// the host's own, not an MCP server.
+    #[serde(default)]
+    pub env_probe: bool,
 }
 
 impl HostProfile {
@@ -104,7 +118,26 @@ fn profile(name: &str, display: &str, exe: Vec<String>, scripts: Vec<String>) ->
         display: display.to_owned(),
         exe,
         scripts,
+        ..HostProfile::default()
     }
+}
+
+/// Electron ships `chrome-sandbox` (the setuid sandbox helper) and, since it moved
+/// to Crashpad, `chrome_crashpad_handler` in the directory of the app's main binary;
+/// the app executes both itself.
+fn electron_helpers(exes: &[String]) -> Vec<String> {
+    let mut helpers = Vec::new();
+    for exe in exes {
+        if let Some((dir, _)) = exe.rsplit_once('/') {
+            for helper in ["chrome-sandbox", "chrome_crashpad_handler"] {
+                let path = format!("{dir}/{helper}");
+                if !helpers.contains(&path) {
+                    helpers.push(path);
+                }
+            }
+        }
+    }
+    helpers
 }
 
 /// The host profiles mcpwatch knows without configuration. The profile index in
@@ -255,22 +288,83 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
         .chain(npm_bins("codex"))
         .collect();
 
+    // The index in this list is the id the kernel records: append only.
     vec![
-        profile("claude-code", "Claude Code", claude_exe, claude_scripts),
-        profile(
-            "claude-desktop",
-            "Claude Desktop",
-            claude_desktop_exe,
-            vec![],
-        ),
-        profile("cursor", "Cursor", cursor_exe, vec![]),
-        profile("vscode", "Visual Studio Code", vscode_exe, vec![]),
-        profile("vscodium", "VSCodium", vscodium_exe, vec![]),
-        profile("windsurf", "Windsurf", windsurf_exe, vec![]),
-        profile("zed", "Zed", zed_exe, vec![]),
-        profile("gemini-cli", "Gemini CLI", vec![], gemini_scripts),
-        profile("codex", "Codex CLI", codex_exe, codex_scripts),
+        HostProfile {
+            ..profile("claude-code", "Claude Code", claude_exe, claude_scripts)
+        },
+        HostProfile {
+            helpers: electron_helpers(&claude_desktop_exe),
+            ..profile("zed", "Zed", zed_exe, vec![])
+        },
+        HostProfile {
+            ..profile("gemini-cli", "Gemini CLI", vec![], gemini_scripts)
+        },
+        HostProfile {
+            ..profile("codex", "Codex CLI", codex_exe, codex_scripts)
+        },
+        goose_profile(),
+        lm_studio_profile(),
+        continue_profile(),
     ]
+}
+
+fn goose_profile() -> HostProfile {
+    // Goose (block/goose, now aaif-goose/goose). CLI: `download_cli.sh` installs the
+    // Rust binary to `$GOOSE_BIN_DIR`, default `~/.local/bin/goose`. Desktop: the
+    // Electron app (.deb/.rpm from electron-forge) is `/usr/lib/goose/goose` since
+    // 1.10.0 (`/usr/lib/goose/Goose` before, goose#5176); it starts the agent server
+    // `/usr/lib/goose/resources/bin/goosed` (seen in its logs, goose#3820), and
+    // goosed spawns the extensions. `/opt/Goose` (a tarball extracted by hand) —
+    // unverified.
+    let goose_electron = strings(&[
+        "/usr/lib/goose/goose",
+        "/usr/lib/goose/Goose",
+        "/opt/Goose/goose",
+        "/opt/Goose/Goose",
+    ]);
+    let mut goose_exe = strings(&[
+        "~/.local/bin/goose",
+        "/usr/lib/goose/resources/bin/goosed",
+        "/opt/Goose/resources/bin/goosed",
+    ]);
+    goose_exe.extend(goose_electron.iter().cloned());
+    HostProfile {
+        helpers: electron_helpers(&goose_electron),
+        ..profile("goose", "Goose", goose_exe, vec![])
+    }
+}
+
+fn lm_studio_profile() -> HostProfile {
+    // LM Studio: an Electron app, shipped as an AppImage (`LM-Studio-<v>.AppImage`,
+    // mounted at `/tmp/.mount_LM-Stu<random>` with the binary `lm-studio` at the
+    // root — unverified) and as a .deb (electron-builder's default
+    // `/opt/LM Studio/lm-studio`, or `/opt/lm-studio` — unverified). Its CLI `lms` is installed by the
+    // app at `~/.lmstudio/bin/lms` (LM Studio docs); the app, not `lms`, runs MCP
+    // servers, but `lms` starts the app's headless server.
+    let lm_studio_electron = strings(&[
+        "/tmp/.mount_LM-Stu*/lm-studio",
+        "/opt/LM Studio/lm-studio",
+        "/opt/lm-studio/lm-studio",
+    ]);
+    let mut lm_studio_exe = lm_studio_electron.clone();
+    lm_studio_exe.push("~/.lmstudio/bin/lms".to_owned());
+    HostProfile {
+        helpers: electron_helpers(&lm_studio_electron),
+        ..profile("lm-studio", "LM Studio", lm_studio_exe, vec![])
+    }
+}
+
+fn continue_profile() -> HostProfile {
+    // Continue: the `cn` CLI, npm `@continuedev/cli` (`bin: {cn: "dist/cn.js"}` in
+    // 1.5.47, from the registry), a node script. Its IDE extension runs inside VS
+    // Code (or JetBrains): those servers are the editor's launches.
+    let continue_scripts: Vec<String> = npm_modules("@continuedev/cli/dist/cn.js")
+        .chain(npm_bins("cn"))
+        .collect();
+    HostProfile {
+        ..profile("continue", "Continue CLI", vec![], continue_scripts)
+    }
 }
 
 /// Identity of a file as `stat(2)` reports it (following symlinks).
@@ -399,6 +493,9 @@ pub fn path_key(path: &Path) -> Option<PathKey> {
 pub struct Resolved {
     /// `HOST_EXES` entries: key, profile index, canonical path of the executable.
     pub exes: Vec<(ExeKey, u32, PathBuf)>,
+    /// The hosts' helper executables, keyed like `exes` (a helper claimed by two
+    /// profiles goes to the first).
+    pub helpers: Vec<(ExeKey, u32, PathBuf)>,
     /// `HOST_PATHS` entries: key, profile index, the path the key spells.
     pub paths: Vec<(PathKey, u32, PathBuf)>,
     /// Problems worth telling the operator (one line each, naming the host).
@@ -473,35 +570,87 @@ fn matches_of(
 /// Resolves profiles to map entries. The profile index in `profiles` is the id the
 /// kernel records. Keys claimed by two profiles go to the first, with a warning.
 pub fn resolve(profiles: &[HostProfile], fs: &dyn HostFs) -> Resolved {
-    let homes = fs.home_dirs();
-    let mut out = Resolved::default();
-    let mut exe_owner: HashMap<ExeKey, u32> = HashMap::new();
-    let mut path_owner: HashMap<Vec<u8>, u32> = HashMap::new();
-
+    let mut resolver = Resolver {
+        profiles,
+        homes: fs.home_dirs(),
+        fs,
+        out: Resolved::default(),
+        exe_owner: HashMap::new(),
+        helper_owner: HashMap::new(),
+        path_owner: HashMap::new(),
+    };
     for (index, profile) in profiles.iter().enumerate() {
         let Ok(id) = u32::try_from(index) else {
-            out.warnings.push(format!(
+            resolver.out.warnings.push(format!(
                 "more than {} host profiles; ignoring the rest",
                 u32::MAX
             ));
             break;
         };
-        let host = profile.name.as_str();
+        resolver.add_files(id, &profile.exe, FileKind::Exe);
+        resolver.add_files(id, &profile.helpers, FileKind::Helper);
+        resolver.add_scripts(id, &profile.scripts);
+    }
+    resolver.out
+}
 
-        for entry in &profile.exe {
-            let matches = matches_of(entry, host, &homes, fs, &mut out.warnings);
-            if matches.is_empty() {
-                out.unmatched.push((id, entry.clone()));
-            }
-            for found in matches {
-                let Some(canonical) = canonical_file(fs, &found, host, &mut out.warnings) else {
+/// What an `(dev, ino)`-keyed entry of a profile is.
+#[derive(Clone, Copy)]
+enum FileKind {
+    Exe,
+    Helper,
+}
+
+impl FileKind {
+    fn what(self) -> &'static str {
+        match self {
+            FileKind::Exe => "the executable",
+            FileKind::Helper => "a helper",
+        }
+    }
+}
+
+/// The state of one [`resolve`]: who owns which key so far.
+struct Resolver<'a> {
+    profiles: &'a [HostProfile],
+    homes: Vec<PathBuf>,
+    fs: &'a dyn HostFs,
+    out: Resolved,
+    exe_owner: HashMap<ExeKey, u32>,
+    helper_owner: HashMap<ExeKey, u32>,
+    path_owner: HashMap<Vec<u8>, u32>,
+}
+
+impl Resolver<'_> {
+    fn host(&self, id: u32) -> &str {
+        &self.profiles[id as usize].name
+    }
+
+    /// Every file an entry matches (counted as unmatched when there is none).
+    fn matches(&mut self, id: u32, entry: &str) -> Vec<PathBuf> {
+        let host = &self.profiles[id as usize].name;
+        let matches = matches_of(entry, host, &self.homes, self.fs, &mut self.out.warnings);
+        if matches.is_empty() {
+            self.out.unmatched.push((id, entry.to_owned()));
+        }
+        matches
+    }
+
+    /// `exe` and `helpers` entries: keyed by the `(dev, ino)` of the file.
+    fn add_files(&mut self, id: u32, entries: &[String], kind: FileKind) {
+        for entry in entries {
+            for found in self.matches(id, entry) {
+                let host = self.host(id).to_owned();
+                let Some(canonical) =
+                    canonical_file(self.fs, &found, &host, &mut self.out.warnings)
+                else {
                     continue;
                 };
-                let file = match fs.stat(&canonical) {
+                let file = match self.fs.stat(&canonical) {
                     Ok(file) if file.is_file => file,
                     Ok(_) => continue,
                     Err(e) => {
-                        out.warnings.push(format!(
+                        self.out.warnings.push(format!(
                             "host {host}: cannot stat {}: {e}",
                             canonical.display()
                         ));
@@ -513,41 +662,76 @@ pub fn resolve(profiles: &[HostProfile], fs: &dyn HostFs) -> Resolved {
                     _pad: 0,
                     ino: file.ino,
                 };
-                match exe_owner.get(&key) {
+                let (owners, keyed) = match kind {
+                    FileKind::Exe => (&mut self.exe_owner, &mut self.out.exes),
+                    FileKind::Helper => (&mut self.helper_owner, &mut self.out.helpers),
+                };
+                match owners.get(&key) {
                     Some(&owner) if owner == id => {}
-                    Some(&owner) => out.warnings.push(format!(
-                        "host {host}: {} is already the executable of host {}; kept there",
+                    Some(&owner) => self.out.warnings.push(format!(
+                        "host {host}: {} is already {} of host {}; kept there",
                         canonical.display(),
-                        profiles[owner as usize].name
+                        kind.what(),
+                        self.profiles[owner as usize].name
                     )),
                     None => {
-                        exe_owner.insert(key, id);
-                        out.exes.push((key, id, canonical));
+                        owners.insert(key, id);
+                        keyed.push((key, id, canonical));
                     }
                 }
             }
         }
+    }
 
-        for entry in &profile.scripts {
-            let matches = matches_of(entry, host, &homes, fs, &mut out.warnings);
-            if matches.is_empty() {
-                out.unmatched.push((id, entry.clone()));
-            }
-            for found in matches {
-                let Some(canonical) = canonical_file(fs, &found, host, &mut out.warnings) else {
+    /// `scripts` entries: keyed by the exec filename, link and canonical path.
+    fn add_scripts(&mut self, id: u32, entries: &[String]) {
+        for entry in entries {
+            for found in self.matches(id, entry) {
+                let host = self.host(id).to_owned();
+                let Some(canonical) =
+                    canonical_file(self.fs, &found, &host, &mut self.out.warnings)
+                else {
                     continue;
                 };
-                if !fs.stat(&canonical).is_ok_and(|file| file.is_file) {
+                if !self.fs.stat(&canonical).is_ok_and(|file| file.is_file) {
                     continue;
                 }
                 // The exec filename is whichever of the two the caller used.
                 for path in [found, canonical] {
-                    add_path(&mut out, &mut path_owner, profiles, id, path);
+                    self.add_path(id, path);
                 }
             }
         }
     }
-    out
+
+    fn add_path(&mut self, id: u32, path: PathBuf) {
+        let host = &self.profiles[id as usize].name;
+        let bytes = path.as_os_str().as_bytes().to_vec();
+        match self.path_owner.get(&bytes) {
+            Some(&o) if o == id => {}
+            Some(&o) => self.out.warnings.push(format!(
+                "host {host}: {} is already a script of host {}; kept there",
+                path.display(),
+                self.profiles[o as usize].name
+            )),
+            None => {
+                let Some(key) = path_key(&path) else {
+                    self.out.warnings.push(format!(
+                        "host {host}: {} is {} bytes, longer than the {} the kernel matches; \
+                         exec through this path is not recognised",
+                        path.display(),
+                        bytes.len(),
+                        HOST_PATH_KEY - 1
+                    ));
+                    // Remember it so the same path is not warned about twice.
+                    self.path_owner.insert(bytes, id);
+                    return;
+                };
+                self.path_owner.insert(bytes, id);
+                self.out.paths.push((key, id, path));
+            }
+        }
+    }
 }
 
 /// The canonical path of a glob match; `None` (with a warning) for a dangling link.
@@ -565,41 +749,6 @@ fn canonical_file(
                 found.display()
             ));
             None
-        }
-    }
-}
-
-fn add_path(
-    out: &mut Resolved,
-    owner: &mut HashMap<Vec<u8>, u32>,
-    profiles: &[HostProfile],
-    id: u32,
-    path: PathBuf,
-) {
-    let host = &profiles[id as usize].name;
-    let bytes = path.as_os_str().as_bytes().to_vec();
-    match owner.get(&bytes) {
-        Some(&o) if o == id => {}
-        Some(&o) => out.warnings.push(format!(
-            "host {host}: {} is already a script of host {}; kept there",
-            path.display(),
-            profiles[o as usize].name
-        )),
-        None => {
-            let Some(key) = path_key(&path) else {
-                out.warnings.push(format!(
-                    "host {host}: {} is {} bytes, longer than the {} the kernel matches; \
-                     exec through this path is not recognised",
-                    path.display(),
-                    bytes.len(),
-                    HOST_PATH_KEY - 1
-                ));
-                // Remember it so the same path is not warned about twice.
-                owner.insert(bytes, id);
-                return;
-            };
-            owner.insert(bytes, id);
-            out.paths.push((key, id, path));
         }
     }
 }
@@ -984,8 +1133,12 @@ mod tests {
         let fs = FakeFs::new().home("/root").home("/home/ada");
         let profiles = builtin_profiles();
         let resolved = resolve(&profiles, &fs);
-        let entries: usize = profiles.iter().map(|p| p.exe.len() + p.scripts.len()).sum();
+        let entries: usize = profiles
+            .iter()
+            .map(|p| p.exe.len() + p.helpers.len() + p.scripts.len())
+            .sum();
         assert!(resolved.exes.is_empty() && resolved.paths.is_empty());
+        assert!(resolved.helpers.is_empty());
         assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
         assert_eq!(resolved.unmatched.len(), entries);
     }
@@ -1052,16 +1205,131 @@ mod tests {
             "zed",
             "gemini-cli",
             "codex",
+            "goose",
+            "lm-studio",
+            "continue",
         ] {
             assert!(names.contains(expected), "{expected}");
         }
         for p in &profiles {
             assert!(!p.exe.is_empty() || !p.scripts.is_empty(), "{}", p.name);
-            for entry in p.exe.iter().chain(&p.scripts) {
+            for entry in p.exe.iter().chain(&p.scripts).chain(&p.helpers) {
                 assert!(entry.starts_with('/') || entry.starts_with("~/"), "{entry}");
                 Pattern::new(entry).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn existing_builtin_indices_are_stable_and_new_hosts_are_appended() {
+        // The index is the profile id the kernel records: never reorder.
+        let names: Vec<String> = builtin_profiles().into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            [
+                "claude-code",
+                "claude-desktop",
+                "cursor",
+                "vscode",
+                "vscodium",
+                "windsurf",
+                "zed",
+                "gemini-cli",
+                "codex",
+                "goose",
+                "lm-studio",
+                "continue",
+            ]
+        );
+    }
+
+    #[test]
+    fn builtin_profiles_have_helpers_and_env_probes() {
+        let profiles = builtin_profiles();
+        let probing: Vec<&str> = profiles
+            .iter()
+            .filter(|p| p.env_probe)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(
+            probing,
+            ["claude-desktop", "cursor", "vscode", "vscodium", "windsurf"]
+        );
+        // Electron apps have helpers next to their binary; Zed and the CLIs none.
+        let vscode = profiles.iter().find(|p| p.name == "vscode").unwrap();
+        assert!(vscode
+            .helpers
+            .contains(&"/usr/share/code/chrome-sandbox".to_owned()));
+        for name in ["zed", "claude-code", "gemini-cli", "codex", "continue"] {
+            let p = profiles.iter().find(|p| p.name == name).unwrap();
+            assert!(p.helpers.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn helpers_resolve_like_exes_into_their_own_list() {
+        let fs = FakeFs::new()
+            .file("/usr/share/code/code", (8, 1), 20)
+            .file("/usr/share/code/chrome-sandbox", (8, 1), 21)
+            .file("/usr/share/code/chrome_crashpad_handler", (8, 1), 22);
+        let profiles = builtin_profiles();
+        let vscode = index_of(&profiles, "vscode");
+        let resolved = resolve(&profiles, &fs);
+        assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+        let exes: Vec<(u64, u32)> = resolved
+            .exes
+            .iter()
+            .map(|(k, id, _)| (k.ino, *id))
+            .collect();
+        assert_eq!(exes, [(20, vscode)]);
+        let helpers: Vec<(u64, u32, &str)> = resolved
+            .helpers
+            .iter()
+            .map(|(k, id, p)| {
+                assert_eq!(k.dev, (8 << 20) | 1);
+                (k.ino, *id, p.to_str().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            helpers,
+            [
+                (21, vscode, "/usr/share/code/chrome-sandbox"),
+                (22, vscode, "/usr/share/code/chrome_crashpad_handler"),
+            ]
+        );
+    }
+
+    #[test]
+    fn helper_claimed_by_two_profiles_goes_to_the_first_with_a_warning() {
+        let fs = FakeFs::new()
+            .file("/opt/shared/chrome-sandbox", (8, 1), 3)
+            .link("/opt/b/chrome-sandbox", "/opt/shared/chrome-sandbox");
+        let mut first = custom("first", &["/opt/a/app"], &[]);
+        first.helpers = strings(&["/opt/shared/chrome-sandbox", "/opt/shared/*"]);
+        let mut second = custom("second", &["/opt/b/app"], &[]);
+        second.helpers = strings(&["/opt/b/chrome-sandbox"]);
+        let resolved = resolve(&[first, second], &fs);
+        assert_eq!(resolved.helpers.len(), 1);
+        assert_eq!(resolved.helpers[0].1, 0);
+        assert!(resolved.exes.is_empty());
+        assert_eq!(resolved.warnings.len(), 1, "{:?}", resolved.warnings);
+        assert!(resolved.warnings[0].starts_with("host second: "));
+        assert!(resolved.warnings[0].contains("already a helper of host first"));
+    }
+
+    #[test]
+    fn profiles_without_the_new_fields_still_parse() {
+        let old: HostProfile =
+            toml::from_str("name = \"agent\"\nexe = [\"/opt/agent\"]\n").unwrap();
+        assert!(old.helpers.is_empty() && !old.env_probe);
+        let new: HostProfile = toml::from_str(
+            "name = \"agent\"\nexe = [\"/opt/agent/agent\"]\n\
+             helpers = [\"/opt/agent/chrome-sandbox\"]\nenv_probe = true\n",
+        )
+        .unwrap();
+        assert_eq!(new.helpers, ["/opt/agent/chrome-sandbox"]);
+        assert!(new.env_probe);
+        assert!(toml::from_str::<HostProfile>("name = \"a\"\nconfig = []\n").is_err());
     }
 
     #[test]
