@@ -20,6 +20,9 @@
 //! [`RealFs`] is the thin layer over the real one. Resolution is a snapshot: a host
 //! installed, upgraded (npm replaces the file: new inode) or mounted (an `AppImage`) later
 //! is only seen after the next [`resolve`].
+//!
+//! A profile also says where the host keeps its MCP server configs
+//! ([`ConfigLocation`]); [`import`] finds and parses them.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -31,6 +34,10 @@ use std::{
 use glob::{MatchOptions, Pattern, PatternError};
 use monitor_common::{ExeKey, PathKey, HOST_PATH_KEY};
 use serde::{Deserialize, Serialize};
+
+pub mod import;
+
+pub use import::{ConfigLocation, Level, Schema};
 
 /// One MCP host application and the files that identify its processes.
 ///
@@ -58,6 +65,9 @@ pub struct HostProfile {
     /// by device and inode like `exe`.
     #[serde(default)]
     pub helpers: Vec<String>,
+    /// Where the host reads MCP server configs.
+    #[serde(default)]
+    pub configs: Vec<ConfigLocation>,
     /// The host runs the login-shell environment probe `$SHELL -l -i -c …` to read
     /// the user's environment (VS Code and its forks, Claude Desktop): that shell is
     /// the host's own, not an MCP server.
@@ -138,6 +148,82 @@ fn electron_helpers(exes: &[String]) -> Vec<String> {
         }
     }
     helpers
+}
+
+fn user(path: &str, schema: Schema) -> ConfigLocation {
+    ConfigLocation::new(path, Level::User, schema)
+}
+
+fn project(path: &str, schema: Schema) -> ConfigLocation {
+    ConfigLocation::new(path, Level::Project, schema)
+}
+
+fn system(path: &str, schema: Schema) -> ConfigLocation {
+    ConfigLocation::new(path, Level::System, schema)
+}
+
+/// MCP configs of VS Code extensions that start servers themselves, for an editor of
+/// the VS Code family whose user data directory is `user_dir`.
+///
+/// Cline and Roo Code are extensions, not programs: the servers they configure are
+/// spawned by the editor's extension host, so the kernel sees them as launches of
+/// the *editor* (`vscode`, `cursor`, …), and a consent record must name that host.
+/// They are therefore config locations of the editor profiles, not profiles of their
+/// own (a profile with no executable would never match a process, and a `[[host]]`
+/// without exe/scripts means "disable this built-in").
+///
+/// Cline: `globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json`;
+/// Roo Code: `globalStorage/rooveterinaryinc.roo-cline/settings/mcp_settings.json`
+/// (both paths from third-party guides for Linux — unverified).
+fn vscode_extension_user_configs(user_dir: &str) -> Vec<ConfigLocation> {
+    vec![
+        user(
+            &format!(
+                "{user_dir}/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json"
+            ),
+            Schema::Cline,
+        ),
+        user(
+            &format!(
+                "{user_dir}/globalStorage/rooveterinaryinc.roo-cline/settings/mcp_settings.json"
+            ),
+            Schema::RooCode,
+        ),
+    ]
+}
+
+/// Configs that extensions read whichever editor of the VS Code family runs them:
+/// Roo Code's project file, and Continue's (its VS Code extension reads the same
+/// files as its `cn` CLI). Listed under every such editor, since any of them may be
+/// the process that launches the server.
+fn vscode_extension_shared_configs() -> Vec<ConfigLocation> {
+    vec![
+        project(".roo/mcp.json", Schema::RooCode),
+        user("~/.continue/config.yaml", Schema::Continue),
+        project(".continue/mcpServers/*.yaml", Schema::Continue),
+    ]
+}
+
+/// The configs of an editor of the VS Code family with user data directories
+/// `user_dirs` (`$XDG_CONFIG_HOME/Code/User`, …): its own `mcp.json` (also per
+/// settings profile) and the older `settings.json` `"mcp": {"servers": …}`, the
+/// workspace `.vscode/mcp.json`, and its extensions' configs.
+fn vscode_family_configs(user_dirs: &[&str]) -> Vec<ConfigLocation> {
+    let mut configs = Vec::new();
+    for dir in user_dirs {
+        configs.push(user(&format!("{dir}/mcp.json"), Schema::Vscode));
+        configs.push(user(&format!("{dir}/profiles/*/mcp.json"), Schema::Vscode));
+        configs.push(user(
+            &format!("{dir}/settings.json"),
+            Schema::VscodeSettings,
+        ));
+    }
+    configs.push(project(".vscode/mcp.json", Schema::Vscode));
+    for dir in user_dirs {
+        configs.extend(vscode_extension_user_configs(dir));
+    }
+    configs.extend(vscode_extension_shared_configs());
+    configs
 }
 
 /// The host profiles mcpwatch knows without configuration. The profile index in
@@ -288,25 +374,120 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
         .chain(npm_bins("codex"))
         .collect();
 
+    // Where each host reads MCP configs: the facts table in
+    // shared/fixtures/host-configs/README.md. `$XDG_CONFIG_HOME` is each user's,
+    // `~/.config` when unset (see `import::discover`).
     // The index in this list is the id the kernel records: append only.
     vec![
         HostProfile {
+            configs: claude_code_configs(),
             ..profile("claude-code", "Claude Code", claude_exe, claude_scripts)
         },
         HostProfile {
             helpers: electron_helpers(&claude_desktop_exe),
+            configs: vec![user(
+                "$XDG_CONFIG_HOME/Claude/claude_desktop_config.json",
+                Schema::ClaudeDesktop,
+            )],
+            env_probe: true,
+            ..profile(
+                "claude-desktop",
+                "Claude Desktop",
+                claude_desktop_exe,
+                vec![],
+            )
+        },
+        HostProfile {
+            helpers: electron_helpers(&cursor_exe),
+            configs: cursor_configs(),
+            env_probe: true,
+            ..profile("cursor", "Cursor", cursor_exe, vec![])
+        },
+        HostProfile {
+            helpers: electron_helpers(&vscode_exe),
+            configs: vscode_family_configs(&[
+                "$XDG_CONFIG_HOME/Code/User",
+                "$XDG_CONFIG_HOME/Code - Insiders/User",
+            ]),
+            env_probe: true,
+            ..profile("vscode", "Visual Studio Code", vscode_exe, vec![])
+        },
+        HostProfile {
+            helpers: electron_helpers(&vscodium_exe),
+            configs: vscode_family_configs(&["$XDG_CONFIG_HOME/VSCodium/User"]),
+            env_probe: true,
+            ..profile("vscodium", "VSCodium", vscodium_exe, vec![])
+        },
+        HostProfile {
+            helpers: electron_helpers(&windsurf_exe),
+            configs: windsurf_configs(),
+            env_probe: true,
+            ..profile("windsurf", "Windsurf", windsurf_exe, vec![])
+        },
+        // Zed is not Electron: no helper executables known.
+        HostProfile {
+            configs: vec![
+                user("$XDG_CONFIG_HOME/zed/settings.json", Schema::Zed),
+                project(".zed/settings.json", Schema::Zed),
+            ],
             ..profile("zed", "Zed", zed_exe, vec![])
         },
         HostProfile {
+            configs: vec![
+                user("~/.gemini/settings.json", Schema::GeminiCli),
+                system("/etc/gemini-cli/settings.json", Schema::GeminiCli),
+                project(".gemini/settings.json", Schema::GeminiCli),
+            ],
             ..profile("gemini-cli", "Gemini CLI", vec![], gemini_scripts)
         },
         HostProfile {
+            configs: vec![
+                user("$CODEX_HOME/config.toml", Schema::Codex),
+                // Read only in projects the user marked trusted.
+                project(".codex/config.toml", Schema::Codex),
+            ],
             ..profile("codex", "Codex CLI", codex_exe, codex_scripts)
         },
         goose_profile(),
         lm_studio_profile(),
         continue_profile(),
     ]
+}
+
+fn claude_code_configs() -> Vec<ConfigLocation> {
+    vec![
+        // Top-level `mcpServers` = user scope; `projects["/abs"].mcpServers` = local
+        // scope; per-project approvals of `.mcp.json` servers.
+        user("~/.claude.json", Schema::ClaudeCode),
+        // Managed (admin) servers; when present, Claude Code lets users add none.
+        system("/etc/claude-code/managed-mcp.json", Schema::ClaudeCode),
+        project(".mcp.json", Schema::ClaudeCode),
+    ]
+}
+
+fn cursor_configs() -> Vec<ConfigLocation> {
+    let mut configs = vec![
+        user("~/.cursor/mcp.json", Schema::Cursor),
+        // Wins over the user file on a name clash.
+        project(".cursor/mcp.json", Schema::Cursor),
+    ];
+    configs.extend(vscode_extension_user_configs(
+        "$XDG_CONFIG_HOME/Cursor/User",
+    ));
+    configs.extend(vscode_extension_shared_configs());
+    configs
+}
+
+fn windsurf_configs() -> Vec<ConfigLocation> {
+    let mut configs = vec![user(
+        "~/.codeium/windsurf/mcp_config.json",
+        Schema::Windsurf,
+    )];
+    configs.extend(vscode_extension_user_configs(
+        "$XDG_CONFIG_HOME/Windsurf/User",
+    ));
+    configs.extend(vscode_extension_shared_configs());
+    configs
 }
 
 fn goose_profile() -> HostProfile {
@@ -331,6 +512,7 @@ fn goose_profile() -> HostProfile {
     goose_exe.extend(goose_electron.iter().cloned());
     HostProfile {
         helpers: electron_helpers(&goose_electron),
+        configs: vec![user("$XDG_CONFIG_HOME/goose/config.yaml", Schema::Goose)],
         ..profile("goose", "Goose", goose_exe, vec![])
     }
 }
@@ -351,6 +533,7 @@ fn lm_studio_profile() -> HostProfile {
     lm_studio_exe.push("~/.lmstudio/bin/lms".to_owned());
     HostProfile {
         helpers: electron_helpers(&lm_studio_electron),
+        configs: vec![user("~/.lmstudio/mcp.json", Schema::LmStudio)],
         ..profile("lm-studio", "LM Studio", lm_studio_exe, vec![])
     }
 }
@@ -358,11 +541,16 @@ fn lm_studio_profile() -> HostProfile {
 fn continue_profile() -> HostProfile {
     // Continue: the `cn` CLI, npm `@continuedev/cli` (`bin: {cn: "dist/cn.js"}` in
     // 1.5.47, from the registry), a node script. Its IDE extension runs inside VS
-    // Code (or JetBrains): those servers are the editor's launches.
+    // Code (or JetBrains): those servers are the editor's launches (see
+    // `vscode_extension_shared_configs`).
     let continue_scripts: Vec<String> = npm_modules("@continuedev/cli/dist/cn.js")
         .chain(npm_bins("cn"))
         .collect();
     HostProfile {
+        configs: vec![
+            user("~/.continue/config.yaml", Schema::Continue),
+            project(".continue/mcpServers/*.yaml", Schema::Continue),
+        ],
         ..profile("continue", "Continue CLI", vec![], continue_scripts)
     }
 }
@@ -396,6 +584,8 @@ pub trait HostFs {
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
     /// Every home directory a host may be installed under, sorted, no duplicates.
     fn home_dirs(&self) -> Vec<PathBuf>;
+    /// The content of a file (following symlinks): config import.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
 }
 
 /// [`HostFs`] over the real filesystem.
@@ -445,6 +635,10 @@ impl HostFs for RealFs {
             homes.extend(passwd_homes(&passwd));
         }
         homes.into_iter().filter(|home| home.is_dir()).collect()
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
     }
 }
 
@@ -791,6 +985,8 @@ pub(crate) mod fake {
         homes: Vec<PathBuf>,
         /// Glob pattern → read errors it reports.
         glob_errors: BTreeMap<String, Vec<String>>,
+        /// File contents for [`HostFs::read`] (other files read as empty).
+        contents: BTreeMap<PathBuf, Vec<u8>>,
     }
 
     impl FakeFs {
@@ -812,6 +1008,14 @@ pub(crate) mod fake {
                 is_file: true,
             };
             self.files.insert(PathBuf::from(path), id);
+            self
+        }
+
+        /// A regular file with content (a distinct inode per path).
+        pub(crate) fn text(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
+            let ino = 1_000_000 + self.files.len() as u64;
+            self = self.file(path, (0, 1), ino);
+            self.contents.insert(PathBuf::from(path), content.into());
             self
         }
 
@@ -913,6 +1117,18 @@ pub(crate) mod fake {
 
         fn home_dirs(&self) -> Vec<PathBuf> {
             self.homes.clone()
+        }
+
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            let real = self.resolve_links(path)?;
+            match (self.contents.get(&real), self.files.contains_key(&real)) {
+                (Some(content), _) => Ok(content.clone()),
+                (None, true) => Ok(Vec::new()),
+                (None, false) if self.dirs.contains(&real) => {
+                    Err(io::Error::from_raw_os_error(libc::EISDIR))
+                }
+                (None, false) => Err(io::Error::from(io::ErrorKind::NotFound)),
+            }
         }
     }
 }
@@ -1244,8 +1460,16 @@ mod tests {
     }
 
     #[test]
-    fn builtin_profiles_have_helpers_and_env_probes() {
+    fn builtin_profiles_say_where_their_configs_are() {
         let profiles = builtin_profiles();
+        for p in &profiles {
+            assert!(!p.configs.is_empty(), "{} has no config location", p.name);
+            for location in &p.configs {
+                location
+                    .check()
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            }
+        }
         let probing: Vec<&str> = profiles
             .iter()
             .filter(|p| p.env_probe)
@@ -1255,6 +1479,16 @@ mod tests {
             probing,
             ["claude-desktop", "cursor", "vscode", "vscodium", "windsurf"]
         );
+        // Cline and Roo Code run inside each editor of the VS Code family.
+        for editor in ["cursor", "vscode", "vscodium", "windsurf"] {
+            let p = profiles.iter().find(|p| p.name == editor).unwrap();
+            for schema in [Schema::Cline, Schema::RooCode, Schema::Continue] {
+                assert!(
+                    p.configs.iter().any(|c| c.schema == schema),
+                    "{editor} lacks {schema}"
+                );
+            }
+        }
         // Electron apps have helpers next to their binary; Zed and the CLIs none.
         let vscode = profiles.iter().find(|p| p.name == "vscode").unwrap();
         assert!(vscode
@@ -1321,14 +1555,23 @@ mod tests {
     fn profiles_without_the_new_fields_still_parse() {
         let old: HostProfile =
             toml::from_str("name = \"agent\"\nexe = [\"/opt/agent\"]\n").unwrap();
-        assert!(old.helpers.is_empty() && !old.env_probe);
+        assert!(old.helpers.is_empty() && old.configs.is_empty() && !old.env_probe);
         let new: HostProfile = toml::from_str(
             "name = \"agent\"\nexe = [\"/opt/agent/agent\"]\n\
-             helpers = [\"/opt/agent/chrome-sandbox\"]\nenv_probe = true\n",
+             helpers = [\"/opt/agent/chrome-sandbox\"]\nenv_probe = true\n\
+             configs = [{ path = \"~/.agent/mcp.json\", level = \"user\", schema = \"cursor\" }]\n",
         )
         .unwrap();
         assert_eq!(new.helpers, ["/opt/agent/chrome-sandbox"]);
         assert!(new.env_probe);
+        assert_eq!(
+            new.configs,
+            [ConfigLocation::new(
+                "~/.agent/mcp.json",
+                Level::User,
+                Schema::Cursor
+            )]
+        );
         assert!(toml::from_str::<HostProfile>("name = \"a\"\nconfig = []\n").is_err());
     }
 
