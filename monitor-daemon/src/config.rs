@@ -430,11 +430,20 @@ impl Config {
                 .iter()
                 .map(|e| ("exe", e))
                 .chain(host.scripts.iter().map(|e| ("scripts", e)))
+                .chain(host.helpers.iter().map(|e| ("helpers", e)))
             {
                 if let Err(why) = check_entry(entry) {
                     return Err(
                         self.invalid(format!("host `{name}`: {key} entry {entry:?}: {why}"))
                     );
+                }
+            }
+            for location in &host.configs {
+                if let Err(why) = location.check() {
+                    return Err(self.invalid(format!(
+                        "host `{name}`: configs entry {:?}: {why}",
+                        location.path
+                    )));
                 }
             }
         }
@@ -772,6 +781,14 @@ mod tests {
                 "scripts entry \"~bob/a\"",
             ),
             ("name = \"a\"\nexe = [\"/opt/[a\"]", "not a valid glob"),
+            (
+                "name = \"a\"\nexe = [\"/a\"]\nhelpers = [\"sandbox\"]",
+                "helpers entry \"sandbox\": must be an absolute",
+            ),
+            (
+                "name = \"a\"\nexe = [\"/a\"]\nconfigs = [{path = \"/abs/mcp.json\", level = \"project\", schema = \"cursor\"}]",
+                "configs entry \"/abs/mcp.json\"",
+            ),
         ] {
             let reason = invalid_reason(&format!("[[host]]\n{text}\n"));
             assert!(reason.contains(expect), "{reason}");

@@ -1,5 +1,5 @@
 //! Config drift: the daemon watches the hosts' MCP config files and says when an
-//! entry changes, appears or goes away (MCPoison, CVE-2025-54136: an approved
+//! entry changes, appears or goes away (`MCPoison`, CVE-2025-54136: an approved
 //! server's command swapped behind its name; CVE-2025-54135: an agent writing a
 //! new server into its own config).
 //!
@@ -269,14 +269,14 @@ fn show_env(name: &str, v: Option<&Option<String>>) -> String {
 fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
     if old.enabled != new.enabled {
-        out.push(format!(
-            "{}",
+        out.push(
             if new.enabled {
                 "enabled (was disabled)"
             } else {
                 "disabled (was enabled)"
             }
-        ));
+            .into(),
+        );
     }
     match (&old.entry, &new.entry) {
         (
@@ -349,6 +349,115 @@ pub fn project_dirs_of(files: &[String]) -> Vec<PathBuf> {
     out.sort();
     out.dedup();
     out
+}
+
+/// How often the set of watched files is rebuilt (new homes, projects, files).
+const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often the watched files' metadata is checked.
+const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl crate::daemon::Core {
+    /// Rebuild the watched set: every host's user-level and system configs in every
+    /// home, and the project-level configs of the projects records were imported
+    /// from and of the projects in each ~/.claude.json.
+    pub fn refresh_config_watch(&mut self) {
+        use crate::{
+            hosts::{import::UserHome, HostFs as _, RealFs},
+            policy::record::Source,
+        };
+        let homes: Vec<PathBuf> = RealFs.home_dirs();
+        let imported: Vec<String> = self
+            .consent
+            .all_records()
+            .filter_map(|r| match &r.source {
+                Source::Import { file, .. } => Some(file.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut projects = project_dirs_of(&imported);
+        for home in &homes {
+            let file = home.join(".claude.json");
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                if let Ok(m) = import::claude_code_approvals(&file, &text) {
+                    projects.extend(m.into_keys());
+                }
+            }
+        }
+        projects.sort();
+        projects.dedup();
+        let users: Vec<UserHome> = homes.into_iter().map(UserHome::new).collect();
+        let found = import::discover(&self.profiles, &users, &projects, &RealFs);
+        self.configs.set_files(found.files, &RealFs);
+        self.last_config_scan = std::time::Instant::now();
+    }
+
+    /// Report what changed in the watched configs (see the module docs).
+    pub fn tick_configs(&mut self) {
+        use std::fmt::Write as _;
+
+        use crate::{event::Kind, policy::record::Source};
+        if self.last_config_scan.elapsed() >= REDISCOVER {
+            self.refresh_config_watch();
+        }
+        if self.last_config_poll.elapsed() < POLL {
+            return;
+        }
+        self.last_config_poll = std::time::Instant::now();
+        for c in self.configs.poll(&crate::hosts::RealFs) {
+            let records: Vec<u64> = self
+                .consent
+                .all_records()
+                .filter(|r| {
+                    matches!(&r.source, Source::Import { file, server }
+                        if *file == c.file && c.server.as_deref().is_none_or(|s| s == server))
+                })
+                .map(|r| r.id)
+                .collect();
+            let what = match c.change.as_str() {
+                "added" => "new server, not approved".to_owned(),
+                "removed" => "server removed".to_owned(),
+                "changed" => "server changed".to_owned(),
+                "file_removed" => "file removed".to_owned(),
+                "file_broken" => {
+                    "file no longer parses (the host may not start its servers)".to_owned()
+                }
+                other => other.replace('_', " "),
+            };
+            let mut msg = format!(
+                "{}: {}{}: {what}",
+                c.host,
+                c.file,
+                c.server
+                    .as_ref()
+                    .map_or_else(String::new, |s| format!("#{s}"))
+            );
+            if !c.diff.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(&c.diff.join("; "));
+            }
+            if !records.is_empty() && c.change == "changed" {
+                let _ = write!(
+                    msg,
+                    ". Record {} approved the entry as it was and still approves only that command; \
+                     the new command is not approved (`mcpwatch scan` shows it, \
+                     `mcpwatch approve --from-config {}/{}` approves it)",
+                    records
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    c.host,
+                    c.server.as_deref().unwrap_or_default()
+                );
+            }
+            tracing::warn!(message = %msg, "MCP config changed");
+            let mut e = self.new_event(Kind::ConfigChange);
+            e.record = records.first().copied();
+            e.message = Some(msg);
+            e.config = Some(c);
+            self.record(&e);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -490,111 +599,5 @@ mod tests {
                 PathBuf::from("/home/u/app/.cursor"),
             ][1..]
         );
-    }
-}
-
-/// How often the set of watched files is rebuilt (new homes, projects, files).
-const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
-/// How often the watched files' metadata is checked.
-const POLL: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl crate::daemon::Core {
-    /// Rebuild the watched set: every host's user-level and system configs in every
-    /// home, and the project-level configs of the projects records were imported
-    /// from and of the projects in each ~/.claude.json.
-    pub fn refresh_config_watch(&mut self) {
-        use crate::{
-            hosts::{import::UserHome, HostFs as _, RealFs},
-            policy::record::Source,
-        };
-        let homes: Vec<PathBuf> = RealFs.home_dirs();
-        let imported: Vec<String> = self
-            .consent
-            .all_records()
-            .filter_map(|r| match &r.source {
-                Source::Import { file, .. } => Some(file.clone()),
-                _ => None,
-            })
-            .collect();
-        let mut projects = project_dirs_of(&imported);
-        for home in &homes {
-            let file = home.join(".claude.json");
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                if let Ok(m) = import::claude_code_approvals(&file, &text) {
-                    projects.extend(m.into_keys());
-                }
-            }
-        }
-        projects.sort();
-        projects.dedup();
-        let users: Vec<UserHome> = homes.into_iter().map(UserHome::new).collect();
-        let found = import::discover(&self.profiles, &users, &projects, &RealFs);
-        self.configs.set_files(found.files, &RealFs);
-        self.last_config_scan = std::time::Instant::now();
-    }
-
-    /// Report what changed in the watched configs (see the module docs).
-    pub fn tick_configs(&mut self) {
-        use crate::{event::Kind, policy::record::Source};
-        if self.last_config_scan.elapsed() >= REDISCOVER {
-            self.refresh_config_watch();
-        }
-        if self.last_config_poll.elapsed() < POLL {
-            return;
-        }
-        self.last_config_poll = std::time::Instant::now();
-        for c in self.configs.poll(&crate::hosts::RealFs) {
-            let records: Vec<u64> = self
-                .consent
-                .all_records()
-                .filter(|r| {
-                    matches!(&r.source, Source::Import { file, server }
-                        if *file == c.file && c.server.as_deref().is_none_or(|s| s == server))
-                })
-                .map(|r| r.id)
-                .collect();
-            let what = match c.change.as_str() {
-                "added" => "new server, not approved".to_owned(),
-                "removed" => "server removed".to_owned(),
-                "changed" => "server changed".to_owned(),
-                "file_removed" => "file removed".to_owned(),
-                "file_broken" => {
-                    "file no longer parses (the host may not start its servers)".to_owned()
-                }
-                other => other.replace('_', " "),
-            };
-            let mut msg = format!(
-                "{}: {}{}: {what}",
-                c.host,
-                c.file,
-                c.server
-                    .as_ref()
-                    .map_or_else(String::new, |s| format!("#{s}"))
-            );
-            if !c.diff.is_empty() {
-                msg.push_str(": ");
-                msg.push_str(&c.diff.join("; "));
-            }
-            if !records.is_empty() && c.change == "changed" {
-                msg.push_str(&format!(
-                    ". Record {} approved the entry as it was and still approves only that command; \
-                     the new command is not approved (`mcpwatch scan` shows it, \
-                     `mcpwatch approve --from-config {}/{}` approves it)",
-                    records
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    c.host,
-                    c.server.as_deref().unwrap_or_default()
-                ));
-            }
-            tracing::warn!(message = %msg, "MCP config changed");
-            let mut e = self.new_event(Kind::ConfigChange);
-            e.record = records.first().copied();
-            e.message = Some(msg);
-            e.config = Some(c);
-            self.record(&e);
-        }
     }
 }

@@ -564,6 +564,7 @@ impl Shared {
 /// The login shells of /etc/shells, by executable identity (kernel `s_dev`
 /// encoding): a launch of one may be a host's environment probe.
 fn login_shells() -> Vec<(ExeKey, std::path::PathBuf)> {
+    use std::os::unix::fs::MetadataExt as _;
     let text = std::fs::read_to_string("/etc/shells").unwrap_or_default();
     let mut out: Vec<(ExeKey, std::path::PathBuf)> = Vec::new();
     for line in text.lines().map(str::trim) {
@@ -576,7 +577,6 @@ fn login_shells() -> Vec<(ExeKey, std::path::PathBuf)> {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
-        use std::os::unix::fs::MetadataExt as _;
         let key = ExeKey {
             dev: hosts::user_dev_to_kernel(meta.dev()),
             _pad: 0,

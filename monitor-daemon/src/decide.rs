@@ -855,10 +855,6 @@ impl Core {
 
     /// What `approve --from-config` would record for one server (see
     /// [`Self::import_record`]), with its risk flags. JSON, as `PreviewCommand`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the D-Bus call's arguments, passed through"
-    )]
     pub fn api_preview_import(
         &mut self,
         host: &str,

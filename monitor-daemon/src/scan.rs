@@ -448,12 +448,12 @@ mod tests {
         // Approved by any record for the exact command, whatever its source.
         let by_user = record(3, &["touch", "/a"], Source::User(1000));
         assert_eq!(
-            status("cursor", f, "fs", 1000, &c, &[by_user.clone()]),
+            status("cursor", f, "fs", 1000, &c, std::slice::from_ref(&by_user)),
             Status::Approved { record: 3 }
         );
         // Not for another host or another user.
         assert_eq!(
-            status("zed", f, "fs", 1000, &c, &[by_user.clone()]),
+            status("zed", f, "fs", 1000, &c, std::slice::from_ref(&by_user)),
             Status::NotApproved
         );
         assert_eq!(
@@ -465,7 +465,14 @@ mod tests {
         let imported = record(4, &["touch", "/a"], import_source());
         let swapped = cmd(&["touch", "/b"]);
         assert_eq!(
-            status("cursor", f, "fs", 1000, &swapped, &[imported.clone()]),
+            status(
+                "cursor",
+                f,
+                "fs",
+                1000,
+                &swapped,
+                std::slice::from_ref(&imported)
+            ),
             Status::ChangedSinceApproval {
                 record: 4,
                 diff: vec!["argv[1]: /a → /b".into()]
@@ -473,7 +480,14 @@ mod tests {
         );
         // Another server of the file is not "changed": it was never approved.
         assert_eq!(
-            status("cursor", f, "other", 1000, &swapped, &[imported.clone()]),
+            status(
+                "cursor",
+                f,
+                "other",
+                1000,
+                &swapped,
+                std::slice::from_ref(&imported)
+            ),
             Status::NotApproved
         );
         // The same command with a stale binding: changed (content).
@@ -498,7 +512,7 @@ mod tests {
         );
         let r = record(5, &["touch", "/a"], import_source());
         let Status::ChangedSinceApproval { diff, .. } =
-            status("cursor", f, "fs", 1000, &c, &[r.clone()])
+            status("cursor", f, "fs", 1000, &c, std::slice::from_ref(&r))
         else {
             panic!("an added NODE_OPTIONS is a change")
         };

@@ -1,5 +1,5 @@
 //! Config import and drift against the real daemon and kernel: `mcpwatch scan`,
-//! `mcpwatch approve --from-config`, and MCPoison (CVE-2025-54136): a server
+//! `mcpwatch approve --from-config`, and `MCPoison` (CVE-2025-54136): a server
 //! approved from a config file whose command is then swapped in the file must not
 //! run in enforce mode, and the daemon says what changed.
 use std::{
@@ -107,6 +107,10 @@ fn rc_line(out: &Output) -> i32 {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one attack, step by step: approve, enforce, swap, see it reported and killed"
+)]
 fn approved_from_config_then_swapped_in_the_file_is_reported_and_killed() {
     if !require_root() {
         return;

@@ -159,9 +159,10 @@ fn discover(src: &Sources, host: Option<&str>) -> anyhow::Result<ScanResult> {
         env: env.clone(),
     };
     let (imported, errors) = import::import_all(&found.files, &hosts::RealFs, &context);
-    let path_var = std::env::var_os("PATH")
-        .map(std::os::unix::ffi::OsStringExt::into_vec)
-        .unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec());
+    let path_var = std::env::var_os("PATH").map_or_else(
+        || b"/usr/local/bin:/usr/bin:/bin".to_vec(),
+        std::os::unix::ffi::OsStringExt::into_vec,
+    );
     let rows = imported
         .into_iter()
         .map(|imp| {
@@ -451,121 +452,21 @@ pub fn approve_from_config(a: &FromConfig<'_>) -> anyhow::Result<ExitCode> {
             result.files.len()
         );
     }
-    let scope = scope_arg(a.once, a.until);
-    let width = out_width();
     let (mut approved, mut skipped, mut failed) = (0, 0, 0);
     for row in selected {
-        let imp = &row.imp;
-        let name = format!("{} / {} ({})", imp.host, imp.server, imp.file.display());
-        match (&imp.entry, &row.resolved, &row.status) {
-            (Entry::Remote { url, .. }, _, _) => {
-                eprintln!("mcpwatch: {name}: remote server ({url}); nothing runs here, nothing to approve");
-                skipped += 1;
-                continue;
-            }
-            (Entry::Unimportable { reason }, _, _) => {
-                eprintln!("mcpwatch: {name}: cannot be imported: {reason}");
-                failed += 1;
-                continue;
-            }
-            (_, Err(e), _) => {
-                eprintln!("mcpwatch: {name}: cannot be resolved: {e}");
-                failed += 1;
-                continue;
-            }
-            (_, _, Some(Status::Approved { record })) => {
-                emit(&format!("{name}: already approved (record {record})\n"))?;
-                continue;
-            }
-            _ => {}
-        }
-        if !imp.enabled && server.is_none() {
-            let why = imp.disabled_reason.as_deref().unwrap_or("disabled");
-            eprintln!("mcpwatch: {name}: skipped, disabled in the config ({why}); name it as HOST/SERVER to approve it anyway");
-            skipped += 1;
-            continue;
-        }
-        let project = imp
-            .project
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        let file = imp.file.display().to_string();
-        let schema = imp.schema.to_string();
-        let preview = d.call(
-            "PreviewImport",
-            d.proxy
-                .preview_import(&imp.host, &schema, &file, &imp.server, &project),
-        );
-        let preview = match preview {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("mcpwatch: {name}: {e}");
-                failed += 1;
-                continue;
-            }
-        };
-        let mut details = format!("{}:\n", name);
-        details.push_str(&review::render_preview(&preview.json, width));
-        let _ = writeln!(details, "{:<9}import:{}", "source:", imp.source());
-        if let Some(Status::ChangedSinceApproval { record, diff }) = &row.status {
-            let _ = writeln!(details, "changed since record {record} was approved:");
-            for line in diff {
-                let _ = writeln!(details, "  {line}");
+        match approve_row(&d, row, a, server.is_some())? {
+            Outcome::Approved => approved += 1,
+            Outcome::Already => {}
+            Outcome::Skipped => skipped += 1,
+            Outcome::Failed => failed += 1,
+            Outcome::NoTerminal => {
+                eprintln!(
+                    "mcpwatch: not approved: there is no terminal to confirm on (stdin is not a terminal); \
+                     review the commands above and re-run with --yes to approve them"
+                );
+                return Ok(ExitCode::from(1));
             }
         }
-        for note in &imp.notes {
-            let _ = writeln!(details, "{:<9}{note}", "note:");
-        }
-        emit(&details)?;
-        if !a.yes {
-            let question = format!(
-                "Approve this exact command for host {} (server {})?",
-                imp.host, imp.server
-            );
-            match confirm(&question, &details)? {
-                Confirm::Yes => {}
-                Confirm::No => {
-                    eprintln!("mcpwatch: {name}: not approved");
-                    skipped += 1;
-                    continue;
-                }
-                Confirm::NoTerminal => {
-                    eprintln!(
-                        "mcpwatch: not approved: there is no terminal to confirm on (stdin is not a terminal); \
-                         review the commands above and re-run with --yes to approve them"
-                    );
-                    return Ok(ExitCode::from(1));
-                }
-            }
-        }
-        let record = d.call(
-            "ApproveImport",
-            d.proxy.approve_import(
-                &imp.host,
-                &schema,
-                &file,
-                &imp.server,
-                &project,
-                &scope,
-                a.note,
-            ),
-        )?;
-        if let Some(why) = review::binding_mismatch(&preview.json, &record.json) {
-            // The file changed between the preview and the approval.
-            let id = record.json["id"].as_u64();
-            if let Some(n) = id {
-                let _ = d.call("Revoke", d.proxy.revoke(n));
-            }
-            eprintln!("mcpwatch: {name}: {why}; the record was revoked again: review it again");
-            failed += 1;
-            continue;
-        }
-        emit(&format!(
-            "approved as record {}\n",
-            json_text(&record.json["id"])
-        ))?;
-        approved += 1;
     }
     if approved + skipped + failed > 1 {
         emit(&format!(
@@ -577,4 +478,133 @@ pub fn approve_from_config(a: &FromConfig<'_>) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What became of one selected server.
+enum Outcome {
+    Approved,
+    Already,
+    Skipped,
+    Failed,
+    NoTerminal,
+}
+
+/// Whether a row can be approved at all; `None` when it can, else what to report.
+fn precheck(row: &Row, named: bool) -> anyhow::Result<Option<Outcome>> {
+    let imp = &row.imp;
+    let name = row_name(row);
+    Ok(Some(match (&imp.entry, &row.resolved, &row.status) {
+        (Entry::Remote { url, .. }, _, _) => {
+            eprintln!(
+                "mcpwatch: {name}: remote server ({url}); nothing runs here, nothing to approve"
+            );
+            Outcome::Skipped
+        }
+        (Entry::Unimportable { reason }, _, _) => {
+            eprintln!("mcpwatch: {name}: cannot be imported: {reason}");
+            Outcome::Failed
+        }
+        (_, Err(e), _) => {
+            eprintln!("mcpwatch: {name}: cannot be resolved: {e}");
+            Outcome::Failed
+        }
+        (_, _, Some(Status::Approved { record })) => {
+            emit(&format!("{name}: already approved (record {record})\n"))?;
+            Outcome::Already
+        }
+        _ if !imp.enabled && !named => {
+            let why = imp.disabled_reason.as_deref().unwrap_or("disabled");
+            eprintln!(
+                "mcpwatch: {name}: skipped, disabled in the config ({why}); \
+                 name it as HOST/SERVER to approve it anyway"
+            );
+            Outcome::Skipped
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn row_name(row: &Row) -> String {
+    let imp = &row.imp;
+    format!("{} / {} ({})", imp.host, imp.server, imp.file.display())
+}
+
+/// Show one server as the daemon resolves it, ask, and approve it.
+fn approve_row(d: &Daemon, row: &Row, a: &FromConfig<'_>, named: bool) -> anyhow::Result<Outcome> {
+    if let Some(outcome) = precheck(row, named)? {
+        return Ok(outcome);
+    }
+    let imp = &row.imp;
+    let name = row_name(row);
+    let project = imp
+        .project
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let file = imp.file.display().to_string();
+    let schema = imp.schema.to_string();
+    let preview = match d.call(
+        "PreviewImport",
+        d.proxy
+            .preview_import(&imp.host, &schema, &file, &imp.server, &project),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mcpwatch: {name}: {e}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let mut details = format!("{name}:\n");
+    details.push_str(&review::render_preview(&preview.json, out_width()));
+    let _ = writeln!(details, "{:<9}import:{}", "source:", imp.source());
+    if let Some(Status::ChangedSinceApproval { record, diff }) = &row.status {
+        let _ = writeln!(details, "changed since record {record} was approved:");
+        for line in diff {
+            let _ = writeln!(details, "  {line}");
+        }
+    }
+    for note in &imp.notes {
+        let _ = writeln!(details, "{:<9}{note}", "note:");
+    }
+    emit(&details)?;
+    if !a.yes {
+        let question = format!(
+            "Approve this exact command for host {} (server {})?",
+            imp.host, imp.server
+        );
+        match confirm(&question, &details)? {
+            Confirm::Yes => {}
+            Confirm::No => {
+                eprintln!("mcpwatch: {name}: not approved");
+                return Ok(Outcome::Skipped);
+            }
+            Confirm::NoTerminal => return Ok(Outcome::NoTerminal),
+        }
+    }
+    let scope = scope_arg(a.once, a.until);
+    let record = d.call(
+        "ApproveImport",
+        d.proxy.approve_import(
+            &imp.host,
+            &schema,
+            &file,
+            &imp.server,
+            &project,
+            &scope,
+            a.note,
+        ),
+    )?;
+    if let Some(why) = review::binding_mismatch(&preview.json, &record.json) {
+        // The file changed between the preview and the approval.
+        if let Some(n) = record.json["id"].as_u64() {
+            let _ = d.call("Revoke", d.proxy.revoke(n));
+        }
+        eprintln!("mcpwatch: {name}: {why}; the record was revoked again: review it again");
+        return Ok(Outcome::Failed);
+    }
+    emit(&format!(
+        "approved as record {}\n",
+        json_text(&record.json["id"])
+    ))?;
+    Ok(Outcome::Approved)
 }

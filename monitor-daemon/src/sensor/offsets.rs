@@ -1715,7 +1715,7 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             704,
             &[("count", int, 0, 0), ("fdt", fdtable_ptr, 8 * 32, 0)],
         );
-        let files_ptr = b.ptr(files);
+        let files_struct_ptr = b.ptr(files);
         let signal = b.strukt(
             "signal_struct",
             1080,
@@ -1824,7 +1824,7 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             ("parent", task_ptr, 8 * 2480, 0),
             ("thread_pid", pid_ptr, 8 * 2552, 0),
             ("fs", fs_ptr, 8 * 3000, 0),
-            ("files", files_ptr, 8 * 3008, 0),
+            ("files", files_struct_ptr, 8 * 3008, 0),
             ("signal", signal_ptr, 8 * 3024, 0),
         ];
         match task_mm {
