@@ -161,23 +161,10 @@ fn write_config(path: &Path, server: &str, command: &str, args: &[&str], cwd: Op
         entry["cwd"] = json!(s(cwd));
     }
     let cfg = json!({ "mcpServers": { server: entry } });
-    std::fs::write(path, serde_json::to_string_pretty(&cfg).expect("json")).expect("config");
-}
-
-/// The `command` and `args` of `server` in an mcpServers config file.
-fn config_command(config: &Path, server: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(config).expect("config");
-    let cfg: Value = serde_json::from_str(&text).expect("config json");
-    let entry = &cfg["mcpServers"][server];
-    let mut argv = vec![entry["command"].as_str().expect("command").to_owned()];
-    argv.extend(
-        entry["args"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| a.as_str().expect("string arg").to_owned()),
-    );
-    argv
+    // Replaced whole, as editors save: the daemon watching it never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&cfg).expect("json")).expect("config");
+    std::fs::rename(&tmp, path).expect("config");
 }
 
 fn records(d: &Daemon) -> Value {
@@ -196,39 +183,68 @@ fn record_ids(d: &Daemon, host: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Approves server `server` of the mcpServers config file `config` for `host`, as the
-/// user would before the host starts it; returns the id of the one new record.
-///
-/// Today this is `mcpwatch approve --host HOST --yes -- COMMAND ARGS...` with the
-/// entry's command and args, run with the hosts' PATH (the daemon resolves COMMAND
-/// with its caller's PATH; the record pins the security-relevant variables to unset,
-/// which is why hosts run with a clean environment). The config importer replaces
-/// the argument list below with `approve --from-config …` and nothing else changes.
+/// Approves server `server` of config file `config` for `host`, as the user would
+/// before the host starts it: `mcpwatch approve --from-config HOST/SERVER --project
+/// DIR --yes`, with the daemon's config (for the test hosts' `[[host]]` profiles and
+/// their config locations) and the hosts' PATH (the CLI resolves the command as the
+/// host will, and the daemon re-reads the file and resolves it with its caller's
+/// PATH). Returns the id of the one new record, whose source must name the entry.
 fn approve_server(d: &Daemon, host: &str, config: &Path, server: &str) -> u64 {
     let before = record_ids(d, host);
-    let argv = config_command(config, server);
-    let mut cli_args = vec!["approve", "--host", host, "--yes", "--"];
-    cli_args.extend(argv.iter().map(String::as_str));
+    let selector = format!("{host}/{server}");
+    let project = config.parent().expect("config dir");
     let out = d
-        .cli_cmd(&cli_args)
+        .cli_cmd(&[
+            "approve",
+            "--from-config",
+            &selector,
+            "--project",
+            s(project),
+            "--config",
+            s(&d.config),
+            "--yes",
+        ])
         .env("PATH", HOST_PATH)
         .env_remove("LD_LIBRARY_PATH")
+        .stdin(Stdio::null())
         .output()
         .expect("mcpwatch approve");
     assert!(
         out.status.success(),
-        "approve of {}#{server} for {host} failed ({:?}): {}\n{}",
+        "approve --from-config {selector} ({}) failed ({:?}): {}\n{}",
         config.display(),
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let new: Vec<u64> = record_ids(d, host)
-        .into_iter()
-        .filter(|id| !before.contains(id))
+    let all = records(d);
+    let new: Vec<&Value> = all["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["host"] == host)
+        .filter(|r| r["id"].as_u64().is_some_and(|id| !before.contains(&id)))
         .collect();
-    assert_eq!(new.len(), 1, "one new record for {host}: {}", records(d));
-    new[0]
+    assert_eq!(new.len(), 1, "one new record for {host}: {all}");
+    assert_eq!(
+        new[0]["source"],
+        format!("import:{}#{server}", config.display()),
+        "{}",
+        new[0]
+    );
+    new[0]["id"].as_u64().expect("id")
+}
+
+/// A `[[host]]` for an SDK client run under `mcpwatch run --host NAME`: its entry
+/// script, and its config file `mcp.json` in a project directory. The clients read
+/// the `mcpServers` layout with `cwd`, which is Gemini CLI's settings format (the
+/// schema that names how to read and resolve the file).
+fn sdk_host(name: &str, script: &str) -> String {
+    format!(
+        "[[host]]\nname = \"{name}\"\nscripts = [\"{}\"]\n\
+         configs = [{{ path = \"mcp.json\", level = \"project\", schema = \"gemini-cli\" }}]\n",
+        client_script(script)
+    )
 }
 
 fn set_mode(d: &Daemon, host: &str, mode: &str) {
@@ -603,32 +619,24 @@ fn ts_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argume
         return;
     }
     let peers = peers();
-    let d = Daemon::start("");
     let host = "ts-enforce";
+    let d = Daemon::start(&sdk_host(host, "ts-client.mjs"));
     set_mode(&d, host, "enforce");
     let tmp = tempfile::tempdir().expect("tmp");
     let (approved_dir, other_dir) = (tmp.path().join("approved"), tmp.path().join("other"));
     std::fs::create_dir(&approved_dir).expect("dir");
     std::fs::create_dir(&other_dir).expect("dir");
-    let approved = tmp.path().join("approved.json");
+    let config = tmp.path().join("mcp.json");
     write_config(
-        &approved,
+        &config,
         "fs",
         "npx",
         &["-y", FS_PACKAGE, s(&approved_dir)],
         Some(&peers.dir),
     );
-    let changed = tmp.path().join("changed.json");
-    write_config(
-        &changed,
-        "fs",
-        "npx",
-        &["-y", FS_PACKAGE, s(&other_dir)],
-        Some(&peers.dir),
-    );
-    let record = approve_server(&d, host, &approved, "fs");
+    let record = approve_server(&d, host, &config, "fs");
 
-    let run = ts_client(&d, host, tmp.path(), &peers, &approved, "fs");
+    let run = ts_client(&d, host, tmp.path(), &peers, &config, "fs");
     assert_ok(
         &run,
         "secure-filesystem-server",
@@ -640,7 +648,32 @@ fn ts_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argume
     assert_eq!(launch["verdict"]["record"], record, "{launch}");
     assert_session(&d, &launch, &session);
 
-    let run = ts_client(&d, host, tmp.path(), &peers, &changed, "fs");
+    // One argument changed in the config: reported as a change of the approved
+    // entry, and the launch is killed.
+    write_config(
+        &config,
+        "fs",
+        "npx",
+        &["-y", FS_PACKAGE, s(&other_dir)],
+        Some(&peers.dir),
+    );
+    let evs = d.wait_events("the config change", EVENT_TIMEOUT, |evs| {
+        evs.iter().any(|e| e["kind"] == "config_change")
+    });
+    let change = evs
+        .iter()
+        .find(|e| e["kind"] == "config_change")
+        .expect("config_change");
+    assert_eq!(change["config"]["file"], s(&config), "{change}");
+    assert_eq!(change["config"]["server"], "fs", "{change}");
+    assert_eq!(change["config"]["change"], "changed", "{change}");
+    assert_eq!(
+        change["config"]["diff"],
+        json!([format!("argv[3]: {} → {}", s(&approved_dir), s(&other_dir))]),
+        "{change}"
+    );
+    assert_eq!(change["record"], record, "{change}");
+    let run = ts_client(&d, host, tmp.path(), &peers, &config, "fs");
     assert_failed(&run);
     let (launch_argv, _) = npx_chain(&peers, s(&other_dir));
     let launch = wait_launch(&d, run.pid, &launch_argv);
@@ -657,35 +690,21 @@ fn py_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argume
         return;
     }
     let peers = peers();
-    let d = Daemon::start("");
     let host = "py-enforce";
+    let d = Daemon::start(&sdk_host(host, "py-client.py"));
     set_mode(&d, host, "enforce");
     let tmp = tempfile::tempdir().expect("tmp");
     let server = s(&peers.time_server);
-    let approved = tmp.path().join("approved.json");
-    write_config(
-        &approved,
-        "time",
-        server,
-        &["--local-timezone", "UTC"],
-        None,
-    );
-    let changed = tmp.path().join("changed.json");
-    write_config(
-        &changed,
-        "time",
-        server,
-        &["--local-timezone", "Europe/Paris"],
-        None,
-    );
-    let record = approve_server(&d, host, &approved, "time");
+    let config = tmp.path().join("mcp.json");
+    write_config(&config, "time", server, &["--local-timezone", "UTC"], None);
+    let record = approve_server(&d, host, &config, "time");
 
     let kernel_argv = |tz: &str| -> Vec<String> {
         let mut v = shebang(&peers.time_server);
         v.extend([server.to_owned(), "--local-timezone".into(), tz.into()]);
         v
     };
-    let run = py_client(&d, host, tmp.path(), &peers, &approved, "time");
+    let run = py_client(&d, host, tmp.path(), &peers, &config, "time");
     assert_ok(&run, "mcp-time", &["get_current_time", "convert_time"]);
     let launch = wait_launch(&d, run.pid, &kernel_argv("UTC"));
     assert_eq!(launch["verdict"]["decision"], "allowed", "{launch}");
@@ -697,7 +716,14 @@ fn py_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argume
         "the interpreter is the mapped executable: {launch}"
     );
 
-    let run = py_client(&d, host, tmp.path(), &peers, &changed, "time");
+    write_config(
+        &config,
+        "time",
+        server,
+        &["--local-timezone", "Europe/Paris"],
+        None,
+    );
+    let run = py_client(&d, host, tmp.path(), &peers, &config, "time");
     assert_failed(&run);
     let launch = wait_launch(&d, run.pid, &kernel_argv("Europe/Paris"));
     assert_killed(&d, &launch);
