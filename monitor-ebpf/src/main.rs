@@ -156,6 +156,19 @@ fn ctx_ptr(ctx: &TracePointContext) -> *const u8 {
     ctx.as_ptr().cast::<u8>().cast_const()
 }
 
+/// The state of a process that just became the root of a host tree.
+#[inline(always)]
+fn new_host(tgid: u32, profile: u32) -> TaskState {
+    TaskState {
+        role: role::HOST,
+        flags: 0,
+        host_pid: tgid,
+        host_profile: profile,
+        session_pid: 0,
+        parent_pid: 0,
+    }
+}
+
 fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
     if cfg!(ready) == 0 {
         return Ok(());
@@ -175,14 +188,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
             let Some(profile) = host_profile(ctx, &exe) else {
                 return Ok(());
             };
-            let st = TaskState {
-                role: role::HOST,
-                flags: 0,
-                host_pid: tgid,
-                host_profile: profile,
-                session_pid: 0,
-                parent_pid: 0,
-            };
+            let st = new_host(tgid, profile);
             if TRACKED.insert(&tgid, &st, 0).is_err() {
                 count(stat::TRACKED_FULL);
             }
@@ -215,14 +221,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
                 // Recorded, never checked. A host started from a terminal (`claude`
                 // typed in VS Code's terminal) is a host of its own from here on.
                 if let Some(profile) = host_profile(ctx, &exe) {
-                    st = TaskState {
-                        role: role::HOST,
-                        flags: 0,
-                        host_pid: tgid,
-                        host_profile: profile,
-                        session_pid: 0,
-                        parent_pid: 0,
-                    };
+                    st = new_host(tgid, profile);
                     count(stat::HOSTS_DETECTED);
                     flags |= event_flags::HOST_DETECTED;
                 }

@@ -338,3 +338,48 @@ fn helper_executables_and_electron_reexecs_are_helpers_but_what_a_helper_runs_is
     });
     assert_eq!(gpu["kind"], "helper", "{gpu}");
 }
+
+#[test]
+fn a_host_started_in_a_terminal_is_a_host_of_its_own_and_its_launches_are_checked() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tempdir();
+    let host = tmp.path().join("agent-cli");
+    std::fs::copy("/usr/bin/python3.11", &host).expect("copy python");
+    let script = tmp.path().join("host.py");
+    std::fs::write(&script, HOST).expect("host script");
+    let d = Daemon::start(&format!(
+        "[[host]]\nname = \"agent-cli\"\nexe = [\"{}\"]\n",
+        s(&host)
+    ));
+    set_mode(&d, "vscode", "enforce");
+    set_mode(&d, "agent-cli", "enforce");
+    // In VS Code's terminal the user starts an agent CLI, which launches a server.
+    let made = marker(tmp.path(), "launched-by-the-cli");
+    let typed = format!(
+        "{} {} pipes /usr/bin/touch {}",
+        s(&host),
+        s(&script),
+        s(&made)
+    );
+    let out = host_run(
+        &d,
+        "vscode",
+        tmp.path(),
+        "terminal",
+        &["/bin/sh", "-c", &typed],
+    );
+    assert_eq!(rc(&out), 0, "the terminal's shell ran");
+    assert!(!made.exists(), "the agent's unapproved launch was killed");
+    let start = find(&d, "the agent CLI becoming a host", |e| {
+        e["kind"] == "host_start" && e["argv"][0] == s(&host)
+    });
+    assert_eq!(start["host"]["name"], "agent-cli", "{start}");
+    assert!(start.get("class").is_none(), "{start}");
+    let launch = find(&d, "its launch", |e| {
+        e["kind"] == "launch" && names(e, s(&made))
+    });
+    assert_eq!(launch["host"]["name"], "agent-cli");
+    assert_eq!(launch["verdict"]["decision"], "killed");
+}
