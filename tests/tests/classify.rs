@@ -198,19 +198,22 @@ fn the_login_shell_environment_probe_is_a_helper_unless_stdin_is_a_pipe() {
     set_mode(&d, "claude-code", "enforce");
     let tmp = tempdir();
 
+    // Runs `/bin/bash FLAGS… "touch MARKER"` from HOST in MODE; whether it ran.
+    let shell = |host: &str, mode: &str, flags: &[&str], name: &str| -> (i32, PathBuf, String) {
+        let made = marker(tmp.path(), name);
+        let cmd = format!("/usr/bin/touch {}", s(&made));
+        let mut args = vec!["/bin/bash"];
+        args.extend_from_slice(flags);
+        args.push(&cmd);
+        let code = rc(&host_run(&d, host, tmp.path(), mode, &args));
+        assert_eq!(made.exists(), code == 0, "{name}: ran iff it exited 0");
+        (code, made, cmd)
+    };
+
     // VS Code's probe: `$SHELL -i -l -c CMD`, detached, stdin /dev/null. What the
     // login scripts and CMD run is recorded as the helper's.
-    let made = marker(tmp.path(), "probe");
-    let cmd = format!("/usr/bin/touch {}", s(&made));
-    let out = host_run(
-        &d,
-        "vscode",
-        tmp.path(),
-        "probe",
-        &["/bin/bash", "-i", "-l", "-c", &cmd],
-    );
-    assert_eq!(rc(&out), 0, "the probe ran");
-    assert!(made.exists());
+    let (code, made, cmd) = shell("vscode", "probe", &["-i", "-l", "-c"], "probe");
+    assert_eq!(code, 0, "the probe ran");
     let probe = find(&d, "the probe", |e| {
         e["argv"][0] == "/bin/bash" && e["argv"][4] == cmd.as_str()
     });
@@ -225,60 +228,24 @@ fn the_login_shell_environment_probe_is_a_helper_unless_stdin_is_a_pipe() {
     );
 
     // Joined flags (`-ilc`, Claude Desktop's form) are the same probe.
-    let made = marker(tmp.path(), "probe-joined");
-    let cmd = format!("/usr/bin/touch {}", s(&made));
-    let out = host_run(
-        &d,
-        "vscode",
-        tmp.path(),
-        "probe",
-        &["/bin/bash", "-ilc", &cmd],
-    );
-    assert_eq!(rc(&out), 0);
-    assert!(made.exists());
+    assert_eq!(shell("vscode", "probe", &["-ilc"], "probe-joined").0, 0);
 
     // The same argv from an MCP config: the client gives it a pipe on stdin.
-    let made = marker(tmp.path(), "probe-piped");
-    let cmd = format!("/usr/bin/touch {}", s(&made));
-    let out = host_run(
-        &d,
-        "vscode",
-        tmp.path(),
-        "pipes",
-        &["/bin/bash", "-i", "-l", "-c", &cmd],
-    );
-    assert_eq!(rc(&out), -9, "a config's `bash -ilc` is a launch");
-    assert!(!made.exists());
+    let (code, _, cmd) = shell("vscode", "pipes", &["-i", "-l", "-c"], "probe-piped");
+    assert_eq!(code, -9, "a config's `bash -ilc` is a launch");
     let launch = find(&d, "the piped launch", |e| {
         e["kind"] == "launch" && names(e, &cmd)
     });
     assert_eq!(launch["verdict"]["decision"], "killed");
 
     // Missing `-l`: not the probe.
-    let made = marker(tmp.path(), "not-login");
-    let cmd = format!("/usr/bin/touch {}", s(&made));
-    let out = host_run(
-        &d,
-        "vscode",
-        tmp.path(),
-        "probe",
-        &["/bin/bash", "-i", "-c", &cmd],
-    );
-    assert_eq!(rc(&out), -9);
-    assert!(!made.exists());
+    assert_eq!(shell("vscode", "probe", &["-i", "-c"], "not-login").0, -9);
 
     // A host whose profile runs no probe (Claude Code): a launch.
-    let made = marker(tmp.path(), "no-probe-host");
-    let cmd = format!("/usr/bin/touch {}", s(&made));
-    let out = host_run(
-        &d,
-        "claude-code",
-        tmp.path(),
-        "probe",
-        &["/bin/bash", "-i", "-l", "-c", &cmd],
+    assert_eq!(
+        shell("claude-code", "probe", &["-i", "-l", "-c"], "no-probe-host").0,
+        -9
     );
-    assert_eq!(rc(&out), -9);
-    assert!(!made.exists());
 }
 
 #[test]
