@@ -794,14 +794,20 @@ impl Core {
             )));
         }
         let meta = std::fs::metadata(path).map_err(|e| failed(format!("{file}: {e}")))?;
-        // The daemon reads as root: only what the caller could read itself.
-        if caller.uid != 0 && meta.uid() != caller.uid && meta.mode() & 0o004 == 0 {
+        // The daemon reads as root: a user imports from their own files, or from a
+        // system config (root's, readable by all), nothing else.
+        if caller.uid != 0
+            && meta.uid() != caller.uid
+            && !(meta.uid() == 0 && meta.mode() & 0o004 != 0)
+        {
             return Err(refused(format!(
-                "{file}: not readable by uid {}",
+                "{file}: owned by uid {}, not yours (uid {}): import from your own config files",
+                meta.uid(),
                 caller.uid
             )));
         }
-        let bytes = std::fs::read(path).map_err(|e| failed(format!("{file}: {e}")))?;
+        let bytes = crate::hosts::HostFs::read(&crate::hosts::RealFs, path)
+            .map_err(|e| failed(format!("{file}: {e}")))?;
         let env: BTreeMap<String, String> = caller_environ(caller)
             .into_iter()
             .filter_map(|(k, v)| Some((k, String::from_utf8(v).ok()?)))

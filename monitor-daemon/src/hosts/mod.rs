@@ -637,10 +637,45 @@ impl HostFs for RealFs {
         homes.into_iter().filter(|home| home.is_dir()).collect()
     }
 
+    /// Reads a config file safely for a root daemon walking users' homes: never
+    /// blocks on a FIFO a user put in the file's place (opened non-blocking, and only
+    /// a regular file is read), and never reads more than [`CONFIG_MAX_BYTES`].
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        if meta.len() > CONFIG_MAX_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} bytes, larger than a config file can be ({CONFIG_MAX_BYTES})",
+                    meta.len()
+                ),
+            ));
+        }
+        let mut bytes = Vec::new();
+        file.take(CONFIG_MAX_BYTES + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > CONFIG_MAX_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("grew past {CONFIG_MAX_BYTES} bytes while read"),
+            ));
+        }
+        Ok(bytes)
     }
 }
+
+/// The largest MCP config file read (8 MiB): far above any real one.
+pub const CONFIG_MAX_BYTES: u64 = 8 << 20;
 
 /// Home directories of regular users (uid >= 1000, not `nobody`) in `/etc/passwd`
 /// format text. `/` and relative homes are ignored.
@@ -1136,6 +1171,26 @@ pub(crate) mod fake {
 #[cfg(test)]
 mod tests {
     use super::{fake::FakeFs, *};
+
+    #[test]
+    fn real_reads_refuse_fifos_devices_and_huge_files_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO where a config should be: opening it must not wait for a writer.
+        let fifo = dir.path().join("mcp.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let err = RealFs.read(&fifo).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = RealFs.read(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let big = dir.path().join("big.json");
+        let f = fs::File::create(&big).unwrap();
+        f.set_len(CONFIG_MAX_BYTES + 1).unwrap();
+        let err = RealFs.read(&big).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+        let ok = dir.path().join("ok.json");
+        fs::write(&ok, "{}").unwrap();
+        assert_eq!(RealFs.read(&ok).unwrap(), b"{}");
+    }
 
     const CLAUDE_EXE: &str = "/usr/lib/node_modules/@anthropic-ai/claude-code/bin/claude.exe";
     const GEMINI_JS: &str = "/usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js";
