@@ -135,6 +135,8 @@ pub struct HostKeys {
     pub executables: usize,
     pub script_paths: usize,
     pub profiles: Vec<String>,
+    /// MCP config files watched for drift (`config_change` events).
+    pub configs_watched: usize,
 }
 
 /// State shared by the processor and the API, behind one mutex (never held across
@@ -510,6 +512,7 @@ impl Core {
                 executables: exes,
                 script_paths: paths,
                 profiles: self.profiles.iter().map(|p| p.name.clone()).collect(),
+                configs_watched: self.configs.len(),
             },
             attachments: self.sensor.attachments.clone(),
             programs: self.sensor.program_stats(),

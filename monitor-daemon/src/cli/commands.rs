@@ -644,8 +644,10 @@ fn print_status(v: &serde_json::Value) {
         );
     }
     println!(
-        "profiles:  {} executables, {} script paths known",
-        v["host_keys"]["executables"], v["host_keys"]["script_paths"]
+        "profiles:  {} executables, {} script paths known; {} MCP config files watched",
+        v["host_keys"]["executables"],
+        v["host_keys"]["script_paths"],
+        v["host_keys"]["configs_watched"]
     );
     println!("programs:");
     if let Some(att) = v["attachments"].as_array() {
