@@ -185,8 +185,8 @@ fn record_ids(d: &Daemon, host: &str) -> Vec<u64> {
 
 /// Approves server `server` of config file `config` for `host`, as the user would
 /// before the host starts it: `mcpwatch approve --from-config HOST/SERVER --project
-/// DIR --yes`, with the daemon's config (for the test hosts' `[[host]]` profiles and
-/// their config locations) and the hosts' PATH (the CLI resolves the command as the
+/// DIR --yes` (the CLI asks the daemon for its host profiles, the test hosts'
+/// `[[host]]` and their config locations included), with the hosts' PATH (the CLI resolves the command as the
 /// host will, and the daemon re-reads the file and resolves it with its caller's
 /// PATH). Returns the id of the one new record, whose source must name the entry.
 fn approve_server(d: &Daemon, host: &str, config: &Path, server: &str) -> u64 {
@@ -200,8 +200,6 @@ fn approve_server(d: &Daemon, host: &str, config: &Path, server: &str) -> u64 {
             &selector,
             "--project",
             s(project),
-            "--config",
-            s(&d.config),
             "--yes",
         ])
         .env("PATH", HOST_PATH)

@@ -88,6 +88,13 @@ impl DaemonApi {
         core.api_records().to_string()
     }
 
+    /// The host profiles in effect (built-in and the config's `[[host]]`), as a
+    /// JSON array: what `mcpwatch scan` reads configs for.
+    fn profiles(&self) -> String {
+        let core = self.shared.core.lock().expect("core lock");
+        serde_json::to_string(&core.profiles).unwrap_or_else(|_| "[]".into())
+    }
+
     /// What `approve EVENT_ID` would approve, with its risk flags. JSON.
     async fn preview(
         &self,
@@ -312,6 +319,8 @@ pub mod client {
         fn status(&self) -> zbus::Result<String>;
         /// Consent records, per-host modes and policy problems (JSON).
         fn records(&self) -> zbus::Result<String>;
+        /// The host profiles in effect (JSON array).
+        fn profiles(&self) -> zbus::Result<String>;
         /// What approving the launch of event `event_id` would record (JSON).
         fn preview(&self, event_id: u64) -> zbus::Result<String>;
         /// What approving `argv` for `host` would record (JSON). `argv` is the exact

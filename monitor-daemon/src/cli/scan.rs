@@ -45,8 +45,9 @@ pub struct Sources {
     /// Read every user's home (root), not only yours.
     #[arg(long)]
     pub all_users: bool,
-    /// The daemon's configuration, for the host profiles it adds ([[host]]);
-    /// default: the built-in profiles only.
+    /// Read host profiles from this daemon configuration file (its `[[host]]`
+    /// entries) instead of asking the running daemon for the profiles it uses
+    /// (the built-in ones when no daemon answers).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -112,13 +113,35 @@ fn claude_projects(home: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-fn discover(src: &Sources, host: Option<&str>) -> anyhow::Result<ScanResult> {
-    let mut profiles = match &src.config {
-        Some(path) => Config::load(path)
+/// The host profiles to read configs for: `--config`'s, else the running daemon's,
+/// else the built-in ones (said on stderr).
+fn profiles(src: &Sources, daemon: Option<&Daemon>) -> anyhow::Result<Vec<hosts::HostProfile>> {
+    if let Some(path) = &src.config {
+        return Ok(Config::load(path)
             .with_context(|| format!("reading {}", path.display()))?
-            .profiles(),
-        None => hosts::builtin_profiles(),
-    };
+            .profiles());
+    }
+    let from_daemon = daemon.map(|d| {
+        d.call("Profiles", d.proxy.profiles())
+            .map_err(|e| e.to_string())
+            .and_then(|a| serde_json::from_value(a.json).map_err(|e| e.to_string()))
+    });
+    match from_daemon {
+        Some(Ok(p)) => Ok(p),
+        Some(Err(e)) => {
+            eprintln!("mcpwatch: the daemon did not give its host profiles ({e}); using the built-in ones");
+            Ok(hosts::builtin_profiles())
+        }
+        None => Ok(hosts::builtin_profiles()),
+    }
+}
+
+fn discover(
+    src: &Sources,
+    host: Option<&str>,
+    daemon: Option<&Daemon>,
+) -> anyhow::Result<ScanResult> {
+    let mut profiles = profiles(src, daemon)?;
     if let Some(h) = host {
         profiles.retain(|p| p.name == h);
         if profiles.is_empty() {
@@ -386,8 +409,8 @@ fn report_problems(result: &ScanResult) {
 /// or changed since approval; 1 a config file could not be read or parsed, or the
 /// records could not be read (the rest is still listed).
 pub fn scan(a: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let mut result = discover(&a.sources, a.host.as_deref())?;
     let daemon = Daemon::connect().map_err(|e| format!("{e:#}"));
+    let mut result = discover(&a.sources, a.host.as_deref(), daemon.as_ref().ok())?;
     compare(&mut result, daemon.as_ref().map_err(Clone::clone));
     if a.json {
         emit(&format!(
@@ -433,8 +456,8 @@ pub fn approve_from_config(a: &FromConfig<'_>) -> anyhow::Result<ExitCode> {
         None if a.selector.is_empty() => (None, None),
         None => (Some(a.selector), None),
     };
-    let mut result = discover(a.sources, host)?;
     let d = Daemon::connect()?;
+    let mut result = discover(a.sources, host, Some(&d))?;
     compare(&mut result, Ok(&d));
     report_problems(&result);
     if let Some(e) = &result.records_error {
