@@ -24,7 +24,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    event::SECURITY_ENV,
+    event::{Bytes, SECURITY_ENV},
     hosts::{
         import::{self, ConfigFile, Entry, ImportContext, Imported},
         HostFs,
@@ -235,14 +235,9 @@ fn compare(file: &ConfigFile, old: &Watched, new: &Watched) -> Vec<ConfigChange>
     out
 }
 
-fn command_text(argv: &[String]) -> String {
-    let b: Vec<crate::event::Bytes> = argv.iter().map(|a| a.as_str().into()).collect();
-    crate::event::shell_join(&b)
-}
-
 fn entry_text(e: &Entry) -> String {
     match e {
-        Entry::Local { argv, .. } => command_text(argv),
+        Entry::Local { argv, .. } => crate::event::shell_join(&Bytes::from_strs(argv)),
         Entry::Remote { url, transport } => format!("remote {transport} {url}"),
         Entry::Unimportable { reason } => format!("(cannot be imported: {reason})"),
     }
@@ -295,9 +290,10 @@ fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
                 ..
             },
         ) => {
-            let ab: Vec<crate::event::Bytes> = a.iter().map(|x| x.as_str().into()).collect();
-            let bb: Vec<crate::event::Bytes> = b.iter().map(|x| x.as_str().into()).collect();
-            out.extend(crate::scan::argv_diff(&ab, &bb));
+            out.extend(crate::scan::argv_diff(
+                &Bytes::from_strs(a),
+                &Bytes::from_strs(b),
+            ));
             if ca != cb {
                 let show = |c: &Option<PathBuf>| {
                     c.as_ref()

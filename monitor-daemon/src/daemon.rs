@@ -566,27 +566,17 @@ impl Shared {
 
 /// The login shells of /etc/shells, by executable identity (kernel `s_dev`
 /// encoding): a launch of one may be a host's environment probe.
-fn login_shells() -> Vec<(ExeKey, std::path::PathBuf)> {
-    use std::os::unix::fs::MetadataExt as _;
+fn login_shells() -> Vec<ExeKey> {
     let text = std::fs::read_to_string("/etc/shells").unwrap_or_default();
-    let mut out: Vec<(ExeKey, std::path::PathBuf)> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if !line.starts_with('/') {
-            continue;
-        }
-        let Ok(path) = std::fs::canonicalize(line) else {
+    let mut out: Vec<ExeKey> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| l.starts_with('/')) {
+        // stat(2) follows the links (/bin → /usr/bin on merged-/usr systems).
+        let Ok(meta) = std::fs::metadata(line) else {
             continue;
         };
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        let key = ExeKey {
-            dev: hosts::user_dev_to_kernel(meta.dev()),
-            _pad: 0,
-            ino: meta.ino(),
-        };
-        if meta.is_file() && !out.iter().any(|(k, _)| *k == key) {
-            out.push((key, path));
+        let key = hosts::exe_key(&meta);
+        if meta.is_file() && !out.contains(&key) {
+            out.push(key);
         }
     }
     out
@@ -598,7 +588,7 @@ fn login_shells() -> Vec<(ExeKey, std::path::PathBuf)> {
 fn host_keys(
     profiles: &[HostProfile],
     resolved: &hosts::Resolved,
-    shells: &[(ExeKey, std::path::PathBuf)],
+    shells: &[ExeKey],
 ) -> KernelHosts {
     use monitor_common::{class_exe, profile_flags};
     let mut class_exes: Vec<(ExeKey, u32)> = resolved
@@ -606,7 +596,7 @@ fn host_keys(
         .iter()
         .map(|(k, id, _)| (*k, (id << 8) | class_exe::HELPER))
         .collect();
-    for (k, _) in shells {
+    for k in shells {
         if !class_exes.iter().any(|(c, _)| c == k) {
             class_exes.push((*k, class_exe::SHELL));
         }

@@ -1257,7 +1257,6 @@ fn deny_path(names: &[String], kdev: u32, ino: u64) -> Option<String> {
 
 /// `DENY_EXES` entries for the managed deny list: every file the names resolve to.
 fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
-    use std::os::unix::fs::MetadataExt as _;
     let mut out: Vec<(ExeKey, u32)> = Vec::new();
     for (i, name) in names.iter().enumerate() {
         for c in deny_candidates(name) {
@@ -1265,11 +1264,7 @@ fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
                 if !m.is_file() {
                     continue;
                 }
-                let key = ExeKey {
-                    dev: crate::hosts::user_dev_to_kernel(m.dev()),
-                    _pad: 0,
-                    ino: m.ino(),
-                };
+                let key = crate::hosts::exe_key(&m);
                 if !out.iter().any(|(k, _)| *k == key) {
                     out.push((key, u32::try_from(i).unwrap_or(0)));
                 }

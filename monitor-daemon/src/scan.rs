@@ -64,7 +64,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         Some(Some(p)) => p.as_bytes(),
         _ => path_var,
     };
-    let host_argv: Vec<Bytes> = argv.iter().map(|a| Bytes::from(a.as_str())).collect();
+    let host_argv = Bytes::from_strs(argv);
     let first = argv.first().ok_or("empty command")?;
     // `./server` is found relative to the directory the host starts it in.
     let relative = first.contains('/') && !first.starts_with('/');
@@ -77,14 +77,10 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         let mut abs = host_argv.clone();
         abs[0] = Bytes::from(dir.join(first).to_string_lossy().as_ref());
         let (mut k, exe, script) = consent::kernel_command(&abs, path_var)?;
-        // The kernel sees the name the host passed.
+        // The kernel sees the name the host passed: argv[0] of a binary, the
+        // script argument of an interpreter.
         if let Some(pos) = k.iter().position(|a| *a == abs[0]) {
-            if script.is_some() {
-                k[pos] = Bytes::from(first.as_str());
-            }
-        }
-        if script.is_none() {
-            k[0] = Bytes::from(first.as_str());
+            k[pos] = host_argv[0].clone();
         }
         (k, exe, script)
     } else {
@@ -434,6 +430,39 @@ mod tests {
         assert!(resolve(&unknown, b"/usr/bin")
             .unwrap_err()
             .contains("LD_PRELOAD"));
+    }
+
+    #[test]
+    fn a_relative_command_is_found_in_its_directory_and_kept_as_the_host_passes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy("/usr/bin/touch", dir.path().join("bin-srv")).unwrap();
+        let script = dir.path().join("script-srv");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let cwd = dir.path().to_str().unwrap();
+        let r = resolve(&local(&["./bin-srv", "a"], Some(cwd)), b"/usr/bin").unwrap();
+        assert_eq!(r.argv, [Bytes::from("./bin-srv"), Bytes::from("a")]);
+        assert_eq!(
+            r.exe,
+            std::fs::canonicalize(dir.path().join("bin-srv"))
+                .unwrap()
+                .display()
+                .to_string()
+        );
+        let r = resolve(&local(&["./script-srv", "a"], Some(cwd)), b"/usr/bin").unwrap();
+        assert_eq!(
+            r.argv,
+            [
+                Bytes::from("/bin/sh"),
+                Bytes::from("./script-srv"),
+                Bytes::from("a")
+            ]
+        );
+        assert_eq!(
+            r.script.as_deref(),
+            std::fs::canonicalize(&script).unwrap().to_str()
+        );
     }
 
     #[test]

@@ -381,18 +381,7 @@ pub struct TreeSelection {
 /// Whether the tree shows an event of this kind (as a line, or as the exit status
 /// and duration of one).
 pub fn drawn_in_tree(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::HostStart
-            | Kind::Adopt
-            | Kind::HostExec
-            | Kind::Launch
-            | Kind::Helper
-            | Kind::Terminal
-            | Kind::Exec
-            | Kind::Exit
-            | Kind::Lost
-    )
+    k.is_process_line() || matches!(k, Kind::Exit | Kind::Lost)
 }
 
 /// Select the events of the tree. With no filter, every event. With filters, the
@@ -472,19 +461,6 @@ struct Selector<'f> {
     undrawn: u64,
 }
 
-fn is_line(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::HostStart
-            | Kind::Adopt
-            | Kind::HostExec
-            | Kind::Launch
-            | Kind::Helper
-            | Kind::Terminal
-            | Kind::Exec
-    )
-}
-
 fn host_key(e: &Event) -> Option<HostKey> {
     e.host.as_ref().map(|h| (h.name.clone(), h.pid))
 }
@@ -549,7 +525,7 @@ impl<'f> Selector<'f> {
             }
             return matched;
         }
-        if is_line(e.kind) {
+        if e.kind.is_process_line() {
             self.alive.entry(e.pid).or_insert(e.id);
             if let Some(lines) = &mut self.lines {
                 lines.insert(e.pid, Rc::clone(&e));
@@ -557,7 +533,7 @@ impl<'f> Selector<'f> {
         }
         if matched {
             self.add_context(&e);
-            if is_line(e.kind) {
+            if e.kind.is_process_line() {
                 self.await_exit.insert(e.pid);
             }
             self.events.insert(e.id, Rc::clone(&e));

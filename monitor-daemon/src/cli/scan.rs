@@ -271,7 +271,11 @@ fn render(result: &ScanResult, width: Option<usize>) -> String {
                 let _ = writeln!(out, "    why:     {reason}");
             }
             (Entry::Local { argv, .. }, Err(e)) => {
-                let _ = writeln!(out, "    config:  {}", shell_join_str(argv));
+                let _ = writeln!(
+                    out,
+                    "    config:  {}",
+                    shell_join(&crate::event::Bytes::from_strs(argv))
+                );
                 let _ = writeln!(out, "    why:     {e}");
             }
             (Entry::Local { .. }, Ok(cmd)) => {
@@ -337,11 +341,6 @@ fn render(result: &ScanResult, width: Option<usize>) -> String {
         }),
     );
     out
-}
-
-fn shell_join_str(argv: &[String]) -> String {
-    let b: Vec<crate::event::Bytes> = argv.iter().map(|a| a.as_str().into()).collect();
-    shell_join(&b)
 }
 
 fn to_json(result: &ScanResult) -> Value {

@@ -84,6 +84,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// An exec-like event of one process: a line of its own in the tree.
+    pub fn is_process_line(self) -> bool {
+        matches!(
+            self,
+            Self::HostStart
+                | Self::Adopt
+                | Self::HostExec
+                | Self::Launch
+                | Self::Helper
+                | Self::Terminal
+                | Self::Exec
+        )
+    }
+
     /// Whether the D-Bus `Event` signal carries this kind: the events a live
     /// listener (a desktop notifier, an admin console) acts on. Forks, exits and
     /// session execs are high-rate and only in the log.
@@ -145,6 +159,11 @@ pub struct Bytes(pub Vec<u8>);
 impl Bytes {
     pub fn lossy(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.0)
+    }
+
+    /// An argv of text (as config files give it) as bytes.
+    pub fn from_strs(argv: &[String]) -> Vec<Bytes> {
+        argv.iter().map(|a| Self::from(a.as_str())).collect()
     }
 }
 

@@ -705,6 +705,16 @@ pub fn user_dev_to_kernel(st_dev: u64) -> u32 {
     ((major & 0xfff) << 20) | (minor & 0xf_ffff)
 }
 
+/// The kernel's identity key (`HOST_EXES`, `DENY_EXES`, `CLASS_EXES`) of a file
+/// `stat(2)` described.
+pub fn exe_key(meta: &fs::Metadata) -> ExeKey {
+    ExeKey {
+        dev: user_dev_to_kernel(meta.dev()),
+        _pad: 0,
+        ino: meta.ino(),
+    }
+}
+
 /// The `HOST_PATHS` key for an exec filename, or `None` if it is longer than the
 /// kernel can match (`HOST_PATH_KEY - 1` bytes, the key is NUL-terminated).
 pub fn path_key(path: &Path) -> Option<PathKey> {
