@@ -22,6 +22,8 @@ pub mod names {
     pub const SECENV_NAMES: &str = "SECENV_NAMES";
     pub const CLASS_EXES: &str = "CLASS_EXES";
     pub const PROFILE_FLAGS: &str = "PROFILE_FLAGS";
+    pub const SECENV_FILTER: &str = "SECENV_FILTER";
+    pub const ENVSCAN: &str = "ENVSCAN";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -36,6 +38,7 @@ pub mod names {
         SECENV_NAMES,
         CLASS_EXES,
         PROFILE_FLAGS,
+        SECENV_FILTER,
     ];
 }
 
@@ -58,6 +61,18 @@ pub const HOST_PATH_KEY: usize = 256;
 pub const MODES_MAX: u32 = 256;
 /// Longest security-relevant env name the kernel matches, `=` included.
 pub const SECENV_NAME_CAP: usize = 32;
+/// Security-relevant env names the kernel knows (`SecEnvName::id` is below it).
+pub const SECENV_MAX: usize = 64;
+/// Bytes of approved `NAME=value` entries an `ALLOW` value carries (each entry
+/// NUL-terminated and padded to whole words).
+pub const ENVSET_CAP: usize = 1024;
+/// Words of `ENVSET_CAP`.
+pub const ENVSET_WORDS: usize = ENVSET_CAP / 8;
+/// Entries of one exec's environment whose first bytes pass `SECENV_FILTER` that
+/// the kernel examines; more and the exec cannot be approved (fail closed).
+pub const ENV_CAND_MAX: usize = 16;
+/// Bits of `SECENV_FILTER` (a power of two): `envfilter_bit` picks one.
+pub const ENV_FILTER_BITS: u32 = 4096;
 
 /// Per-host modes (`MODES` values).
 pub mod mode {
@@ -371,20 +386,36 @@ pub mod allow_flags {
 }
 
 /// `ALLOW` value: the exact bytes the kernel compares before allowing.
+///
+/// The security-relevant environment is compared exactly too: `env_mask` names
+/// (by `SecEnvName::id`) the entries that must be present, `env` holds them as
+/// `NAME=value\0`, each padded with zeros to whole words, and every other
+/// security-relevant name must be absent. `env_slot[id]` is the entry's byte offset
+/// in `env` (low 16 bits) and its length with the NUL (high 16 bits);
+/// `env_word_id[w]` is the id of the entry word `w` belongs to.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct AllowValue {
     pub record_id: u64,
     /// `bpf_ktime_get_boot_ns` after which the entry no longer applies; 0: never.
     pub expires_boot_ns: u64,
-    /// Wrapping sum of `sip::hash_bytes(key, "NAME=value")` over the
-    /// security-relevant env entries the record requires (0: none may be set).
-    pub env_digest: u64,
+    /// Bit `id` set: the entry named by `SecEnvName::id` must be present, as in `env`.
+    pub env_mask: u64,
     pub flags: u32,
     /// Bytes of `cwd` (leaf-first encoding, as the kernel's dentry walk writes it).
     pub cwd_len: u32,
+    /// Words of `env` in use.
+    pub env_words: u32,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
+    )]
+    pub _pad: u32,
+    pub env_slot: [u32; SECENV_MAX],
+    pub env_word_id: [u8; ENVSET_WORDS],
     pub argv: [u8; ARGV_CAP],
     pub cwd: [u8; PATH_CAP],
+    pub env: [u8; ENVSET_CAP],
 }
 
 /// `SECENV_NAMES` value, keyed by the entry's first 8 bytes (bytes after the `=`
@@ -393,7 +424,52 @@ pub struct AllowValue {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SecEnvName {
     pub len: u32,
+    /// Index below `SECENV_MAX`: the bit of `AllowValue::env_mask`.
+    pub id: u32,
     pub name: [u8; SECENV_NAME_CAP],
+}
+
+/// `SECENV_FILTER[0]`: bit `envfilter_bit(first 3 bytes of NAME=, key)` is set for
+/// every security-relevant name, so the kernel's scan of an environment looks up
+/// only the few entries whose first bytes pass (a keyed filter: who does not know
+/// the key cannot aim entries at it; a false positive only costs a lookup).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvFilter {
+    pub bits: [u64; (ENV_FILTER_BITS / 64) as usize],
+}
+
+impl Default for EnvFilter {
+    fn default() -> Self {
+        Self {
+            bits: [0; (ENV_FILTER_BITS / 64) as usize],
+        }
+    }
+}
+
+/// Per-CPU scratch of the kernel's environment check (`ENVSCAN`): what the scan of
+/// one exec's environment found.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EnvScan {
+    /// Candidates in `cand` (entries whose first bytes pass the filter).
+    pub ncand: u32,
+    /// Non-zero: more than `ENV_CAND_MAX` candidates, or a security-relevant name
+    /// present twice: nothing can match.
+    pub spoiled: u32,
+    /// Bit `id` set: that security-relevant entry is present, at `pos[id]`.
+    pub found: u64,
+    pub cand: [u32; ENV_CAND_MAX],
+    pub pos: [u32; SECENV_MAX],
+}
+
+/// Bit of `SECENV_FILTER` for an env entry whose first three bytes, little-endian,
+/// are `first3` (bytes past the entry's end read as 0), under the filter key.
+#[inline(always)]
+#[must_use]
+#[allow(clippy::inline_always, reason = "the eBPF side needs it inlined")]
+pub const fn envfilter_bit(first3: u32, key: u64) -> u32 {
+    ((((first3 & 0x00ff_ffff) as u64) ^ key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as u32
 }
 
 /// `SETTINGS[0]`: state shared by the daemon and the programs; lives in a pinned
@@ -409,6 +485,10 @@ pub struct Settings {
     pub daemon_tgid: u32,
     /// Non-zero once the daemon loaded the enforcement maps (`ALLOW`, `MODES`).
     pub enforcing: u32,
+    /// Bit `n` set: some `#!` host's exec filename is `n - 1` bytes long (`n` is
+    /// what the exec tracepoint's `__data_loc` reports, NUL included). An
+    /// untracked exec reads its filename only when its length is here.
+    pub host_path_lens: [u64; 4],
 }
 
 /// SipHash-2-4, streamed byte by byte or word by word, identical on both sides.
@@ -540,6 +620,81 @@ pub fn secenv_key(entry: &[u8]) -> u64 {
     k
 }
 
+/// Word-at-a-time steps of the kernel's environment scan, shared with userspace so
+/// they are unit-tested against a byte-by-byte reading. A word is 8 bytes of the
+/// block, little-endian (byte `k` in bits `8k..8k+8`); a *mark* is bit `8k + 7`.
+#[allow(
+    clippy::inline_always,
+    reason = "the eBPF side needs every step inlined (no calls across the verifier's frames)"
+)]
+pub mod envscan {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+
+    /// Marks of the non-zero bytes of `w`. Exact: no carry crosses a byte.
+    #[inline(always)]
+    #[must_use]
+    pub const fn nonzero(w: u64) -> u64 {
+        (((w & LOW7).wrapping_add(LOW7)) | w) & HIGH
+    }
+
+    /// Marks of the bytes of `w` that start an entry: non-zero, and the byte before
+    /// is zero (for byte 0: `prev_zero`, the last byte of the previous word is zero,
+    /// or this is the start of the block). At most four per word.
+    #[inline(always)]
+    #[must_use]
+    pub const fn starts(w: u64, prev_zero: bool) -> u64 {
+        let nz = nonzero(w);
+        let z = !nz & HIGH;
+        nz & ((z << 8) | if prev_zero { 0x80 } else { 0 })
+    }
+
+    /// Byte index (0..8) of the single mark in `mark`.
+    #[inline(always)]
+    #[must_use]
+    pub const fn mark_byte(mark: u64) -> u32 {
+        ((mark >> 7).wrapping_mul(0x0001_0203_0405_0607) >> 56) as u32
+    }
+
+    /// The 8 bytes that start at byte `k` (0..8) of `w` and continue into `next`.
+    #[inline(always)]
+    #[must_use]
+    pub const fn window(w: u64, next: u64, k: u32) -> u64 {
+        let k = k & 7;
+        if k == 0 {
+            w
+        } else {
+            (w >> (8 * k)) | (next << (64 - 8 * k))
+        }
+    }
+
+    /// `w` with the bytes from `n` on zeroed (`n` >= 8: unchanged).
+    #[inline(always)]
+    #[must_use]
+    pub const fn below(w: u64, n: u32) -> u64 {
+        if n >= 8 {
+            w
+        } else {
+            w & ((1u64 << (8 * n)) - 1)
+        }
+    }
+
+    /// `SECENV_NAMES` key of an entry from its first 8 bytes: the bytes after the
+    /// first `=` or NUL zeroed (the same as `secenv_key`).
+    #[inline(always)]
+    #[must_use]
+    pub const fn name_key(w: u64) -> u64 {
+        let stop = !nonzero(w) & HIGH | !nonzero(w ^ 0x3d3d_3d3d_3d3d_3d3d) & HIGH;
+        if stop == 0 {
+            return w;
+        }
+        let low = stop & stop.wrapping_neg();
+        // Keep bytes 0..=k where k is the first stop byte.
+        let keep = (low << 1).wrapping_sub(1);
+        w & keep
+    }
+}
+
 /// Kernel layout facts the programs need, resolved at startup from
 /// `/sys/kernel/btf/vmlinux` and tracefs `format` files (Rust eBPF has no CO-RE),
 /// handed over as the read-only global `CONFIG`. Every field is a byte offset unless
@@ -643,6 +798,8 @@ mod pod {
     unsafe impl aya::Pod for super::AllowKey {}
     unsafe impl aya::Pod for super::AllowValue {}
     unsafe impl aya::Pod for super::SecEnvName {}
+    unsafe impl aya::Pod for super::EnvFilter {}
+    unsafe impl aya::Pod for super::EnvScan {}
     unsafe impl aya::Pod for super::Settings {}
 }
 
@@ -652,9 +809,16 @@ const _: () = assert!(core::mem::size_of::<ExeKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PathKey>() == HOST_PATH_KEY);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 160);
 const _: () = assert!(core::mem::size_of::<AllowKey>() == 48);
-const _: () = assert!(core::mem::size_of::<AllowValue>() == 32 + ARGV_CAP + PATH_CAP);
-const _: () = assert!(core::mem::size_of::<SecEnvName>() == 4 + SECENV_NAME_CAP);
-const _: () = assert!(core::mem::size_of::<Settings>() == 24);
+const _: () = assert!(
+    core::mem::size_of::<AllowValue>()
+        == 40 + 4 * SECENV_MAX + ENVSET_WORDS + ARGV_CAP + PATH_CAP + ENVSET_CAP
+);
+const _: () = assert!(core::mem::size_of::<SecEnvName>() == 8 + SECENV_NAME_CAP);
+const _: () = assert!(core::mem::size_of::<EnvFilter>() == 512);
+const _: () = assert!(core::mem::size_of::<EnvScan>() == 16 + 4 * ENV_CAND_MAX + 4 * SECENV_MAX);
+const _: () = assert!(core::mem::size_of::<Settings>() == 56);
+const _: () = assert!(ENV_CAND_MAX.is_power_of_two() && SECENV_MAX == 64);
+const _: () = assert!(ENVSET_CAP <= 0xffff && ENVSET_WORDS <= 256);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
 const _: () = assert!(core::mem::size_of::<KernelConfig>() == 53 * 4);
 // The dentry walk masks offsets with PATH_CAP - 1.
@@ -693,6 +857,75 @@ mod tests {
             s.write_u8(b);
         }
         assert_eq!(s.finish(), hash_bytes(7, 9, data));
+    }
+
+    /// A deterministic byte source for the scan tests (no rand dependency here).
+    fn bytes(seed: u64, n: usize, alphabet: &[u8]) -> [u8; 64] {
+        let mut x = seed | 1;
+        let mut out = [0u8; 64];
+        for b in out.iter_mut().take(n) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = alphabet[usize::try_from(x % alphabet.len() as u64).unwrap_or(0)];
+        }
+        out
+    }
+
+    fn le(b: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    }
+
+    #[test]
+    fn word_steps_agree_with_bytes() {
+        use super::envscan::{below, mark_byte, name_key, nonzero, starts, window};
+        let alphabet = b"\0\0\0\x01\x7f\x80\xff=AZaz";
+        for seed in 0..20_000u64 {
+            let buf = bytes(seed, 24, alphabet);
+            let w = le(&buf[8..16]);
+            let next = le(&buf[16..24]);
+            let prev_zero = buf[7] == 0;
+            let mut nz = 0u64;
+            let mut st = 0u64;
+            for k in 0..8 {
+                if buf[8 + k] != 0 {
+                    nz |= 0x80 << (8 * k);
+                    if buf[7 + k] == 0 {
+                        st |= 0x80 << (8 * k);
+                    }
+                }
+            }
+            assert_eq!(nonzero(w), nz, "{buf:?}");
+            assert_eq!(starts(w, prev_zero), st, "{buf:?}");
+            assert!(st.count_ones() <= 4);
+            for k in 0..8u32 {
+                let mark = 0x80u64 << (8 * k);
+                assert_eq!(mark_byte(mark), k);
+                let win = window(w, next, k);
+                assert_eq!(win, le(&buf[8 + k as usize..16 + k as usize]));
+                assert_eq!(
+                    name_key(win),
+                    super::secenv_key(&buf[8 + k as usize..16 + k as usize])
+                );
+                assert_eq!(below(w, k), le(&buf[8..8 + k as usize]));
+            }
+            assert_eq!(below(w, 8), w);
+        }
+    }
+
+    #[test]
+    fn envfilter_bit_is_in_range_and_keyed() {
+        let a = super::envfilter_bit(u32::from_le_bytes(*b"LD_\0"), 1);
+        let b = super::envfilter_bit(u32::from_le_bytes(*b"LD_\0"), 2);
+        assert!(a < super::ENV_FILTER_BITS && b < super::ENV_FILTER_BITS);
+        assert_ne!(a, b);
+        // Only the first three bytes count.
+        assert_eq!(
+            super::envfilter_bit(u32::from_le_bytes(*b"LD_P"), 1),
+            super::envfilter_bit(u32::from_le_bytes(*b"LD_L"), 1)
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@ use std::{
     time::Instant,
 };
 
-use monitor_common::{allow_flags, sip, AllowKey, AllowValue, ANY, ARGV_CAP, PATH_CAP};
+use monitor_common::{
+    allow_flags, sip, AllowKey, AllowValue, ANY, ARGV_CAP, ENVSET_CAP, ENVSET_WORDS, PATH_CAP,
+    SECENV_MAX,
+};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
@@ -126,18 +129,61 @@ pub fn leaf_first(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Sum of the keyed hashes of the `NAME=value` entries a record requires (what the
-/// kernel computes over the security-relevant entries it finds).
-pub fn env_digest(env: &BTreeMap<String, Option<Bytes>>, k0: u64, k1: u64) -> u64 {
-    env.iter()
-        .filter_map(|(name, v)| {
-            let v = v.as_ref()?;
-            let mut entry = name.as_bytes().to_vec();
-            entry.push(b'=');
-            entry.extend_from_slice(&v.0);
-            Some(sip::hash_bytes(k0, k1, &entry))
-        })
-        .fold(0u64, u64::wrapping_add)
+/// The id the kernel knows a security-relevant env name by (`SecEnvName::id`, the
+/// bit of `AllowValue::env_mask`): its place in [`SECURITY_ENV`].
+pub fn secenv_id(name: &str) -> Option<u32> {
+    SECURITY_ENV
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| u32::try_from(i).ok())
+}
+
+/// Put the `NAME=value` entries a record requires into a kernel value: `env_mask`,
+/// each entry NUL-terminated and padded to whole words in `env`, and the tables
+/// that tell the kernel which entry a word belongs to. Names the record leaves
+/// unset must be absent at exec, which `env_mask` says by its clear bits.
+pub fn set_env(
+    value: &mut AllowValue,
+    env: &BTreeMap<String, Option<Bytes>>,
+) -> Result<(), String> {
+    value.env_mask = 0;
+    value.env_words = 0;
+    value.env_slot = [0; SECENV_MAX];
+    value.env_word_id = [0; ENVSET_WORDS];
+    value.env = [0; ENVSET_CAP];
+    let mut off = 0usize;
+    for (name, v) in env {
+        let Some(v) = v else { continue };
+        let id = secenv_id(name).ok_or_else(|| {
+            format!("{name} is not a security-relevant variable the kernel knows")
+        })?;
+        if v.0.contains(&0) {
+            return Err(format!(
+                "{name}: a value with a NUL byte cannot occur at exec"
+            ));
+        }
+        let len = name.len() + 1 + v.0.len() + 1;
+        let padded = len.div_ceil(8) * 8;
+        if off + padded > ENVSET_CAP {
+            return Err(format!(
+                "the security-relevant environment it requires is over {ENVSET_CAP} bytes, \
+                 more than the kernel compares"
+            ));
+        }
+        let entry = &mut value.env[off..off + len];
+        entry[..name.len()].copy_from_slice(name.as_bytes());
+        entry[name.len()] = b'=';
+        entry[name.len() + 1..len - 1].copy_from_slice(&v.0);
+        value.env_slot[id as usize] =
+            u32::try_from(off).unwrap_or(0) | (u32::try_from(len).unwrap_or(0) << 16);
+        for w in off / 8..(off + padded) / 8 {
+            value.env_word_id[w] = u8::try_from(id).unwrap_or(0);
+        }
+        value.env_mask |= 1 << id;
+        off += padded;
+    }
+    value.env_words = u32::try_from(off / 8).unwrap_or(0);
+    Ok(())
 }
 
 /// Nanoseconds on `CLOCK_BOOTTIME` (the kernel's `bpf_ktime_get_boot_ns`).
@@ -219,12 +265,18 @@ pub fn compile(
     let mut value = Box::new(AllowValue {
         record_id: r.id,
         expires_boot_ns: 0,
-        env_digest: env_digest(&r.normalized_env(), k0, k1),
+        env_mask: 0,
         flags: 0,
         cwd_len: 0,
+        env_words: 0,
+        _pad: 0,
+        env_slot: [0; SECENV_MAX],
+        env_word_id: [0; ENVSET_WORDS],
         argv: [0; ARGV_CAP],
         cwd: [0; PATH_CAP],
+        env: [0; ENVSET_CAP],
     });
+    set_env(&mut value, &r.normalized_env())?;
     value.argv[..block.len()].copy_from_slice(&block);
     if let Some(cwd) = &r.cwd {
         let enc = leaf_first(&cwd.0);
@@ -786,15 +838,240 @@ mod tests {
         assert_eq!(argv_block(&argv), b"node\0\0x\0");
     }
 
+    fn blank_value() -> Box<AllowValue> {
+        Box::new(AllowValue {
+            record_id: 1,
+            expires_boot_ns: 0,
+            env_mask: 0,
+            flags: 0,
+            cwd_len: 0,
+            env_words: 0,
+            _pad: 0,
+            env_slot: [0; SECENV_MAX],
+            env_word_id: [0; ENVSET_WORDS],
+            argv: [0; ARGV_CAP],
+            cwd: [0; PATH_CAP],
+            env: [0; ENVSET_CAP],
+        })
+    }
+
+    /// What the kernel must decide, read byte by byte: the security-relevant entries
+    /// of the block are exactly the record's (each name at most once).
+    fn naive_matches(block: &[u8], want: &BTreeMap<String, Option<Bytes>>) -> bool {
+        let mut seen = BTreeMap::new();
+        for entry in block.split(|&b| b == 0) {
+            for name in SECURITY_ENV {
+                let prefix = format!("{name}=");
+                if let Some(v) = entry.strip_prefix(prefix.as_bytes()) {
+                    if seen.insert((*name).to_owned(), v.to_vec()).is_some() {
+                        return false;
+                    }
+                }
+            }
+        }
+        SECURITY_ENV
+            .iter()
+            .all(|n| want.get(*n).cloned().flatten().map(|b| b.0) == seen.get(*n).cloned())
+    }
+
+    /// The kernel's three passes (monitor-ebpf/src/enforce.rs), step for step, with
+    /// the same word-level helpers, over a block of `cap` bytes of which `len` count
+    /// (the rest stale, as in the per-CPU scratch).
+    fn kernel_matches(buf: &[u8], len: usize, v: &AllowValue, key: u64) -> Option<bool> {
+        use monitor_common::{envfilter_bit, envscan::*, secenv_key, ENV_CAND_MAX};
+        let word = |o: usize| -> u64 {
+            let o = o & (buf.len() - 8);
+            u64::from_le_bytes(buf[o..o + 8].try_into().unwrap())
+        };
+        let at = |p: usize| {
+            window(
+                word(p & !7),
+                word((p & !7) + 8),
+                u32::try_from(p & 7).unwrap_or(0),
+            )
+        };
+        let mut filter = [0u64; 64];
+        let mut names = BTreeMap::new();
+        for (i, n) in SECURITY_ENV.iter().enumerate() {
+            let e = format!("{n}=");
+            let b = envfilter_bit(
+                u32::from_le_bytes(e.as_bytes()[..4].try_into().unwrap()),
+                key,
+            );
+            filter[(b >> 6) as usize] |= 1 << (b & 63);
+            names.insert(secenv_key(e.as_bytes()), (e, i));
+        }
+        let mut cand = Vec::new();
+        let mut o = 0;
+        while o < len {
+            let w = below(word(o), u32::try_from(len - o).unwrap());
+            let prev_zero = o == 0 || word(o - 8) >> 56 == 0;
+            let mut st = starts(w, prev_zero);
+            while st != 0 {
+                let mark = st & st.wrapping_neg();
+                st ^= mark;
+                let k = mark_byte(mark);
+                #[allow(clippy::cast_possible_truncation)]
+                let bit = envfilter_bit(window(w, word(o + 8), k) as u32, key);
+                if filter[(bit >> 6) as usize] >> (bit & 63) & 1 != 0 {
+                    if cand.len() >= ENV_CAND_MAX {
+                        return None;
+                    }
+                    cand.push(o + k as usize);
+                }
+            }
+            o += 8;
+        }
+        let mut found = 0u64;
+        let mut pos = [0usize; 64];
+        for p in cand {
+            let left = u32::try_from(len - p).unwrap();
+            let Some((name, id)) = names.get(&name_key(below(at(p), left))) else {
+                continue;
+            };
+            let nl = name.len();
+            if p + nl > len || &buf[p..p + nl] != name.as_bytes() {
+                continue;
+            }
+            if found & (1 << id) != 0 {
+                return None;
+            }
+            found |= 1 << id;
+            pos[*id] = p;
+        }
+        if found != v.env_mask {
+            return Some(false);
+        }
+        for t in 0..v.env_words as usize {
+            let id = v.env_word_id[t] as usize;
+            let slot = v.env_slot[id];
+            let rel = t * 8 - (slot & 0xffff) as usize;
+            let left = (slot >> 16) as usize - rel;
+            let got = below(at(pos[id] + rel), u32::try_from(left).unwrap());
+            let want = u64::from_le_bytes(v.env[t * 8..t * 8 + 8].try_into().unwrap());
+            if got != want {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
     #[test]
-    fn env_digest_is_order_free_and_absent_adds_nothing() {
-        let mut a = BTreeMap::new();
-        a.insert("LD_PRELOAD".to_owned(), None);
-        assert_eq!(env_digest(&a, 1, 2), 0);
-        a.insert("NODE_OPTIONS".to_owned(), Some(Bytes::from("--x")));
-        let d = env_digest(&a, 1, 2);
-        assert_eq!(d, sip::hash_bytes(1, 2, b"NODE_OPTIONS=--x"));
-        assert_ne!(env_digest(&a, 1, 3), d, "keyed");
+    fn kernel_env_check_agrees_with_the_byte_by_byte_rule() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let filler = [
+            "PATH=/usr/bin:/bin",
+            "HOME=/root",
+            "LANG=C.UTF-8",
+            "",
+            "X=1",
+            "LD_=a",
+            "LD_PRELOADX=/a",
+            "NODE_OPTIONSS=1",
+            "ENV",
+            "ENVX=1",
+            "=",
+            "PYTHONPATHS=/x",
+            "LD_PRELOAD",
+            "NODE_OPT=1",
+            "BASH_EN=1",
+            "LD_LIBRARY_PAT=/x",
+        ];
+        let values = ["", "/a.so", "--max-old-space-size=512", "x y", "/p:/q:/r"];
+        let mut agree = 0;
+        for round in 0..6000 {
+            let mut want: BTreeMap<String, Option<Bytes>> = SECURITY_ENV
+                .iter()
+                .map(|n| ((*n).to_owned(), None))
+                .collect();
+            for n in SECURITY_ENV {
+                if rnd(4) == 0 {
+                    let v = values[usize::try_from(rnd(values.len() as u64)).unwrap()];
+                    want.insert((*n).to_owned(), Some(Bytes::from(v)));
+                }
+            }
+            let mut v = blank_value();
+            set_env(&mut v, &want).unwrap();
+            // The environment: filler, the wanted entries (maybe altered), extras.
+            let mut entries: Vec<String> = Vec::new();
+            for _ in 0..rnd(12) {
+                entries.push(filler[usize::try_from(rnd(filler.len() as u64)).unwrap()].to_owned());
+            }
+            for (n, val) in &want {
+                let Some(val) = val else {
+                    if rnd(12) == 0 {
+                        entries.push(format!("{n}=/evil"));
+                    }
+                    continue;
+                };
+                let val = String::from_utf8(val.0.clone()).unwrap();
+                match rnd(10) {
+                    0 => {}
+                    1 => entries.push(format!("{n}={val}x")),
+                    2 => entries.push(format!("{n}={}", &val[..val.len().saturating_sub(1)])),
+                    3 => {
+                        entries.push(format!("{n}={val}"));
+                        entries.push(format!("{n}={val}"));
+                    }
+                    _ => entries.push(format!("{n}={val}")),
+                }
+            }
+            let len = entries.len();
+            for i in (1..len).rev() {
+                entries.swap(i, usize::try_from(rnd(i as u64 + 1)).unwrap());
+            }
+            let mut block = Vec::new();
+            // Shift the block so entries land at every alignment.
+            for _ in 0..rnd(8) {
+                block.extend_from_slice(b"A\0");
+            }
+            for e in &entries {
+                block.extend_from_slice(e.as_bytes());
+                block.push(0);
+            }
+            let mut buf = vec![0xa5u8; 1024];
+            if block.len() > buf.len() - 8 {
+                continue;
+            }
+            buf[..block.len()].copy_from_slice(&block);
+            let key = rnd(u64::MAX);
+            let naive = naive_matches(&block, &want);
+            match kernel_matches(&buf, block.len(), &v, key) {
+                // Spoiled: never a match (a name twice, or too many candidates).
+                None => assert!(!naive || entries.len() > 16, "round {round}: {entries:?}"),
+                Some(k) => assert_eq!(k, naive, "round {round}: {entries:?} want {want:?}"),
+            }
+            agree += 1;
+        }
+        assert!(agree > 5000);
+    }
+
+    #[test]
+    fn set_env_lays_entries_out_in_words_and_refuses_what_the_kernel_cannot_hold() {
+        let mut want = BTreeMap::new();
+        want.insert("LD_PRELOAD".to_owned(), None);
+        want.insert("NODE_OPTIONS".to_owned(), Some(Bytes::from("--x")));
+        let mut v = blank_value();
+        set_env(&mut v, &want).unwrap();
+        let id = secenv_id("NODE_OPTIONS").unwrap();
+        assert_eq!(v.env_mask, 1 << id);
+        assert_eq!(&v.env[..17], b"NODE_OPTIONS=--x\0");
+        assert_eq!(v.env_slot[id as usize], 17 << 16);
+        assert_eq!(v.env_words, 3);
+        assert!(v.env_word_id[..3].iter().all(|&w| u32::from(w) == id));
+        want.insert(
+            "PYTHONPATH".to_owned(),
+            Some(Bytes::from("y".repeat(2000).as_str())),
+        );
+        assert!(set_env(&mut v, &want).unwrap_err().contains("1024 bytes"));
+        want.insert("PYTHONPATH".to_owned(), Some(Bytes(b"a\0b".to_vec())));
+        assert!(set_env(&mut v, &want).unwrap_err().contains("NUL"));
     }
 
     #[test]

@@ -651,6 +651,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(reason) = &sensor.lsm.reason {
         warn!(reason = %reason, "BPF LSM not available; signal-based enforcement only");
     }
+    for p in sensor.program_stats() {
+        info!(
+            program = p.name,
+            verified_insns = p.verified_insns,
+            load_ms = p.load_ms.map(|ms| (ms * 10.0).round() / 10.0),
+            "program loaded"
+        );
+    }
     let ring = sensor.take_events().context("ring buffer already taken")?;
     release_startup_memory();
     let mut log = LogWriter::open(&config.log_path()).context("opening the event log")?;

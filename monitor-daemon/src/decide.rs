@@ -228,7 +228,19 @@ impl Core {
             return "no argv".into();
         };
         if flags & ef::ENV_UNCHECKED != 0 {
-            return "argv, environment or cwd longer than the kernel compares: never approved in the kernel".into();
+            let cut = ef::ARGV_TRUNCATED
+                | ef::ARGV_READ_FAILED
+                | ef::ENV_TRUNCATED
+                | ef::ENV_READ_FAILED
+                | ef::CWD_TRUNCATED;
+            if flags & cut != 0 {
+                return "argv, environment or cwd longer than the kernel compares: never approved in the kernel".into();
+            }
+            return format!(
+                "the kernel could not check its environment: a security-relevant variable is \
+                 set twice, or more than {} entries begin like one: never approved in the kernel",
+                monitor_common::ENV_CAND_MAX
+            );
         }
         let host = e.host.as_ref().map(|h| h.name.clone()).unwrap_or_default();
         let candidates: Vec<RecordId> = self

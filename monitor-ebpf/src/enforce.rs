@@ -3,11 +3,15 @@
 //! filled; nothing waits for userspace.
 use aya_ebpf::helpers::generated::{bpf_loop, bpf_send_signal};
 use monitor_common::{
-    allow_flags, mode, sip::Sip, AllowKey, AllowValue, ExecEvent, Settings, ANY, ARGV_CAP, ENV_CAP,
-    PATH_CAP, SECENV_NAME_CAP,
+    allow_flags, envfilter_bit,
+    envscan::{below, mark_byte, name_key, starts, window},
+    mode,
+    sip::Sip,
+    AllowKey, AllowValue, EnvScan, ExecEvent, Settings, ANY, ARGV_CAP, ENVSET_CAP, ENVSET_WORDS,
+    ENV_CAND_MAX, ENV_CAP, PATH_CAP, SECENV_MAX, SECENV_NAME_CAP,
 };
 
-use crate::maps::{ALLOW, MODES, SECENV_NAMES, SETTINGS};
+use crate::maps::{ALLOW, ENVSCAN, MODES, SECENV_FILTER, SECENV_NAMES, SETTINGS};
 
 const SIGKILL: u32 = 9;
 const SIGSTOP: u32 = 19;
@@ -15,6 +19,12 @@ const SIGSTOP: u32 = 19;
 #[inline(always)]
 pub fn settings() -> Option<Settings> {
     SETTINGS.get(0).copied()
+}
+
+/// `SETTINGS[0]` in place (no copy of its 56 bytes).
+#[inline(always)]
+pub fn settings_ref() -> Option<*const Settings> {
+    SETTINGS.get_ptr(0)
 }
 
 #[inline(always)]
@@ -155,109 +165,286 @@ fn same_bytes(a: *const u8, b: *const u8, len: u32, argv: bool) -> bool {
     scan.differ == 0
 }
 
-/// State of the environment scan (`bpf_loop` callback context).
-#[repr(C)]
-struct EnvScan {
-    env: *const u8,
-    len: u32,
-    in_entry: u32,
-    digest: u64,
-    sip: Sip,
-    k0: u64,
-    k1: u64,
+// The security-relevant environment, compared exactly, in three `bpf_loop`s whose
+// steps are small and keep their state in map memory, so the verifier checks each
+// step a few times instead of once per byte of the block:
+//
+// 1. `env_starts_step`, four words a step: find where entries start (word-at-a-time
+//    zero-byte marks) and keep those whose first three bytes pass the keyed
+//    `SECENV_FILTER` (a handful in a real environment);
+// 2. `env_name_step`, one candidate a step: look its name up in `SECENV_NAMES` by
+//    its first 8 bytes, compare the whole name (`=` included), and note where each
+//    security-relevant entry is; one found twice spoils the scan;
+// 3. `env_value_step`, one word of a record's approved entries a step: compare the
+//    entries found with the record's, byte for byte, NUL included.
+//
+// A record matches when the set of names found is exactly its `env_mask` and every
+// value is the same. No hash decides: the filter and the name key only find
+// candidates. Passes 1 and 2 run once per exec, pass 3 per candidate record.
+
+/// The 8 bytes of the environment block at byte `p` (any alignment), from the two
+/// whole words around them.
+#[inline(always)]
+fn env_at(env: *const u8, p: u32) -> u64 {
+    let a = p & !7;
+    window(word(env, a, ENV_CAP), word(env, a + 8, ENV_CAP), p & 7)
 }
 
-/// One byte of the environment block: find entries whose name is one of
-/// `SECENV_NAMES` (exactly, `=` included) and add the SipHash of each whole entry
-/// to the digest. The sum does not depend on the order of entries; a repeated or
-/// extra entry changes it.
-unsafe extern "C" fn env_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: ctx is the caller's EnvScan on its stack.
-    let c = unsafe { &mut *ctx.cast::<EnvScan>() };
-    let i = (index as u32) & (ENV_CAP as u32 - 1);
-    if i >= c.len {
-        return 1;
-    }
-    let at = |j: u32| -> u8 {
-        // SAFETY: masked into the ENV_CAP-byte buffer.
-        unsafe { *c.env.wrapping_add((j as usize) & (ENV_CAP - 1)) }
-    };
-    let b = at(i);
-    if c.in_entry != 0 {
-        if b == 0 {
-            c.digest = c.digest.wrapping_add(c.sip.finish());
-            c.in_entry = 0;
-        } else {
-            c.sip.write_u8(b);
-        }
+/// Pass 1 context.
+#[repr(C)]
+struct EnvStarts {
+    env: *const u8,
+    filter: *const u64,
+    scan: *mut EnvScan,
+    key: u64,
+    len: u32,
+    _pad: u32,
+}
+
+/// Words of the block a pass-1 step covers.
+const STEP_WORDS: u32 = 4;
+
+/// One word at byte `o` (< len): note the entries starting in it that pass the
+/// filter. Returns 1 when the scan is spoiled (too many candidates).
+#[inline(always)]
+fn env_word(c: &EnvStarts, o: u32) -> i64 {
+    // Bytes past the block read as zero: no entry starts there.
+    let w = below(word(c.env, o, ENV_CAP), c.len - o);
+    let prev_zero = o == 0 || word(c.env, o.wrapping_sub(8), ENV_CAP) >> 56 == 0;
+    let mut st = starts(w, prev_zero);
+    if st == 0 {
         return 0;
     }
-    if b == 0 || (i != 0 && at(i - 1) != 0) {
-        return 0;
+    // Bytes of `next` past the block are stale; they can only add a candidate.
+    let next = word(c.env, o + 8, ENV_CAP);
+    let mut n = 0;
+    while n < 4 {
+        if st == 0 {
+            break;
+        }
+        let mark = st & st.wrapping_neg();
+        st ^= mark;
+        n += 1;
+        let k = mark_byte(mark);
+        let bit = envfilter_bit(window(w, next, k) as u32, c.key);
+        // SAFETY: the index is masked into the filter's 64 words.
+        let fw = unsafe { *c.filter.wrapping_add(((bit >> 6) & 63) as usize) };
+        if (fw >> (bit & 63)) & 1 == 0 {
+            continue;
+        }
+        // SAFETY: per-CPU scratch owned by this program invocation.
+        let s = unsafe { &mut *c.scan };
+        let i = s.ncand;
+        if i as usize >= ENV_CAND_MAX {
+            s.spoiled = 1;
+            return 1;
+        }
+        s.cand[(i as usize) & (ENV_CAND_MAX - 1)] = o + k;
+        s.ncand = i + 1;
     }
-    // Start of an entry: its first 8 bytes, zeroed after the first `=`.
-    let mut key = 0u64;
-    let mut j: u32 = 0;
-    while j < 8 {
-        if i + j >= c.len {
-            break;
-        }
-        let x = at(i + j);
-        if x == 0 {
-            break;
-        }
-        key |= u64::from(x) << (8 * j);
-        if x == b'=' {
-            break;
+    0
+}
+
+unsafe extern "C" fn env_starts_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: ctx is the caller's EnvStarts on its stack.
+    let c = unsafe { &*ctx.cast::<EnvStarts>() };
+    let base = (index as u32) * STEP_WORDS * 8;
+    let mut j = 0;
+    while j < STEP_WORDS {
+        let o = base + j * 8;
+        if o >= c.len || env_word(c, o) != 0 {
+            return 1;
         }
         j += 1;
     }
-    // SAFETY: plain map lookup, value copied.
-    let Some(name) = (unsafe { SECENV_NAMES.get(&key) }).copied() else {
+    0
+}
+
+/// Pass 2 context.
+#[repr(C)]
+struct EnvNames {
+    env: *const u8,
+    scan: *mut EnvScan,
+    len: u32,
+    _pad: u32,
+}
+
+unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: ctx is the caller's EnvNames on its stack; scan is per-CPU scratch.
+    let c = unsafe { &*ctx.cast::<EnvNames>() };
+    let s = unsafe { &mut *c.scan };
+    let i = index as u32;
+    if i >= s.ncand {
+        return 1;
+    }
+    let p = s.cand[(i as usize) & (ENV_CAND_MAX - 1)];
+    if p >= c.len {
+        return 0;
+    }
+    let key = name_key(below(env_at(c.env, p), c.len - p));
+    // SAFETY: plain map lookup; the value stays valid for this invocation.
+    let Some(name) = (unsafe { SECENV_NAMES.get(&key) }) else {
         return 0;
     };
+    let nl = name.len;
+    if nl as usize > SECENV_NAME_CAP || p + nl > c.len {
+        return 0;
+    }
+    let words = name.name.as_ptr().cast::<u64>();
     let mut j: u32 = 0;
-    while j < SECENV_NAME_CAP as u32 {
-        if j >= name.len {
+    while j < (SECENV_NAME_CAP / 8) as u32 {
+        let off = j * 8;
+        if off >= nl {
             break;
         }
-        if i + j >= c.len || at(i + j) != name.name[(j as usize) & (SECENV_NAME_CAP - 1)] {
+        // SAFETY: j < SECENV_NAME_CAP / 8: inside the name.
+        let want = unsafe { words.wrapping_add(j as usize).read_unaligned() };
+        if below(env_at(c.env, p + off), nl - off) != below(want, nl - off) {
             return 0;
         }
         j += 1;
     }
-    c.in_entry = 1;
-    c.sip = Sip::new(c.k0, c.k1);
-    c.sip.write_u8(b);
+    let id = name.id & (SECENV_MAX as u32 - 1);
+    let bit = 1u64 << id;
+    if s.found & bit != 0 {
+        // The same name twice: which one a program reads is its own business.
+        s.spoiled = 1;
+        return 1;
+    }
+    s.found |= bit;
+    s.pos[id as usize] = p;
     0
 }
 
-/// Digest of the security-relevant entries of the captured environment.
+/// Pass 3 context.
+#[repr(C)]
+struct EnvValues {
+    env: *const u8,
+    scan: *const EnvScan,
+    v: *const AllowValue,
+    differ: u32,
+    _pad: u32,
+}
+
+unsafe extern "C" fn env_value_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: ctx is the caller's EnvValues on its stack; the pointers are map values.
+    let c = unsafe { &mut *ctx.cast::<EnvValues>() };
+    let v = unsafe { &*c.v };
+    let t = index as u32;
+    if t >= v.env_words {
+        return 1;
+    }
+    let t = t & (ENVSET_WORDS as u32 - 1);
+    let id = u32::from(v.env_word_id[t as usize]) & (SECENV_MAX as u32 - 1);
+    let slot = v.env_slot[id as usize];
+    let rel = (t * 8).wrapping_sub(slot & 0xffff);
+    let left = (slot >> 16).wrapping_sub(rel);
+    if rel >= ENVSET_CAP as u32 || left == 0 || left > ENVSET_CAP as u32 {
+        c.differ = 1;
+        return 1;
+    }
+    // SAFETY: scan is per-CPU scratch.
+    let p = unsafe { (*c.scan).pos[id as usize] } + rel;
+    let got = below(env_at(c.env, p), left);
+    if got != word(v.env.as_ptr(), t * 8, ENVSET_CAP) {
+        c.differ = 1;
+        return 1;
+    }
+    0
+}
+
+/// Passes 1 and 2 over the captured environment, into `ENVSCAN`. False when the
+/// scan is spoiled (nothing can match) or the scratch is missing.
 #[inline(always)]
-fn env_digest(ev: &ExecEvent, k0: u64, k1: u64) -> u64 {
-    let mut scan = EnvScan {
-        env: ev.body.env.as_ptr(),
-        len: ev.hdr.env_len,
-        in_entry: 0,
-        digest: 0,
-        sip: Sip::new(k0, k1),
-        k0,
-        k1,
+fn env_scan(ev: &ExecEvent, key: u64) -> bool {
+    let Some(scan) = ENVSCAN.get_ptr_mut(0) else {
+        return false;
     };
-    // SAFETY: bpf_loop calls env_step with a pointer to `scan` for each index.
+    let Some(filter) = SECENV_FILTER.get_ptr(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch owned by this program invocation.
+    unsafe {
+        (*scan).ncand = 0;
+        (*scan).spoiled = 0;
+        (*scan).found = 0;
+    }
+    let len = ev.hdr.env_len;
+    if len as usize > ENV_CAP {
+        return false;
+    }
+    let mut starts = EnvStarts {
+        env: ev.body.env.as_ptr(),
+        // SAFETY: a map value pointer; `bits` is its first field.
+        filter: unsafe { (*filter).bits.as_ptr() },
+        scan,
+        key,
+        len,
+        _pad: 0,
+    };
+    // SAFETY: bpf_loop calls the step with a pointer to `starts`.
     unsafe {
         bpf_loop(
-            ev.hdr.env_len,
-            env_step as *mut core::ffi::c_void,
-            core::ptr::from_mut(&mut scan).cast(),
+            len.div_ceil(STEP_WORDS * 8),
+            env_starts_step as *mut core::ffi::c_void,
+            core::ptr::from_mut(&mut starts).cast(),
             0,
         )
     };
-    if scan.in_entry != 0 {
-        // The block ended inside an entry (no final NUL): count it as it stands.
-        scan.digest = scan.digest.wrapping_add(scan.sip.finish());
+    let mut names = EnvNames {
+        env: ev.body.env.as_ptr(),
+        scan,
+        len,
+        _pad: 0,
+    };
+    // SAFETY: scan is per-CPU scratch.
+    let ncand = unsafe { (*scan).ncand };
+    if ncand != 0 {
+        // SAFETY: bpf_loop calls the step with a pointer to `names`.
+        unsafe {
+            bpf_loop(
+                ncand,
+                env_name_step as *mut core::ffi::c_void,
+                core::ptr::from_mut(&mut names).cast(),
+                0,
+            )
+        };
     }
-    scan.digest
+    // SAFETY: as above.
+    unsafe { (*scan).spoiled == 0 }
+}
+
+/// Whether the entries the scan found are exactly the record's, byte for byte.
+#[inline(always)]
+fn env_matches(ev: &ExecEvent, v: *const AllowValue) -> bool {
+    let Some(scan) = ENVSCAN.get_ptr(0) else {
+        return false;
+    };
+    // SAFETY: both are map values valid for this invocation.
+    let (found, mask, words) = unsafe { ((*scan).found, (*v).env_mask, (*v).env_words) };
+    if found != mask {
+        return false;
+    }
+    if mask == 0 {
+        return true;
+    }
+    let mut values = EnvValues {
+        env: ev.body.env.as_ptr(),
+        scan,
+        v,
+        differ: 0,
+        _pad: 0,
+    };
+    // SAFETY: bpf_loop calls the step with a pointer to `values`.
+    unsafe {
+        bpf_loop(
+            words,
+            env_value_step as *mut core::ffi::c_void,
+            core::ptr::from_mut(&mut values).cast(),
+            0,
+        )
+    };
+    values.differ == 0
 }
 
 /// Outcome of the `ALLOW` check.
@@ -267,6 +454,79 @@ pub enum Allow {
     No,
     /// The capture was incomplete: nothing can match.
     Unchecked,
+}
+
+/// `bpf_loop` context of the `ALLOW` check: one step per key variant.
+#[repr(C)]
+struct AllowScan {
+    ev: *const ExecEvent,
+    key: AllowKey,
+    now: u64,
+    filter_key: u64,
+    record: u64,
+    uid: u32,
+    profile: u32,
+    /// 0: environment not scanned yet; 1: scanned; 2: spoiled.
+    env: u32,
+    /// `ALLOW_*` below.
+    result: u32,
+}
+
+const ALLOW_NO: u32 = 0;
+const ALLOW_YES: u32 = 1;
+const ALLOW_ONCE: u32 = 2;
+const ALLOW_UNCHECKED: u32 = 3;
+
+/// Key variant `index`: `uid` and `profile` exactly or as wildcards. Returns 1 (stop)
+/// once a variant decided.
+unsafe extern "C" fn allow_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: ctx is the caller's AllowScan on its stack; ev is the per-CPU scratch.
+    let c = unsafe { &mut *ctx.cast::<AllowScan>() };
+    let ev = unsafe { &*c.ev };
+    let n = index as u32;
+    c.key.uid = if n & 1 == 0 { c.uid } else { ANY };
+    c.key.profile = if n & 2 == 0 { c.profile } else { ANY };
+    let Some(vp) = ALLOW.get_ptr(&c.key) else {
+        return 0;
+    };
+    // SAFETY: value pointer valid for this invocation.
+    let v: &AllowValue = unsafe { &*vp };
+    if v.expires_boot_ns != 0 && c.now >= v.expires_boot_ns {
+        return 0;
+    }
+    let len = c.key.argv_len;
+    if len as usize > ARGV_CAP || !same_bytes(ev.body.argv.as_ptr(), v.argv.as_ptr(), len, true) {
+        return 0;
+    }
+    if v.flags & allow_flags::CWD != 0
+        && (v.cwd_len != ev.hdr.cwd_len
+            || v.cwd_len as usize > PATH_CAP
+            || !same_bytes(ev.body.cwd.as_ptr(), v.cwd.as_ptr(), v.cwd_len, false))
+    {
+        return 0;
+    }
+    if c.env == 0 {
+        c.env = if env_scan(ev, c.filter_key) { 1 } else { 2 };
+    }
+    if c.env != 1 {
+        // Spoiled: too many candidates, or a name twice. Fail closed.
+        c.result = ALLOW_UNCHECKED;
+        return 1;
+    }
+    if !env_matches(ev, vp) {
+        return 0;
+    }
+    c.record = v.record_id;
+    if v.flags & allow_flags::ONCE != 0 {
+        // Only the exec whose delete succeeds gets the one use.
+        if ALLOW.remove(&c.key).is_err() {
+            return 0;
+        }
+        c.result = ALLOW_ONCE;
+        return 1;
+    }
+    c.result = ALLOW_YES;
+    1
 }
 
 /// Look the launch up in `ALLOW` and compare the exact bytes. `uid` and `profile`
@@ -280,63 +540,42 @@ pub fn allow(ev: &ExecEvent, s: &Settings, incomplete: bool, now: u64) -> Allow 
     if len == 0 || len as usize > ARGV_CAP {
         return Allow::No;
     }
-    let mut key = AllowKey {
-        dev: ev.hdr.exe_dev,
-        argv_len: len,
-        ino: ev.hdr.exe_ino,
-        ctime_sec: ev.hdr.exe_ctime_sec,
-        ctime_nsec: ev.hdr.exe_ctime_nsec & 0x3fff_ffff,
+    let mut scan = AllowScan {
+        ev: core::ptr::from_ref(ev),
+        key: AllowKey {
+            dev: ev.hdr.exe_dev,
+            argv_len: len,
+            ino: ev.hdr.exe_ino,
+            ctime_sec: ev.hdr.exe_ctime_sec,
+            ctime_nsec: ev.hdr.exe_ctime_nsec & 0x3fff_ffff,
+            uid: ev.hdr.uid,
+            profile: ev.hdr.host_profile,
+            _pad: 0,
+            argv_hash: argv_hash(ev.body.argv.as_ptr(), len, s.sip_k0, s.sip_k1),
+        },
+        now,
+        filter_key: s.sip_k0,
+        record: 0,
         uid: ev.hdr.uid,
         profile: ev.hdr.host_profile,
-        _pad: 0,
-        argv_hash: argv_hash(ev.body.argv.as_ptr(), len, s.sip_k0, s.sip_k1),
+        env: 0,
+        result: ALLOW_NO,
     };
-    let mut env: Option<u64> = None;
-    let mut n = 0;
-    while n < 4 {
-        key.uid = if n & 1 == 0 { ev.hdr.uid } else { ANY };
-        key.profile = if n & 2 == 0 { ev.hdr.host_profile } else { ANY };
-        n += 1;
-        let Some(v) = ALLOW.get_ptr(&key) else {
-            continue;
-        };
-        // SAFETY: value pointer valid for this invocation.
-        let v: &AllowValue = unsafe { &*v };
-        if v.expires_boot_ns != 0 && now >= v.expires_boot_ns {
-            continue;
-        }
-        if !same_bytes(ev.body.argv.as_ptr(), v.argv.as_ptr(), len, true) {
-            continue;
-        }
-        if v.flags & allow_flags::CWD != 0
-            && (v.cwd_len != ev.hdr.cwd_len
-                || v.cwd_len as usize > PATH_CAP
-                || !same_bytes(ev.body.cwd.as_ptr(), v.cwd.as_ptr(), v.cwd_len, false))
-        {
-            continue;
-        }
-        let digest = match env {
-            Some(d) => d,
-            None => {
-                let d = env_digest(ev, s.sip_k0, s.sip_k1);
-                env = Some(d);
-                d
-            }
-        };
-        if digest != v.env_digest {
-            continue;
-        }
-        let record = v.record_id;
-        if v.flags & allow_flags::ONCE != 0 {
-            // Only the exec whose delete succeeds gets the one use.
-            if ALLOW.remove(&key).is_err() {
-                continue;
-            }
-            return Allow::Yes(record, true);
-        }
-        return Allow::Yes(record, false);
+    // SAFETY: bpf_loop calls allow_step with a pointer to `scan`.
+    unsafe {
+        bpf_loop(
+            4,
+            allow_step as *mut core::ffi::c_void,
+            core::ptr::from_mut(&mut scan).cast(),
+            0,
+        )
+    };
+    match scan.result {
+        ALLOW_YES => Allow::Yes(scan.record, false),
+        ALLOW_ONCE => Allow::Yes(scan.record, true),
+        ALLOW_UNCHECKED => Allow::Unchecked,
+        _ => Allow::No,
     }
-    Allow::No
 }
 
 /// Carry out the mode's answer to an unapproved or denied exec. `hold` is false for

@@ -15,7 +15,7 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
         generated::{
-            bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str, bpf_probe_read_user,
+            bpf_ktime_get_boot_ns, bpf_loop, bpf_probe_read_kernel_str, bpf_probe_read_user,
             bpf_ringbuf_output,
         },
     },
@@ -133,6 +133,16 @@ fn host_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
     if cfg!(host_paths_enabled) == 0 {
         return None;
     }
+    let loc: u32 = unsafe { ctx.read_at(cfg!(tp_exec_filename) as usize) }.ok()?;
+    // Only a filename as long as some host script's is worth copying and hashing
+    // (256 bytes of key): most execs stop here.
+    let n = loc >> 16;
+    let lens = enforce::settings_ref()?;
+    // SAFETY: n is masked into the 256-bit table.
+    let bits = unsafe { (*lens).host_path_lens[((n >> 6) & 3) as usize] };
+    if n > 255 || (bits >> (n & 63)) & 1 == 0 {
+        return None;
+    }
     let key = KEYBUF.get_ptr_mut(0)?;
     // SAFETY: per-CPU scratch owned by this program invocation.
     let key = unsafe { &mut *key };
@@ -142,7 +152,6 @@ fn host_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
         // SAFETY: i < HOST_PATH_KEY / 8, inside the 256-byte key.
         unsafe { words.add(i).write_volatile(0) };
     }
-    let loc: u32 = unsafe { ctx.read_at(cfg!(tp_exec_filename) as usize) }.ok()?;
     let src = ctx_ptr(ctx).wrapping_add((loc & 0xffff) as usize);
     // SAFETY: kernel string read into the key buffer, bounded by its size.
     unsafe { bpf_probe_read_kernel_str_bytes(src, &mut key.path[..HOST_PATH_KEY - 1]) }.ok()?;
@@ -681,74 +690,115 @@ fn read_user_block(
     (len as u32, total as u32, cut)
 }
 
+/// `bpf_loop` context of the dentry walk.
+#[repr(C)]
+struct Walk {
+    dentry: *const u8,
+    vfsmnt: *const u8,
+    mnt: *const u8,
+    out: *mut u8,
+    off: u32,
+    /// `WALK_*` below.
+    state: u32,
+}
+
+const WALK_GOING: u32 = 0;
+const WALK_DONE: u32 = 1;
+const WALK_TRUNCATED: u32 = 2;
+
+/// One step up the tree: a component added, or a mount point crossed.
+unsafe extern "C" fn walk_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: ctx is the caller's Walk on its stack.
+    let w = unsafe { &mut *ctx.cast::<Walk>() };
+    let (Ok(mnt_root), Ok(parent)) = (
+        rd_ptr(w.vfsmnt, cfg!(vfsmount_mnt_root)),
+        rd_ptr(w.dentry, cfg!(dentry_d_parent)),
+    ) else {
+        w.state = WALK_TRUNCATED;
+        return 1;
+    };
+    if w.dentry == mnt_root || w.dentry == parent {
+        if w.dentry != mnt_root {
+            // A dentry with no parent that is not a mount root: a pseudo file
+            // (memfd, anonymous inode) or a disconnected one. Stop here.
+            w.off = own_name(w.dentry, w.out, w.off);
+            w.state = WALK_DONE;
+            return 1;
+        }
+        let (Ok(mnt_parent), Ok(mountpoint)) = (
+            rd_ptr(w.mnt, cfg!(mount_mnt_parent)),
+            rd_ptr(w.mnt, cfg!(mount_mnt_mountpoint)),
+        ) else {
+            w.state = WALK_TRUNCATED;
+            return 1;
+        };
+        if mnt_parent == w.mnt {
+            w.off = own_name(w.dentry, w.out, w.off);
+            w.state = WALK_DONE;
+            return 1;
+        }
+        w.dentry = mountpoint;
+        w.mnt = mnt_parent;
+        w.vfsmnt = mnt_parent.wrapping_add(cfg!(mount_mnt) as usize);
+        return 0;
+    }
+    let off = w.off;
+    if off as usize > PATH_CAP - PATH_COMPONENT_CAP {
+        w.state = WALK_TRUNCATED;
+        return 1;
+    }
+    let Ok(name) = rd_ptr(w.dentry, cfg!(dentry_d_name) + cfg!(qstr_name)) else {
+        w.state = WALK_TRUNCATED;
+        return 1;
+    };
+    // SAFETY: off <= PATH_CAP - PATH_COMPONENT_CAP, so the write stays inside the
+    // PATH_CAP field; the mask only makes that visible to the verifier.
+    let ret = unsafe {
+        bpf_probe_read_kernel_str(
+            w.out.wrapping_add((off as usize) & (PATH_CAP - 1)).cast(),
+            PATH_COMPONENT_CAP as u32,
+            name.cast(),
+        )
+    };
+    if ret <= 0 {
+        w.state = WALK_TRUNCATED;
+        return 1;
+    }
+    w.off = (off + ret as u32) & (2 * PATH_CAP as u32 - 1);
+    w.dentry = parent;
+    0
+}
+
 /// Rebuild a `struct path` into `out` (PATH_CAP bytes plus slack inside the scratch
 /// value), leaf first, each component NUL-terminated. Crosses mount points through
-/// `struct mount`. Returns (bytes written, truncated).
+/// `struct mount`. Returns (bytes written, truncated). A `bpf_loop` with its state
+/// in the context, so the verifier checks one step, not `PATH_DEPTH_MAX` of them.
 #[inline(always)]
 fn walk_path(path: *const u8, out: *mut u8) -> (u32, bool) {
-    let Ok(mut dentry) = rd_ptr(path, cfg!(path_dentry)) else {
+    let (Ok(dentry), Ok(vfsmnt)) = (
+        rd_ptr(path, cfg!(path_dentry)),
+        rd_ptr(path, cfg!(path_mnt)),
+    ) else {
         return (0, true);
     };
-    let Ok(mut vfsmnt) = rd_ptr(path, cfg!(path_mnt)) else {
-        return (0, true);
+    let mut w = Walk {
+        dentry,
+        vfsmnt,
+        mnt: vfsmnt.wrapping_sub(cfg!(mount_mnt) as usize),
+        out,
+        off: 0,
+        state: WALK_GOING,
     };
-    let mount_mnt = cfg!(mount_mnt) as usize;
-    let mut mnt = vfsmnt.wrapping_sub(mount_mnt);
-    let mut off: u32 = 0;
-    let mut i = 0;
-    while i < PATH_DEPTH_MAX {
-        i += 1;
-        let Ok(mnt_root) = rd_ptr(vfsmnt, cfg!(vfsmount_mnt_root)) else {
-            return (off, true);
-        };
-        let Ok(parent) = rd_ptr(dentry, cfg!(dentry_d_parent)) else {
-            return (off, true);
-        };
-        if dentry == mnt_root || dentry == parent {
-            if dentry != mnt_root {
-                // A dentry with no parent that is not a mount root: a pseudo file
-                // (memfd, anonymous inode) or a disconnected one. Stop here.
-                return (own_name(dentry, out, off), false);
-            }
-            let Ok(mnt_parent) = rd_ptr(mnt, cfg!(mount_mnt_parent)) else {
-                return (off, true);
-            };
-            if mnt_parent == mnt {
-                return (own_name(dentry, out, off), false);
-            }
-            let Ok(mountpoint) = rd_ptr(mnt, cfg!(mount_mnt_mountpoint)) else {
-                return (off, true);
-            };
-            dentry = mountpoint;
-            mnt = mnt_parent;
-            vfsmnt = mnt.wrapping_add(mount_mnt);
-            continue;
-        }
-        if off as usize > PATH_CAP - PATH_COMPONENT_CAP {
-            return (off, true);
-        }
-        let Ok(name) = rd_ptr(dentry, cfg!(dentry_d_name) + cfg!(qstr_name)) else {
-            return (off, true);
-        };
-        // SAFETY: off <= PATH_CAP - PATH_COMPONENT_CAP, so the write stays inside
-        // the PATH_CAP field; the mask only makes that visible to the verifier.
-        let ret = unsafe {
-            bpf_probe_read_kernel_str(
-                out.wrapping_add((off as usize) & (PATH_CAP - 1)).cast(),
-                PATH_COMPONENT_CAP as u32,
-                name.cast(),
-            )
-        };
-        if ret <= 0 {
-            return (off, true);
-        }
-        // The mask changes nothing (off + ret <= PATH_CAP) but turns `off` into a
-        // plain bounded range, so the verifier's states at the loop head converge and
-        // get pruned instead of multiplying with every iteration.
-        off = (off + ret as u32) & (2 * PATH_CAP as u32 - 1);
-        dentry = parent;
-    }
-    (off, true)
+    // SAFETY: bpf_loop calls walk_step with a pointer to `w`.
+    unsafe {
+        bpf_loop(
+            PATH_DEPTH_MAX,
+            walk_step as *mut core::ffi::c_void,
+            core::ptr::from_mut(&mut w).cast(),
+            0,
+        )
+    };
+    (w.off & (2 * PATH_CAP as u32 - 1), w.state != WALK_DONE)
 }
 
 /// Fork and exit events are a bare header in a reserved (not zeroed) ring-buffer

@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    stat, AllowKey, AllowValue, ExeKey, ExecEvent, PathKey, SecEnvName, Settings, TaskState,
-    MODES_MAX,
+    stat, AllowKey, AllowValue, EnvFilter, EnvScan, ExeKey, ExecEvent, PathKey, SecEnvName,
+    Settings, TaskState, MODES_MAX, SECENV_MAX,
 };
 
 /// `BPF_F_NO_PREALLOC`: `ALLOW` values are 5 KiB; allocate only what is used.
@@ -30,7 +30,16 @@ pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
 /// Security-relevant env names by `secenv_key` of their first 8 bytes.
 #[map(name = "SECENV_NAMES")]
-pub static SECENV_NAMES: HashMap<u64, SecEnvName> = HashMap::with_max_entries(64, 0);
+pub static SECENV_NAMES: HashMap<u64, SecEnvName> = HashMap::with_max_entries(SECENV_MAX as u32, 0);
+
+/// `SECENV_FILTER[0]`: the keyed filter of the names' first three bytes.
+#[map(name = "SECENV_FILTER")]
+pub static SECENV_FILTER: Array<EnvFilter> = Array::with_max_entries(1, 0);
+
+/// What the environment scan of the current exec found (per CPU: map memory, so
+/// the scan's steps see unknown values and the verifier's states converge).
+#[map(name = "ENVSCAN")]
+pub static ENVSCAN: PerCpuArray<EnvScan> = PerCpuArray::with_max_entries(1, 0);
 
 /// Executables that classify a would-be launch (`monitor_common::class_exe`): the
 /// hosts' helper executables and the login shells of /etc/shells.

@@ -13,8 +13,8 @@ use aya::{
     Btf, Ebpf, EbpfError, EbpfLoader,
 };
 use monitor_common::{
-    names, stat, AllowKey, AllowValue, ExeKey, KernelConfig, PathKey, SecEnvName, Settings,
-    TaskState, MODES_MAX, SECENV_NAME_CAP,
+    names, stat, AllowKey, AllowValue, EnvFilter, ExeKey, KernelConfig, PathKey, SecEnvName,
+    Settings, TaskState, MODES_MAX, SECENV_NAME_CAP,
 };
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -42,6 +42,20 @@ pub enum SensorError {
         name: &'static str,
         #[source]
         source: MapError,
+    },
+    /// The verifier refused a program: one line with its last word, the full log
+    /// in a file (never thousands of lines on a terminal).
+    #[error(
+        "the kernel's verifier rejected program `{name}` on Linux {kernel}: \"{last}\" \
+         (limit {VERIFIER_LIMIT} instructions per program; mcpwatch budgets {VERIFIED_INSNS_BUDGET}); \
+         full verifier log: {}",
+        log.as_ref().map_or_else(|| "not saved".to_owned(), |p| p.display().to_string())
+    )]
+    Rejected {
+        name: &'static str,
+        kernel: String,
+        last: String,
+        log: Option<PathBuf>,
     },
     #[error("program `{name}` ({hook}): {action} failed")]
     Program {
@@ -89,9 +103,22 @@ pub struct LsmSupport {
 #[derive(Clone, Debug, Serialize)]
 pub struct ProgramStats {
     pub name: &'static str,
+    /// The kernel's count of instructions its verifier processed to accept the
+    /// program (`bpf_prog_info.verified_insns`, 5.16+): the budget DESIGN.md keeps
+    /// at or below `VERIFIED_INSNS_BUDGET`. `None` when the kernel does not say.
+    pub verified_insns: Option<u32>,
+    /// How long `BPF_PROG_LOAD` took when this daemon loaded it (`None`: taken over).
+    pub load_ms: Option<f64>,
     pub run_cnt: u64,
     pub run_time_ns: u64,
 }
+
+/// The verifier budget of every program: 20 % of the kernel's 1M-instruction limit
+/// (`BPF_COMPLEXITY_LIMIT_INSNS`), so a kernel point release, another CPU or another
+/// LLVM has room to move the count before anything fails to load.
+pub const VERIFIED_INSNS_BUDGET: u32 = 200_000;
+/// The kernel's limit on instructions the verifier processes for one program.
+pub const VERIFIER_LIMIT: u32 = 1_000_000;
 
 /// What the kernel needs to know about hosts, from the resolved host profiles.
 #[derive(Clone, Debug, Default)]
@@ -161,6 +188,10 @@ pub struct Sensor {
     /// Our own references to the links (attached here, or copied from a keeper).
     links: Vec<FdLink>,
     held: Vec<std::os::fd::OwnedFd>,
+    /// Load time of each program this daemon loaded (name, ms).
+    load_ms: Vec<(&'static str, f64)>,
+    /// Where a rejected program's verifier log goes.
+    state_dir: PathBuf,
 }
 
 /// Attached only where the kernel accepts BPF LSM programs.
@@ -189,6 +220,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         names::ALLOW => (s(size_of::<AllowKey>()), s(size_of::<AllowValue>())),
         names::SETTINGS => (4, s(size_of::<Settings>())),
         names::SECENV_NAMES => (8, s(size_of::<SecEnvName>())),
+        names::SECENV_FILTER => (4, s(size_of::<EnvFilter>())),
         _ => return None,
     })
 }
@@ -357,20 +389,6 @@ impl Sensor {
         let deny = take_map(&mut ebpf, names::DENY_EXES)?;
         let modes = take_map(&mut ebpf, names::MODES)?;
         let mut settings_map: Array<MapData, Settings> = take_map(&mut ebpf, names::SETTINGS)?;
-        let mut secenv: HashMap<MapData, u64, SecEnvName> =
-            take_map(&mut ebpf, names::SECENV_NAMES)?;
-        let mut want = Vec::new();
-        for name in crate::event::SECURITY_ENV {
-            let entry = format!("{name}=");
-            let mut v = SecEnvName {
-                len: u32::try_from(entry.len()).unwrap_or(u32::MAX),
-                name: [0; SECENV_NAME_CAP],
-            };
-            v.name[..entry.len()].copy_from_slice(entry.as_bytes());
-            want.push((monitor_common::secenv_key(entry.as_bytes()), v));
-        }
-        sync_map(&mut secenv, names::SECENV_NAMES, &want)?;
-
         // The SipHash key outlives the daemon with the maps; a first start makes one.
         let mut settings = settings_map.get(&0, 0).unwrap_or_default();
         if settings.sip_k0 == 0 && settings.sip_k1 == 0 {
@@ -381,6 +399,19 @@ impl Sensor {
         }
         settings.daemon_tgid = std::process::id();
         settings.enforcing = 1;
+        settings.host_path_lens = host_path_lens(&keys.paths);
+
+        let mut secenv: HashMap<MapData, u64, SecEnvName> =
+            take_map(&mut ebpf, names::SECENV_NAMES)?;
+        let (want, filter) = secenv_tables(settings.sip_k0);
+        sync_map(&mut secenv, names::SECENV_NAMES, &want)?;
+        let mut filter_map: Array<MapData, EnvFilter> = take_map(&mut ebpf, names::SECENV_FILTER)?;
+        filter_map
+            .set(0, filter, 0)
+            .map_err(|source| SensorError::Map {
+                name: names::SECENV_FILTER,
+                source,
+            })?;
         settings_map
             .set(0, settings, 0)
             .map_err(|source| SensorError::Map {
@@ -405,6 +436,8 @@ impl Sensor {
             pins,
             links: Vec::new(),
             held: Vec::new(),
+            load_ms: Vec::new(),
+            state_dir: opts.state_dir.clone(),
         };
         if reuse {
             sensor.pins.reused_programs = true;
@@ -495,8 +528,10 @@ impl Sensor {
                         .ok_or(SensorError::MissingProgram { name })?
                         .try_into()
                         .map_err(program_error(name, hook, "type check"))?;
+                    let t0 = std::time::Instant::now();
                     prog.load(name, btf)
-                        .map_err(program_error(name, hook, "load"))?;
+                        .map_err(|e| load_error(&self.state_dir, name, hook, e))?;
+                    self.load_ms.push((name, t0.elapsed().as_secs_f64() * 1e3));
                     let id = prog.attach().map_err(program_error(name, hook, "attach"))?;
                     let link =
                         prog.take_link(id)
@@ -513,7 +548,10 @@ impl Sensor {
                     .ok_or(SensorError::MissingProgram { name })?
                     .try_into()
                     .map_err(program_error(name, hook, "type check"))?;
-                prog.load().map_err(program_error(name, hook, "load"))?;
+                let t0 = std::time::Instant::now();
+                prog.load()
+                    .map_err(|e| load_error(&self.state_dir, name, hook, e))?;
+                self.load_ms.push((name, t0.elapsed().as_secs_f64() * 1e3));
                 let id = prog
                     .attach("sched", name)
                     .map_err(program_error(name, hook, "attach"))?;
@@ -610,23 +648,52 @@ impl Sensor {
             .collect()
     }
 
-    /// Per-program run counts and time (needs `kernel.bpf_stats_enabled=1`). Empty
-    /// when the programs were taken over from an earlier daemon.
+    /// Per program: the verifier's instruction count, load time, run counts and run
+    /// time (those two need `kernel.bpf_stats_enabled=1`). For programs taken over
+    /// from an earlier daemon, read through their pinned links.
     pub fn program_stats(&self) -> Vec<ProgramStats> {
-        if self.pins.reused_programs {
-            return Vec::new();
-        }
-        PROGRAMS
+        let names = PROGRAMS
             .iter()
-            .filter_map(|&(name, _)| {
-                let info = self.ebpf.program(name)?.info().ok()?;
-                Some(ProgramStats {
-                    name,
-                    run_cnt: info.run_count(),
-                    run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+            .chain(std::iter::once(&LSM_PROGRAM))
+            .filter(|(n, _)| self.attachments.iter().any(|a| a.program == *n))
+            .map(|&(n, _)| n);
+        if !self.pins.reused_programs {
+            return names
+                .filter_map(|name| {
+                    let info = self.ebpf.program(name)?.info().ok()?;
+                    Some(stats_of(name, &info, self.load_ms(name)))
                 })
+                .collect();
+        }
+        // Taken over: the program ids behind our pinned links.
+        let links = self.pins.dir.join("links");
+        let ids: Vec<(&'static str, u32)> = names
+            .filter_map(|name| {
+                let pin = fs::read_dir(&links)
+                    .ok()?
+                    .filter_map(|e| Some(e.ok()?.path()))
+                    .find(|p| {
+                        p.file_name()
+                            .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}@")))
+                    })?;
+                let link = FdLink::from(aya::programs::links::PinnedLink::from_pin(pin).ok()?);
+                Some((name, link.info().ok()?.program_id()))
+            })
+            .collect();
+        aya::programs::loaded_programs()
+            .flatten()
+            .filter_map(|info| {
+                let &(name, _) = ids.iter().find(|(_, id)| *id == info.id())?;
+                Some(stats_of(name, &info, None))
             })
             .collect()
+    }
+
+    fn load_ms(&self, name: &str) -> Option<f64> {
+        self.load_ms
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, ms)| ms)
     }
 
     /// Make `ALLOW` hold exactly `entries` (insert or update first, then remove the
@@ -698,6 +765,109 @@ impl Sensor {
         self.settings.daemon_tgid = 0;
         let _ = self.settings_map.set(0, self.settings, 0);
     }
+}
+
+/// `SECENV_NAMES` (by the first 8 bytes of `NAME=`) and the keyed filter of the
+/// names' first three bytes that the kernel's environment scan consults first.
+fn secenv_tables(key: u64) -> (Vec<(u64, SecEnvName)>, EnvFilter) {
+    let mut want = Vec::new();
+    let mut filter = EnvFilter::default();
+    for name in crate::event::SECURITY_ENV {
+        let entry = format!("{name}=");
+        let mut v = SecEnvName {
+            len: u32::try_from(entry.len()).unwrap_or(u32::MAX),
+            id: crate::consent::secenv_id(name).unwrap_or(0),
+            name: [0; SECENV_NAME_CAP],
+        };
+        v.name[..entry.len()].copy_from_slice(entry.as_bytes());
+        want.push((monitor_common::secenv_key(entry.as_bytes()), v));
+        let mut first3 = [0u8; 4];
+        first3[..3].copy_from_slice(&entry.as_bytes()[..3]);
+        let bit = monitor_common::envfilter_bit(u32::from_le_bytes(first3), key);
+        filter.bits[(bit >> 6) as usize] |= 1 << (bit & 63);
+    }
+    (want, filter)
+}
+
+/// `Settings::host_path_lens`: the `__data_loc` lengths (NUL included) of the
+/// `#!` host paths, so the kernel copies an exec filename only when it could match.
+fn host_path_lens(paths: &[(PathKey, u32)]) -> [u64; 4] {
+    let mut lens = [0u64; 4];
+    for (key, _) in paths {
+        let n = key
+            .path
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(key.path.len())
+            + 1;
+        if n < 256 {
+            lens[n / 64] |= 1 << (n % 64);
+        }
+    }
+    lens
+}
+
+fn stats_of(
+    name: &'static str,
+    info: &aya::programs::ProgramInfo,
+    load_ms: Option<f64>,
+) -> ProgramStats {
+    ProgramStats {
+        name,
+        verified_insns: info.verified_instruction_count(),
+        load_ms,
+        run_cnt: info.run_count(),
+        run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+    }
+}
+
+/// A failed `BPF_PROG_LOAD`: when the verifier said why, its log goes to a file in
+/// the state directory and the error keeps its last line only.
+fn load_error(
+    state_dir: &Path,
+    name: &'static str,
+    hook: &'static str,
+    e: ProgramError,
+) -> SensorError {
+    let ProgramError::LoadError { verifier_log, .. } = &e else {
+        return program_error(name, hook, "load")(e);
+    };
+    let log = verifier_log.to_string();
+    let Some(last) = last_verifier_line(&log) else {
+        return program_error(name, hook, "load")(e);
+    };
+    let kernel = kernel_release();
+    let path = state_dir.join(format!("verifier-{name}.log"));
+    let saved = fs::create_dir_all(state_dir)
+        .and_then(|()| fs::write(&path, format!("# {name} on Linux {kernel}: {e}\n{log}\n")))
+        .is_ok();
+    SensorError::Rejected {
+        name,
+        kernel,
+        last,
+        log: saved.then_some(path),
+    }
+}
+
+/// `uname -r`.
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".into(), |s| s.trim().to_owned())
+}
+
+/// The verifier's verdict: the last line of its log that is not the statistics
+/// footer ("processed N insns …", "verification time …", "stack depth …").
+pub fn last_verifier_line(log: &str) -> Option<String> {
+    log.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .rfind(|l| {
+            !(l.starts_with("processed ")
+                || l.starts_with("verification time")
+                || l.starts_with("stack depth")
+                || l.starts_with("max_states_per_insn"))
+        })
+        .map(|l| l.chars().take(300).collect())
 }
 
 /// Error mapper for one step of loading or attaching a program.
