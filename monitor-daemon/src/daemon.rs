@@ -48,6 +48,9 @@ pub enum PreflightError {
     NoTracefs,
     #[error("tracepoint sched/{name} is missing from tracefs: this kernel cannot be monitored")]
     NoTracepoint { name: &'static str },
+    /// Said before anything is loaded: never a half-loaded sensor.
+    #[error("{0}")]
+    KernelTooOld(String),
 }
 
 pub fn preflight() -> Result<PathBuf, PreflightError> {
@@ -67,6 +70,12 @@ pub fn preflight() -> Result<PathBuf, PreflightError> {
         if !events.join("sched").join(name).join("format").exists() {
             return Err(PreflightError::NoTracepoint { name });
         }
+    }
+    let missing = crate::sensor::features::missing();
+    if !missing.is_empty() {
+        return Err(PreflightError::KernelTooOld(
+            crate::sensor::features::describe(&crate::sensor::ebpf::kernel_release(), &missing),
+        ));
     }
     Ok(events)
 }

@@ -11,6 +11,14 @@
 //!   exec is checked against the consent records in the kernel (argv hash, exact
 //!   compare, environment scan) and allowed. D/C is the cost of enforcement.
 //!
+//! Every configuration runs the storm in the same realistic environment of about
+//! 3 KiB (`PATH`, `HOME`, `LANG`, `LS_COLORS`, …) with one security-relevant variable,
+//! `NODE_OPTIONS`, set: D's record is approved from a launch with that value (by its
+//! event id, as a user would), so the kernel compares it on every exec. After the
+//! rounds, the bench runs D's storm once more with that value changed and checks
+//! that every launch was killed: a bench that measured a check which no longer
+//! checks would measure nothing.
+//!
 //! The storm (`tests/src/bin/storm.rs`) times only its own loop. For B and C the
 //! daemon's CPU time (utime+stime of `/proc/PID/stat`), its peak RSS (`VmHWM`, reset
 //! before each run through `/proc/PID/clear_refs`), its lost-event and event counters
@@ -56,18 +64,52 @@ enum Config {
 
 /// The host name of the enforce-mode storm (D).
 const ENFORCE_HOST: &str = "bench-enforce";
-/// Security-relevant variables consent records pin (cargo sets `LD_LIBRARY_PATH`):
-/// C and D run the storm without them, so D's launches match the approval.
-const SECURITY_ENV: [&str; 8] = [
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "LD_AUDIT",
-    "NODE_OPTIONS",
-    "PYTHONPATH",
-    "PYTHONSTARTUP",
-    "BASH_ENV",
-    "ENV",
-];
+/// The security-relevant entry of the storm's environment, as approved for D.
+const APPROVED_ENV: (&str, &str) = ("NODE_OPTIONS", "--max-old-space-size=512");
+/// Execs of the kill check (D's storm with `APPROVED_ENV` changed).
+const KILL_CHECK_EXECS: u64 = 200;
+
+/// The storm's environment: a realistic desktop session of about 3 KiB, plus
+/// `security` (`APPROVED_ENV`, or a changed value for the kill check). The same for
+/// every configuration, so they differ only in what the daemon does.
+fn storm_env(bus: &str, security: (&str, &str)) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+        ("LANG", "en_US.UTF-8"),
+        ("LC_ALL", "en_US.UTF-8"),
+        ("USER", "root"),
+        ("LOGNAME", "root"),
+        ("SHELL", "/bin/bash"),
+        ("TERM", "xterm-256color"),
+        ("XDG_RUNTIME_DIR", "/run/user/0"),
+        ("XDG_SESSION_TYPE", "wayland"),
+        ("XDG_CURRENT_DESKTOP", "GNOME"),
+        ("DISPLAY", ":0"),
+        ("EDITOR", "vim"),
+        ("PWD", "/root"),
+        ("SHLVL", "2"),
+        ("NODE_ENV", "production"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let colors: Vec<String> = (0..140)
+        .map(|i| format!("*.x{i:03}=01;3{}", i % 8))
+        .collect();
+    env.push(("LS_COLORS".into(), colors.join(":")));
+    env.push(("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.to_owned()));
+    env.push((security.0.to_owned(), security.1.to_owned()));
+    env
+}
+
+/// Bytes of an environment block (each entry `K=V` and its NUL).
+fn env_bytes(env: &[(String, String)]) -> usize {
+    env.iter().map(|(k, v)| k.len() + v.len() + 2).sum()
+}
 
 impl Config {
     const ALL: [Config; 4] = [Config::A, Config::B, Config::C, Config::D];
@@ -98,6 +140,8 @@ struct Status {
     lost: Option<BTreeMap<String, u64>>,
     events: Option<u64>,
     programs: Option<Vec<Prog>>,
+    /// (program, `verified_insns`) as the daemon reports them.
+    insns: Option<Vec<(String, Option<u64>)>>,
 }
 
 impl Status {
@@ -120,10 +164,18 @@ impl Status {
                 })
                 .collect()
         });
+        let insns = v["programs"].as_array().map(|ps| {
+            ps.iter()
+                .filter_map(|p| {
+                    Some((p["name"].as_str()?.to_owned(), p["verified_insns"].as_u64()))
+                })
+                .collect()
+        });
         Status {
             lost,
             events: v["events"].as_u64(),
             programs,
+            insns,
         }
     }
 }
@@ -491,17 +543,12 @@ fn measure(env: &Env, cfg: Config, execs: u64, daemon: Option<&Proc>) -> Result<
             c.args(["--host", ENFORCE_HOST]);
         }
         c.arg("--").arg(&env.storm);
-        for name in SECURITY_ENV {
-            c.env_remove(name);
-        }
         c
     } else {
         Command::new(&env.storm)
     };
+    storm.env_clear().envs(storm_env(&env.bus, APPROVED_ENV));
     storm.arg(execs.to_string());
-    if !tracked {
-        storm.env("DBUS_SYSTEM_BUS_ADDRESS", &env.bus);
-    }
 
     let Some(d) = daemon else {
         let s = run_storm(storm)?;
@@ -561,41 +608,89 @@ fn measure(env: &Env, cfg: Config, execs: u64, daemon: Option<&Proc>) -> Result<
     Ok((sample, s.method))
 }
 
-/// D's host: in enforce mode, with `/bin/true` (what the storm runs) approved.
-/// The store keeps both across daemon restarts; set them up once.
+/// D's host: in enforce mode, with `/bin/true` (what the storm runs) approved from
+/// a launch in the storm's environment, so the record requires `APPROVED_ENV`. The
+/// store keeps both across daemon restarts; set them up once.
 fn ensure_enforce_host(env: &Env) -> Result<()> {
     let out = cli(env).args(["records", "--json"]).output()?;
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let approved = v["records"].as_array().is_some_and(|rs| {
-        rs.iter()
-            .any(|r| r["host"] == ENFORCE_HOST && r["argv"] == serde_json::json!(["/bin/true"]))
+        rs.iter().any(|r| {
+            r["host"] == ENFORCE_HOST
+                && r["argv"] == serde_json::json!(["/bin/true"])
+                && r["env"][APPROVED_ENV.0] == APPROVED_ENV.1
+        })
     });
-    if !approved {
+    let mode = |m: &str| -> Result<()> {
         let st = cli(env)
-            .args([
-                "approve",
-                "--host",
-                ENFORCE_HOST,
-                "--yes",
-                "--",
-                "/bin/true",
-            ])
+            .args(["mode", ENFORCE_HOST, m])
             .stdout(Stdio::null())
             .status()?;
         if !st.success() {
-            bail!("could not approve /bin/true for {ENFORCE_HOST} ({st})");
+            bail!("could not set {ENFORCE_HOST} to {m} ({st})");
+        }
+        Ok(())
+    };
+    if !approved {
+        // One launch in monitor mode, then approve it by its event id.
+        mode("monitor")?;
+        let mut one = cli(env);
+        one.args(["run", "--host", ENFORCE_HOST, "--"])
+            .arg(&env.storm)
+            .arg("1")
+            .env_clear()
+            .envs(storm_env(&env.bus, APPROVED_ENV));
+        run_storm(one)?;
+        let config = env.daemon_config.as_ref().context("daemon config")?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let id = loop {
+            let out = cli(env)
+                .args(["log", "--json", "--kind", "launch", "--host", ENFORCE_HOST])
+                .arg("--config")
+                .arg(config)
+                .output()?;
+            let id = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|e| e["argv"] == serde_json::json!(["/bin/true"]))
+                .filter_map(|e| e["id"].as_u64())
+                .max();
+            if let Some(id) = id {
+                break id;
+            }
+            if Instant::now() > deadline {
+                bail!("the launch of /bin/true by {ENFORCE_HOST} never reached the log");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let st = cli(env)
+            .args(["approve", &id.to_string(), "--yes"])
+            .stdout(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("could not approve launch {id} of /bin/true for {ENFORCE_HOST} ({st})");
         }
     }
-    if v["modes"][ENFORCE_HOST]["mode"] != "enforce" {
-        let st = cli(env)
-            .args(["mode", ENFORCE_HOST, "enforce"])
-            .stdout(Stdio::null())
-            .status()?;
-        if !st.success() {
-            bail!("could not set {ENFORCE_HOST} to enforce ({st})");
-        }
+    if !approved || v["modes"][ENFORCE_HOST]["mode"] != "enforce" {
+        mode("enforce")?;
     }
     Ok(())
+}
+
+/// D's storm with `APPROVED_ENV` changed: every launch must be killed. Returns how
+/// many of `KILL_CHECK_EXECS` were.
+fn kill_check(env: &Env) -> Result<u64> {
+    ensure_enforce_host(env)?;
+    let mut c = cli(env);
+    c.args(["run", "--host", ENFORCE_HOST, "--"])
+        .arg(&env.storm)
+        .arg(KILL_CHECK_EXECS.to_string())
+        .env_clear()
+        .envs(storm_env(
+            &env.bus,
+            (APPROVED_ENV.0, "--max-old-space-size=513"),
+        ));
+    Ok(run_storm(c)?.failed)
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -681,6 +776,15 @@ pub fn bench(o: &Opts) -> Result<()> {
     let mut method = String::new();
     let mut daemon: Option<Proc> = None;
     let mut daemon_starts = 0;
+    let mut killed = 0;
+    let mut insns = Vec::new();
+    say!(
+        "bench: storm environment: {} entries, {} bytes, {}={} (approved for D)",
+        storm_env(&env.bus, APPROVED_ENV).len(),
+        env_bytes(&storm_env(&env.bus, APPROVED_ENV)),
+        APPROVED_ENV.0,
+        APPROVED_ENV.1
+    );
     let result = (|| -> Result<()> {
         for round in 0..o.rounds {
             for i in 0..Config::ALL.len() {
@@ -715,6 +819,16 @@ pub fn bench(o: &Opts) -> Result<()> {
                 samples.entry(cfg).or_default().push(s);
             }
         }
+        if daemon.is_none() {
+            daemon_starts += 1;
+            daemon = Some(start_daemon(&env, daemon_starts)?);
+        }
+        say!(
+            "bench: kill check: D's storm with {} changed",
+            APPROVED_ENV.0
+        );
+        killed = kill_check(&env)?;
+        insns = status_json(&env).and_then(|s| s.insns).unwrap_or_default();
         Ok(())
     })();
     if let Some(mut d) = daemon.take() {
@@ -725,6 +839,23 @@ pub fn bench(o: &Opts) -> Result<()> {
     drop(bus_proc);
     result?;
     print!("{}", report(o, &method, &samples));
+    println!("\nverified instructions per program (kernel {}; budget 200000 = 20 % of the verifier's limit):", kernel_release());
+    for (name, n) in &insns {
+        println!(
+            "  {name:<28} {}",
+            n.map_or_else(|| "not reported".to_owned(), |n| n.to_string())
+        );
+    }
+    let d_failed: u64 = samples
+        .get(&Config::D)
+        .map_or(0, |v| v.iter().map(|s| s.failed).sum());
+    println!(
+        "\nenforce check: {killed} of {KILL_CHECK_EXECS} launches with {} changed were killed; {d_failed} approved launches of D failed",
+        APPROVED_ENV.0
+    );
+    if killed != KILL_CHECK_EXECS || d_failed != 0 {
+        bail!("the enforce-mode storm did not decide as approved: the benchmark measured the wrong thing");
+    }
     Ok(())
 }
 
@@ -872,6 +1003,11 @@ fn table_row(r: &mut String, execs: u64, cfg: Config, v: &[Sample], m: f64, base
     );
 }
 
+fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".into(), |s| s.trim().to_owned())
+}
+
 /// Per-program kernel stats (B and C), summed over the rounds.
 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
 fn report_programs(r: &mut String, samples: &BTreeMap<Config, Vec<Sample>>) {
@@ -911,7 +1047,26 @@ fn report_programs(r: &mut String, samples: &BTreeMap<Config, Vec<Sample>>) {
     }
     if !any {
         let _ = writeln!(r, "  none: `mcpwatch status --json` has no \"programs\": [{{\"name\", \"run_time_ns\", \"run_cnt\"}}] array (or B/C did not run)");
+        return;
     }
+    // The exec program per exec, the numbers the kernel budget is about.
+    let per_exec = |cfg: Config| -> Option<f64> {
+        let (mut t, mut c) = (0u64, 0u64);
+        for s in samples.get(&cfg)? {
+            let (dt, dc) = s.programs.as_ref()?.get("sched_process_exec").copied()?;
+            t += dt;
+            c += dc;
+        }
+        (c > 0).then(|| t as f64 / c as f64 / 1000.0)
+    };
+    let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |us| format!("{us:.2} µs"));
+    let _ = writeln!(
+        r,
+        "sched_process_exec per exec (run_time_ns / run_cnt): untracked (B) {}, tracked monitor (C) {}, tracked enforce, approved (D) {}",
+        show(per_exec(Config::B)),
+        show(per_exec(Config::C)),
+        show(per_exec(Config::D))
+    );
 }
 
 /// The investigator's query on a large log: `mcpwatch log` over `n` synthetic

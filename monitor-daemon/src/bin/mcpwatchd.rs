@@ -118,10 +118,23 @@ fn main() -> ExitCode {
     match rt.block_on(mcpwatch::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("mcpwatchd: error: {err:#}");
+            eprintln!("mcpwatchd: error: {}", one_line(&format!("{err:#}")));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error as the one line a terminal or a unit's status shows: a multi-line source
+/// (a kernel log quoted by a library) is cut to its first line, with a count.
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim_end();
+    let rest = lines.count();
+    let mut s: String = first.chars().take(2000).collect();
+    if rest > 0 {
+        s.push_str(&format!(" [{rest} more lines not shown]"));
+    }
+    s
 }
 
 fn chain(err: &dyn std::error::Error) -> String {

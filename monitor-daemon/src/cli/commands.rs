@@ -656,6 +656,12 @@ fn print_status(v: &serde_json::Value) {
             let stats = v["programs"]
                 .as_array()
                 .and_then(|ps| ps.iter().find(|p| p["name"] == name));
+            let insns = stats
+                .and_then(|p| p["verified_insns"].as_u64())
+                .map_or_else(
+                    || " verified insns: not reported".to_owned(),
+                    |n| format!(" {n} verified insns ({:.1} % of the limit)", n as f64 / 1e4),
+                );
             let runs = stats.map_or(String::new(), |p| {
                 let cnt = p["run_cnt"].as_u64().unwrap_or(0);
                 let ns = p["run_time_ns"].as_u64().unwrap_or(0);
@@ -668,7 +674,7 @@ fn print_status(v: &serde_json::Value) {
                 }
             });
             println!(
-                "  {:<20} {:<28} {}{runs}",
+                "  {:<20} {:<28} {};{insns};{runs}",
                 name,
                 a["hook"].as_str().unwrap_or("?"),
                 a["method"].as_str().unwrap_or("?")

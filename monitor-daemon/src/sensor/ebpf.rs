@@ -507,7 +507,6 @@ impl Sensor {
 
     /// Attach every program; returns each link's fd (the links stay in `self`).
     fn attach(&mut self, btf: &Btf, lsm: bool) -> Result<Vec<(String, i32)>, SensorError> {
-        let mut fds = Vec::new();
         // fork first: once exec detects a host, its forks must already be followed.
         // exec last: it may kill, and everything it relies on must be in place.
         let order: Vec<(&'static str, &'static str)> = [PROGRAMS[0], PROGRAMS[3], PROGRAMS[2]]
@@ -515,11 +514,35 @@ impl Sensor {
             .chain(lsm.then_some(LSM_PROGRAM))
             .chain([PROGRAMS[1]])
             .collect();
+        // Every program through the verifier before any is attached: a kernel that
+        // rejects one gets none (never a half-loaded sensor).
+        for &(name, hook) in &order {
+            let t0 = std::time::Instant::now();
+            let prog = self
+                .ebpf
+                .program_mut(name)
+                .ok_or(SensorError::MissingProgram { name })?;
+            let loaded = if hook == LSM_PROGRAM.1 {
+                <&mut Lsm>::try_from(prog)
+                    .map_err(program_error(name, hook, "type check"))?
+                    .load(name, btf)
+            } else if hook.starts_with("sched/sched_process_e") {
+                <&mut TracePoint>::try_from(prog)
+                    .map_err(program_error(name, hook, "type check"))?
+                    .load()
+            } else {
+                <&mut BtfTracePoint>::try_from(prog)
+                    .map_err(program_error(name, hook, "type check"))?
+                    .load(name, btf)
+            };
+            loaded.map_err(|e| load_error(&self.state_dir, name, hook, e))?;
+            self.load_ms.push((name, t0.elapsed().as_secs_f64() * 1e3));
+        }
+        let mut fds = Vec::new();
         for (name, hook) in order {
             let before = super::keeper::own_link_fds();
             let classic = hook.starts_with("sched/sched_process_e");
-            // LSM and tp_btf programs load against BTF and attach the same way;
-            // only their aya type differs.
+            // LSM and tp_btf programs attach the same way; only their aya type differs.
             macro_rules! attach_btf {
                 ($ty:ty) => {{
                     let prog: &mut $ty = self
@@ -528,10 +551,6 @@ impl Sensor {
                         .ok_or(SensorError::MissingProgram { name })?
                         .try_into()
                         .map_err(program_error(name, hook, "type check"))?;
-                    let t0 = std::time::Instant::now();
-                    prog.load(name, btf)
-                        .map_err(|e| load_error(&self.state_dir, name, hook, e))?;
-                    self.load_ms.push((name, t0.elapsed().as_secs_f64() * 1e3));
                     let id = prog.attach().map_err(program_error(name, hook, "attach"))?;
                     let link =
                         prog.take_link(id)
@@ -548,10 +567,6 @@ impl Sensor {
                     .ok_or(SensorError::MissingProgram { name })?
                     .try_into()
                     .map_err(program_error(name, hook, "type check"))?;
-                let t0 = std::time::Instant::now();
-                prog.load()
-                    .map_err(|e| load_error(&self.state_dir, name, hook, e))?;
-                self.load_ms.push((name, t0.elapsed().as_secs_f64() * 1e3));
                 let id = prog
                     .attach("sched", name)
                     .map_err(program_error(name, hook, "attach"))?;
@@ -993,4 +1008,75 @@ pub fn bpffs_mounted() -> bool {
             m.lines()
                 .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tail of what the 6.18.44 verifier said when it rejected the exec program
+    /// (shared/evidence/verifier-6.18.44-exec-rejected.txt).
+    const REJECTED_TAIL: &str = "3673: (67) r5 <<= 32                  ; frame1: R5=0x1b00000000 cb
+BPF program is too large. Processed 1000001 insn
+verification time 4416067 usec
+stack depth 352+0+0+0+0+48
+processed 1000001 insns (limit 1000000) max_states_per_insn 179 total_states 17829 peak_states 1337 mark_read 0
+";
+
+    #[test]
+    fn a_rejection_is_one_line_with_the_verifiers_verdict_and_where_the_log_is() {
+        let last = last_verifier_line(REJECTED_TAIL).unwrap();
+        assert_eq!(last, "BPF program is too large. Processed 1000001 insn");
+        let e = SensorError::Rejected {
+            name: "sched_process_exec",
+            kernel: "6.18.44-fc-v1147".into(),
+            last,
+            log: Some(PathBuf::from(
+                "/var/lib/mcpwatch/verifier-sched_process_exec.log",
+            )),
+        };
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        for want in [
+            "`sched_process_exec`",
+            "Linux 6.18.44-fc-v1147",
+            "BPF program is too large",
+            "limit 1000000",
+            "/var/lib/mcpwatch/verifier-sched_process_exec.log",
+        ] {
+            assert!(line.contains(want), "{want} in {line}");
+        }
+        assert_eq!(last_verifier_line("\n\n"), None);
+    }
+
+    #[test]
+    fn the_kernel_tables_hold_every_security_relevant_name() {
+        let (names, filter) = secenv_tables(0x1234);
+        assert_eq!(names.len(), crate::event::SECURITY_ENV.len());
+        assert!(crate::event::SECURITY_ENV.len() <= monitor_common::SECENV_MAX);
+        let mut keys: Vec<u64> = names.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            names.len(),
+            "two names share their first 8 bytes"
+        );
+        for (_, v) in &names {
+            // The kernel's filter reads three bytes of NAME=, and compares NAME= whole.
+            assert!(v.len >= 3 && v.len as usize <= SECENV_NAME_CAP, "{v:?}");
+            let first3 = u32::from_le_bytes([v.name[0], v.name[1], v.name[2], 0]);
+            let bit = monitor_common::envfilter_bit(first3, 0x1234);
+            assert_ne!(filter.bits[(bit >> 6) as usize] & (1 << (bit & 63)), 0);
+        }
+    }
+
+    #[test]
+    fn host_path_lens_are_the_data_loc_lengths() {
+        let mut k = PathKey::default();
+        k.path[..9].copy_from_slice(b"/bin/host");
+        let lens = host_path_lens(&[(k, 0)]);
+        assert_eq!(lens[0], 1 << 10);
+        assert_eq!(lens[1..], [0, 0, 0]);
+    }
 }

@@ -1,3 +1,4 @@
 pub mod ebpf;
+pub mod features;
 pub mod keeper;
 pub mod offsets;
