@@ -839,8 +839,20 @@ pub fn bench(o: &Opts) -> Result<()> {
     drop(bus_proc);
     result?;
     print!("{}", report(o, &method, &samples));
-    println!("\nverified instructions per program (kernel {}; budget 200000 = 20 % of the verifier's limit):", kernel_release());
-    for (name, n) in &insns {
+    report_kernel(&insns, killed, &samples)
+}
+
+/// The verifier's counts and the enforce check; an error when the check failed.
+fn report_kernel(
+    insns: &[(String, Option<u64>)],
+    killed: u64,
+    samples: &BTreeMap<Config, Vec<Sample>>,
+) -> Result<()> {
+    println!(
+        "\nverified instructions per program (kernel {}; budget 200000 = 20 % of the verifier's limit):",
+        kernel_release()
+    );
+    for (name, n) in insns {
         println!(
             "  {name:<28} {}",
             n.map_or_else(|| "not reported".to_owned(), |n| n.to_string())

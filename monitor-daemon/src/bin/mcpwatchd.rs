@@ -132,7 +132,7 @@ fn one_line(text: &str) -> String {
     let rest = lines.count();
     let mut s: String = first.chars().take(2000).collect();
     if rest > 0 {
-        s.push_str(&format!(" [{rest} more lines not shown]"));
+        s = format!("{s} [{rest} more lines not shown]");
     }
     s
 }

@@ -658,9 +658,15 @@ fn print_status(v: &serde_json::Value) {
                 .and_then(|ps| ps.iter().find(|p| p["name"] == name));
             let insns = stats
                 .and_then(|p| p["verified_insns"].as_u64())
+                .and_then(|n| u32::try_from(n).ok())
                 .map_or_else(
                     || " verified insns: not reported".to_owned(),
-                    |n| format!(" {n} verified insns ({:.1} % of the limit)", n as f64 / 1e4),
+                    |n| {
+                        format!(
+                            " {n} verified insns ({:.1} % of the limit)",
+                            f64::from(n) / 1e4
+                        )
+                    },
                 );
             let runs = stats.map_or(String::new(), |p| {
                 let cnt = p["run_cnt"].as_u64().unwrap_or(0);

@@ -92,7 +92,7 @@ pub fn describe(kernel: &str, missing: &[(Feature, Option<String>)]) -> String {
         .map(|(f, err)| {
             let mut s = format!("{} (Linux {}+, for {})", f.name, f.since, f.used_for);
             if let Some(e) = err {
-                s.push_str(&format!(": probe failed: {e}"));
+                s = format!("{s}: probe failed: {e}");
             }
             s
         })
