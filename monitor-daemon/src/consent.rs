@@ -138,6 +138,24 @@ pub fn secenv_id(name: &str) -> Option<u32> {
         .and_then(|i| u32::try_from(i).ok())
 }
 
+/// A kernel value for record `record_id` that approves nothing yet.
+pub fn empty_value(record_id: u64) -> Box<AllowValue> {
+    Box::new(AllowValue {
+        record_id,
+        expires_boot_ns: 0,
+        env_mask: 0,
+        flags: 0,
+        cwd_len: 0,
+        env_words: 0,
+        _pad: 0,
+        env_slot: [0; SECENV_MAX],
+        env_word_id: [0; ENVSET_WORDS],
+        argv: [0; ARGV_CAP],
+        cwd: [0; PATH_CAP],
+        env: [0; ENVSET_CAP],
+    })
+}
+
 /// Put the `NAME=value` entries a record requires into a kernel value: `env_mask`,
 /// each entry NUL-terminated and padded to whole words in `env`, and the tables
 /// that tell the kernel which entry a word belongs to. Names the record leaves
@@ -262,20 +280,7 @@ pub fn compile(
             block.len()
         ));
     }
-    let mut value = Box::new(AllowValue {
-        record_id: r.id,
-        expires_boot_ns: 0,
-        env_mask: 0,
-        flags: 0,
-        cwd_len: 0,
-        env_words: 0,
-        _pad: 0,
-        env_slot: [0; SECENV_MAX],
-        env_word_id: [0; ENVSET_WORDS],
-        argv: [0; ARGV_CAP],
-        cwd: [0; PATH_CAP],
-        env: [0; ENVSET_CAP],
-    });
+    let mut value = empty_value(r.id);
     set_env(&mut value, &r.normalized_env())?;
     value.argv[..block.len()].copy_from_slice(&block);
     if let Some(cwd) = &r.cwd {
@@ -838,23 +843,6 @@ mod tests {
         assert_eq!(argv_block(&argv), b"node\0\0x\0");
     }
 
-    fn blank_value() -> Box<AllowValue> {
-        Box::new(AllowValue {
-            record_id: 1,
-            expires_boot_ns: 0,
-            env_mask: 0,
-            flags: 0,
-            cwd_len: 0,
-            env_words: 0,
-            _pad: 0,
-            env_slot: [0; SECENV_MAX],
-            env_word_id: [0; ENVSET_WORDS],
-            argv: [0; ARGV_CAP],
-            cwd: [0; PATH_CAP],
-            env: [0; ENVSET_CAP],
-        })
-    }
-
     /// What the kernel must decide, read byte by byte: the security-relevant entries
     /// of the block are exactly the record's (each name at most once).
     fn naive_matches(block: &[u8], want: &BTreeMap<String, Option<Bytes>>) -> bool {
@@ -996,7 +984,7 @@ mod tests {
                     want.insert((*n).to_owned(), Some(Bytes::from(v)));
                 }
             }
-            let mut v = blank_value();
+            let mut v = empty_value(1);
             set_env(&mut v, &want).unwrap();
             // The environment: filler, the wanted entries (maybe altered), extras.
             let mut entries: Vec<String> = Vec::new();
@@ -1057,7 +1045,7 @@ mod tests {
         let mut want = BTreeMap::new();
         want.insert("LD_PRELOAD".to_owned(), None);
         want.insert("NODE_OPTIONS".to_owned(), Some(Bytes::from("--x")));
-        let mut v = blank_value();
+        let mut v = empty_value(1);
         set_env(&mut v, &want).unwrap();
         let id = secenv_id("NODE_OPTIONS").unwrap();
         assert_eq!(v.env_mask, 1 << id);
