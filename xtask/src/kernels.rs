@@ -150,18 +150,24 @@ pub fn run_matrix(bins: &Bins, filter: Option<&str>, jobs: usize) -> Result<Vec<
         fs::metadata(&initrd)?.len() / 1_000_000
     );
 
+    // Newest kernel first: the newest verifier is the one most likely to take long
+    // (a program it rejects runs it to its 1M-instruction limit, minutes under
+    // TCG), and starting the longest guest first keeps the other job busy with
+    // the rest meanwhile.
+    let order: Vec<usize> = (0..planned.len()).rev().collect();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> =
         Mutex::new((0..planned.len()).map(|_| None).collect());
     let jobs = jobs.clamp(1, planned.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(p) = planned.get(i) else { break };
-                let outcome = run_one(p, &initrd, &work.join(format!("{i}-{}", p.suite.name)));
-                println!("{}", outcome.line());
-                results.lock().expect("results lock")[i] = Some(outcome);
+            s.spawn(|| {
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let p = &planned[i];
+                    let outcome = run_one(p, &initrd, &work.join(format!("{i}-{}", p.suite.name)));
+                    println!("{}", outcome.line());
+                    results.lock().expect("results lock")[i] = Some(outcome);
+                }
             });
         }
     });
