@@ -1,10 +1,11 @@
-//! Developer tasks for mcpwatch: `cargo xtask <setup|build|run|test|bench>`.
+//! Developer tasks for mcpwatch: `cargo xtask <setup|build|run|test|kernels|bench>`.
 //!
 //! `cargo xtask run` sets the machine up and runs the daemon on its embedded default
 //! config; `cargo xtask test` runs every test (unit, then root integration).
 
 mod bench;
 mod guest;
+mod kernels;
 mod peers;
 mod setup;
 mod test;
@@ -58,9 +59,19 @@ enum Cmd {
         #[arg(last = true, value_name = "TEST ARGS")]
         args: Vec<String>,
     },
-    /// The BPF LSM path in a QEMU guest (Debian 6.1 kernel, `lsm=…,bpf`): a managed
-    /// deny fails with EPERM there. Also run by `test` as root.
-    GuestLsm,
+    /// The kernel matrix: the host build of mcpwatchd and mcpwatch in QEMU (TCG)
+    /// guests booting Debian's kernels (bullseye 5.10: must refuse to start;
+    /// bookworm 6.1, trixie 6.12, sid: programs load within the verifier budget,
+    /// exact argv, enforce, ask, `LD_PRELOAD`, BPF LSM EPERM). One line per kernel.
+    /// Also run by `test` as root.
+    Kernels {
+        /// Only kernels whose release starts with this (`6.12`), or of this suite
+        /// (`trixie`).
+        filter: Option<String>,
+        /// Guests at a time (default: one per core, at most 2).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Exec-storm benchmark: no daemon vs daemon (untracked) vs daemon (tracked)
     /// vs daemon (tracked, enforce mode, every launch approved).
     Bench {
@@ -117,9 +128,19 @@ fn run(cli: Cli) -> Result<()> {
             bail!("cannot exec {}: {err}", cmd.get_program().to_string_lossy())
         }
         Cmd::Test { args } => test::run_tests(&args),
-        Cmd::GuestLsm => {
-            util::build_bins(false)?;
-            guest::lsm_guest_test(&util::bin_dir(false)?.join("mcpwatchd"))
+        Cmd::Kernels { filter, jobs } => {
+            setup::run_setup(setup::Mode::BestEffort)?;
+            build_bins(false)?;
+            let dir = bin_dir(false)?;
+            let bins = guest::Bins {
+                mcpwatchd: dir.join("mcpwatchd"),
+                mcpwatch: dir.join("mcpwatch"),
+            };
+            kernels::kernels_command(
+                &bins,
+                filter.as_deref(),
+                jobs.unwrap_or_else(kernels::default_jobs),
+            )
         }
         Cmd::Bench {
             execs,
