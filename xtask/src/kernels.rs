@@ -884,16 +884,22 @@ fn program_facts(status: &Value) -> std::result::Result<String, String> {
             over.join(", ")
         ));
     }
-    let max = programs
-        .iter()
-        .max_by_key(|p| p["verified_insns"].as_u64())
-        .expect("non-empty");
     let load_ms: f64 = programs.iter().filter_map(|p| p["load_ms"].as_f64()).sum();
+    let each: Vec<String> = programs
+        .iter()
+        .map(|p| {
+            let n = name(p);
+            format!(
+                "{} {}",
+                n.strip_prefix("sched_process_").unwrap_or(&n),
+                p["verified_insns"]
+            )
+        })
+        .collect();
     Ok(format!(
-        "{} programs, max {} verified insns ({}), load {load_ms:.0} ms",
+        "{} programs, verified insns: {}; load {load_ms:.0} ms",
         programs.len(),
-        max["verified_insns"],
-        name(max)
+        each.join(", ")
     ))
 }
 
@@ -1054,7 +1060,7 @@ mod tests {
             {"name": "sched_process_fork", "verified_insns": 50, "load_ms": 1.5}]});
         let facts = program_facts(&ok).expect("within budget");
         assert!(
-            facts.contains("max 150000 verified insns (sched_process_exec)"),
+            facts.contains("verified insns: exec 150000, fork 50"),
             "{facts}"
         );
         let over = json!({"programs": [{"name": "sched_process_exec", "verified_insns": 200_001}]});
