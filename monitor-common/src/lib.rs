@@ -773,12 +773,10 @@ pub struct KernelConfig {
     pub fdtable_fd: u32,
     pub inode_i_mode: u32,
     pub inode_i_rdev: u32,
-    /// Explicit padding, always 0 (part of the pinned size below).
-    #[expect(
-        clippy::pub_underscore_fields,
-        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
-    )]
-    pub _pad: u32,
+    /// `signal_struct.live.counter`: threads of the process not yet exiting. Where
+    /// `sched_process_exit` has no `group_dead` (6.1, 6.12), the process is dead
+    /// when it reads 0 there (`do_exit` decrements it before the tracepoint).
+    pub signal_live: u32,
 }
 
 impl KernelConfig {

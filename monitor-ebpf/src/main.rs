@@ -995,8 +995,15 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
     let tid = pid_tgid as u32;
     let gd_off = cfg!(tp_exit_group_dead);
     let group_dead = if gd_off == KernelConfig::ABSENT {
-        // Older kernels (6.1 and others) have no group_dead; the leader's exit stands in for it.
-        tid == tgid
+        // 6.1 and 6.12 (among others) have no group_dead. The leader's exit is not the
+        // process's: a second thread's execve makes the old leader exit first,
+        // and a leader may SYS_exit alone. do_exit decrements signal->live
+        // before this tracepoint, so the last thread out reads 0.
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        match rd_ptr(task, cfg!(task_signal)).and_then(|sig| rd::<i32>(sig, cfg!(signal_live))) {
+            Ok(live) => live == 0,
+            Err(_) => tid == tgid,
+        }
     } else {
         unsafe { ctx.read_at::<u8>(gd_off as usize) }.unwrap_or(0) != 0
     };

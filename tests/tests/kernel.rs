@@ -317,3 +317,53 @@ fn the_security_relevant_environment_of_an_approved_launch_is_compared_exactly()
     assert!(Path::new(&bin("mcpwatch")).exists());
     let _ = Command::new("true").status();
 }
+
+/// A host process is one process however its threads behave: a second thread's exec
+/// (the old leader exits inside `execve`) and a leader thread that exits alone
+/// (`SYS_exit`) leave it tracked, so what it runs next is still checked. Kernels
+/// without `group_dead` in `sched_process_exit` (6.1) get this from
+/// `signal->live`; `cargo xtask kernels` runs the same checks there.
+#[test]
+fn a_host_stays_tracked_when_a_thread_execs_or_its_leader_exits_alone() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let prog = tmp.path().join("threadtouch");
+    std::fs::copy("/usr/bin/touch", &prog).expect("copy touch");
+    let run = |mode: &str, target: &Path| {
+        d.cli_cmd(&[
+            "run",
+            "--host",
+            "threads",
+            "--",
+            bin("threadexec").to_str().expect("utf-8"),
+            mode,
+            prog.to_str().expect("utf-8"),
+            target.to_str().expect("utf-8"),
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &d.bus.address)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("mcpwatch run threadexec")
+    };
+    let a = tmp.path().join("thread-exec");
+    let out = run("thread-exec", &a);
+    assert_eq!(
+        mcpwatch_tests::exit_code(out.status),
+        137,
+        "a thread's exec of an unapproved program is a launch, killed: {out:?}"
+    );
+    assert!(!a.exists(), "the killed launch never ran");
+    let b = tmp.path().join("leader-exit");
+    let out = run("leader-exit", &b);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("child_rc=137"),
+        "after its leader thread exited, the host's launch is still checked: {text} {out:?}"
+    );
+    assert!(!b.exists(), "the killed launch never ran");
+}

@@ -115,6 +115,13 @@ if [ -e /tmp/approved ]; then echo preload_ran=yes; else echo preload_ran=no; fi
 /deny/busybox touch /tmp/denied; echo "deny_rc=$?"
 /ok/busybox touch /tmp/approved; echo "approved_rc=$?"
 ' >> /tmp/checks 2>&1
+# Threads: a second thread's exec (the old leader exits inside execve) and a leader
+# thread that exits alone leave the host tracked: its unapproved launch is killed.
+/mcpwatch run --host threads -- /threadexec thread-exec /ok/busybox touch /tmp/thread-exec
+echo "thread_exec_rc=$?" >> /tmp/checks
+/mcpwatch run --host threads -- /threadexec leader-exit /ok/busybox touch /tmp/leader-exit >> /tmp/checks 2>&1
+kv thread_exec_ran=$(yesno /tmp/thread-exec)
+kv leader_exit_ran=$(yesno /tmp/leader-exit)
 kv unapproved_ran=$(yesno /tmp/unapproved)
 kv denied_ran=$(yesno /tmp/denied)
 kv approved_ran=$(yesno /tmp/approved)
@@ -195,6 +202,9 @@ lock = true
 
 [hosts.asker]
 mode = "ask"
+
+[hosts.threads]
+mode = "enforce"
 
 [[approve]]
 host = "guest"
@@ -452,6 +462,20 @@ impl Cpio {
 pub struct Bins {
     pub mcpwatchd: PathBuf,
     pub mcpwatch: PathBuf,
+    /// `tests/src/bin/threadexec.rs`: a host whose threads exec or whose leader
+    /// exits alone.
+    pub threadexec: PathBuf,
+}
+
+impl Bins {
+    /// The binaries of a debug or release build in `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            mcpwatchd: dir.join("mcpwatchd"),
+            mcpwatch: dir.join("mcpwatch"),
+            threadexec: dir.join("threadexec"),
+        }
+    }
 }
 
 /// Builds the initramfs every kernel of the matrix boots (it does not depend on
@@ -473,6 +497,7 @@ pub fn build_initramfs(bins: &Bins, out: &Path) -> Result<()> {
     c.file("init", 0o755, INIT.as_bytes());
     c.binary_with_libs("mcpwatchd", &bins.mcpwatchd)?;
     c.binary_with_libs("mcpwatch", &bins.mcpwatch)?;
+    c.binary_with_libs("threadexec", &bins.threadexec)?;
     c.binary_with_libs("usr/bin/dbus-daemon", Path::new("/usr/bin/dbus-daemon"))?;
     // Optional: lists leftover programs after a refused start.
     if let Some(bpftool) = ["/usr/sbin/bpftool", "/sbin/bpftool"]

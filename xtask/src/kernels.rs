@@ -620,7 +620,7 @@ enum From {
 }
 
 /// What each value must be on a kernel the daemon runs on.
-const EXPECTED: [(&str, From, &str, &str); 15] = [
+const EXPECTED: [(&str, From, &str, &str); 19] = [
     ("monitored launch exit status", From::Checks, "argv_rc", "0"),
     (
         "unapproved launch (enforce) exit status",
@@ -671,6 +671,30 @@ const EXPECTED: [(&str, From, &str, &str); 15] = [
         "126",
     ),
     ("managed deny ran", From::Kv, "denied_ran", "no"),
+    (
+        "unapproved exec by a host's second thread: exit status",
+        From::Checks,
+        "thread_exec_rc",
+        "137",
+    ),
+    (
+        "unapproved exec by a host's second thread ran",
+        From::Kv,
+        "thread_exec_ran",
+        "no",
+    ),
+    (
+        "unapproved launch after the host's leader thread exited: exit status",
+        From::Checks,
+        "child_rc",
+        "137",
+    ),
+    (
+        "unapproved launch after the host's leader thread exited ran",
+        From::Kv,
+        "leader_exit_ran",
+        "no",
+    ),
 ];
 
 /// The checks on a kernel the daemon must run on. `Ok`: the short facts.

@@ -132,10 +132,7 @@ fn run(cli: Cli) -> Result<()> {
             setup::run_setup(setup::Mode::BestEffort)?;
             build_bins(false)?;
             let dir = bin_dir(false)?;
-            let bins = guest::Bins {
-                mcpwatchd: dir.join("mcpwatchd"),
-                mcpwatch: dir.join("mcpwatch"),
-            };
+            let bins = guest::Bins::in_dir(&dir);
             kernels::kernels_command(
                 &bins,
                 filter.as_deref(),

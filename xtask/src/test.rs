@@ -103,10 +103,7 @@ fn unit_test_packages() -> Result<Vec<String>> {
 /// Returns whether every kernel passed.
 fn kernel_matrix(bins: &std::path::Path, counts: &mut Counts) -> bool {
     say!("test: the kernel matrix in QEMU guests (Debian 5.10, 6.1, 6.12, sid)");
-    let guest_bins = crate::guest::Bins {
-        mcpwatchd: bins.join("mcpwatchd"),
-        mcpwatch: bins.join("mcpwatch"),
-    };
+    let guest_bins = crate::guest::Bins::in_dir(bins);
     match crate::kernels::run_matrix(&guest_bins, None, crate::kernels::default_jobs()) {
         Ok(outcomes) => {
             for o in &outcomes {

@@ -260,7 +260,6 @@ pub fn resolve_from(
     fill_struct_offsets(&btf, &mut cfg)?;
     cfg.ready = 1;
     cfg.host_paths_enabled = 0;
-    cfg._pad = 0;
     tracing::debug!(?cfg, "resolved kernel layout");
     Ok(cfg)
 }
@@ -415,6 +414,8 @@ fn fill_struct_offsets(btf: &Btf, cfg: &mut KernelConfig) -> Result<(), OffsetsE
     cfg.task_signal = off("task_struct", "signal", Pointer)?;
     cfg.signal_leader = off("signal_struct", "leader", Int(4))?;
     cfg.signal_tty = off("signal_struct", "tty", Pointer)?;
+    // atomic_t live: `typedef struct { int counter; } atomic_t`.
+    cfg.signal_live = off("signal_struct", "live.counter", Int(4))?;
     cfg.task_files = off("task_struct", "files", Pointer)?;
     cfg.files_fdt = off("files_struct", "fdt", Pointer)?;
     cfg.fdtable_fd = off("fdtable", "fd", Pointer)?;
@@ -1716,11 +1717,13 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             &[("count", int, 0, 0), ("fdt", fdtable_ptr, 8 * 32, 0)],
         );
         let files_struct_ptr = b.ptr(files);
+        let atomic = b.strukt("", 4, &[("counter", int, 0, 0)]);
         let signal = b.strukt(
             "signal_struct",
             1080,
             &[
-                ("nr_threads", int, 8 * 4, 0),
+                ("live", atomic, 8 * 4, 0),
+                ("nr_threads", int, 8 * 8, 0),
                 ("leader", int, 8 * 344, 0),
                 ("tty", void_ptr, 8 * 376, 0),
             ],
@@ -1902,7 +1905,7 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             fdtable_fd: 8,
             inode_i_mode: 0,
             inode_i_rdev: 76,
-            _pad: 0,
+            signal_live: 4,
         };
         assert_eq!(cfg, expected);
 
@@ -1983,7 +1986,6 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
 
         assert_eq!(cfg.ready, 1);
         assert_eq!(cfg.host_paths_enabled, 0);
-        assert_eq!(cfg._pad, 0);
         let offsets = [
             cfg.task_mm,
             cfg.task_real_parent,
