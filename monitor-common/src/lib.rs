@@ -489,6 +489,14 @@ pub struct Settings {
     /// what the exec tracepoint's `__data_loc` reports, NUL included). An
     /// untracked exec reads its filename only when its length is here.
     pub host_path_lens: [u64; 4],
+    /// The mode of a host id the mode table does not cover (`mode::*`): the
+    /// configured default, never a weaker one.
+    pub default_mode: u32,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
+    )]
+    pub _pad: u32,
 }
 
 /// SipHash-2-4, streamed byte by byte or word by word, identical on both sides.
@@ -814,7 +822,7 @@ const _: () = assert!(
 const _: () = assert!(core::mem::size_of::<SecEnvName>() == 8 + SECENV_NAME_CAP);
 const _: () = assert!(core::mem::size_of::<EnvFilter>() == 512);
 const _: () = assert!(core::mem::size_of::<EnvScan>() == 16 + 4 * ENV_CAND_MAX + 4 * SECENV_MAX);
-const _: () = assert!(core::mem::size_of::<Settings>() == 56);
+const _: () = assert!(core::mem::size_of::<Settings>() == 64);
 const _: () = assert!(ENV_CAND_MAX.is_power_of_two() && SECENV_MAX == 64);
 const _: () = assert!(ENVSET_CAP <= 0xffff && ENVSET_WORDS <= 256);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);

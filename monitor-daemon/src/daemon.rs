@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use monitor_common::{event_flags as ef, role, task_flags, ExeKey, PathKey, TaskState};
+use monitor_common::{event_flags as ef, role, task_flags, ExeKey, PathKey, TaskState, MODES_MAX};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
@@ -257,14 +257,39 @@ impl Core {
     }
 
     /// Profile id for a host name, registering `mcpwatch run --host NAME` names.
-    pub fn profile_id(&mut self, name: &str) -> u32 {
+    ///
+    /// The kernel's mode table has `MODES_MAX` slots, so there are never more ids:
+    /// when it is full, an id is taken back from a registered name that no tracked
+    /// process and no consent record uses (a record's kernel entry carries the id,
+    /// so such an id is never handed to another name). `None`: every id is in use;
+    /// the caller refuses rather than run a host whose mode the kernel cannot hold.
+    pub fn profile_id(&mut self, name: &str) -> Option<u32> {
         if let Some(i) = self.host_names.iter().position(|n| n == name) {
-            return u32::try_from(i).unwrap_or(u32::MAX);
+            return u32::try_from(i).ok();
         }
-        self.host_names.push(name.to_string());
+        let id = if self.host_names.len() < MODES_MAX as usize {
+            self.host_names.push(name.to_string());
+            self.host_names.len() - 1
+        } else {
+            let in_use: std::collections::BTreeSet<u32> = self
+                .sensor
+                .tracked_entries()
+                .iter()
+                .map(|(_, st)| st.host_profile)
+                .collect();
+            let named: std::collections::BTreeSet<String> =
+                self.consent.all_records().map(|r| r.host.clone()).collect();
+            let free = (self.profiles.len()..self.host_names.len()).find(|&i| {
+                !in_use.contains(&u32::try_from(i).unwrap_or(u32::MAX))
+                    && !named.contains(&self.host_names[i])
+            })?;
+            info!(id = free, old = %self.host_names[free], new = name, "host id reused: the table is full");
+            self.host_names[free] = name.to_string();
+            free
+        };
         // A new host name needs its mode in the kernel before it launches anything.
         self.sync_modes();
-        u32::try_from(self.host_names.len() - 1).unwrap_or(u32::MAX)
+        u32::try_from(id).ok()
     }
 
     /// Make `pid` a tracked host whose next exec is the host itself (`mcpwatch run`).
@@ -281,7 +306,13 @@ impl Core {
                 st.host_pid
             )));
         }
-        let profile = self.profile_id(host);
+        let Some(profile) = self.profile_id(host) else {
+            warn!(pid, host, "Track refused: every host id is in use");
+            anyhow::bail!(
+                "every one of the kernel's {MODES_MAX} host ids is in use (by running hosts or consent records): \
+                 host {host} cannot be tracked, so it is not run"
+            );
+        };
         let st = TaskState {
             role: role::HOST,
             flags: task_flags::FIRST_EXEC_IS_HOST,

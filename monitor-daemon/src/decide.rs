@@ -61,6 +61,25 @@ impl Core {
         if let Err(e) = self.sensor.set_modes(&modes) {
             warn!(error = %e, "could not update host modes in the kernel");
         }
+        // What the kernel applies to an id it has no mode for: the default, with
+        // managed policy for every host, never something weaker.
+        let fallback = self.consent.mode_of(ANY_HOST, default).0.kernel();
+        if let Err(e) = self.sensor.set_default_mode(fallback) {
+            warn!(error = %e, "could not update the default mode in the kernel");
+        }
+    }
+
+    /// The profile id a record's kernel entry carries (`ANY` for `*`).
+    fn record_profile(&mut self, host: &str) -> Result<u32, String> {
+        if host == ANY_HOST {
+            return Ok(monitor_common::ANY);
+        }
+        self.profile_id(host).ok_or_else(|| {
+            format!(
+                "every one of the kernel's {} host ids is in use: host {host} has none",
+                monitor_common::MODES_MAX
+            )
+        })
     }
 
     /// Compile every record and load the kernel maps: `ALLOW`, `DENY_EXES`, `MODES`.
@@ -78,7 +97,7 @@ impl Core {
         let hosts: Vec<String> = self.consent.all_records().map(|r| r.host.clone()).collect();
         for h in hosts {
             if h != ANY_HOST {
-                self.profile_id(&h);
+                let _ = self.profile_id(&h);
             }
         }
         // A `once` entry the kernel no longer has was used (perhaps while no
@@ -115,10 +134,12 @@ impl Core {
                 states.insert(r.id, RecordState::Expired);
                 continue;
             }
-            let profile = if r.host == ANY_HOST {
-                monitor_common::ANY
-            } else {
-                self.profile_id(&r.host)
+            let profile = match self.record_profile(&r.host) {
+                Ok(id) => id,
+                Err(why) => {
+                    states.insert(r.id, RecordState::Stale(why));
+                    continue;
+                }
             };
             match consent::compile(r, profile, &mut self.consent.hashes, k0, k1) {
                 Ok(c) => {
@@ -1189,7 +1210,8 @@ impl Core {
             .store
             .set_mode(host, m)
             .map_err(|e| failed(format!("saving the consent store: {e}")))?;
-        self.profile_id(host);
+        // Stored by name: a host with no id yet gets its mode when it registers.
+        let _ = self.profile_id(host);
         self.sync_modes();
         let mut e = self.new_event(Kind::Mode);
         e.uid = Some(caller.uid);

@@ -29,7 +29,12 @@ pub fn settings_ref() -> Option<*const Settings> {
 
 #[inline(always)]
 pub fn mode_of(profile: u32) -> u32 {
-    MODES.get(profile).copied().unwrap_or(mode::MONITOR)
+    if let Some(m) = MODES.get(profile) {
+        return *m;
+    }
+    // Past the table: the configured default (the daemon keeps it in SETTINGS).
+    // SAFETY: a map value pointer valid for this invocation.
+    settings_ref().map_or(mode::ENFORCE, |s| unsafe { (*s).default_mode })
 }
 
 /// Read the little-endian word at byte `off` of `buf` (`cap` bytes, a power of two).

@@ -746,6 +746,20 @@ impl Sensor {
         Ok(())
     }
 
+    /// The mode the kernel applies to a host id past the mode table.
+    pub fn set_default_mode(&mut self, mode: u32) -> Result<(), SensorError> {
+        if self.settings.default_mode == mode {
+            return Ok(());
+        }
+        self.settings.default_mode = mode;
+        self.settings_map
+            .set(0, self.settings, 0)
+            .map_err(|source| SensorError::Map {
+                name: names::SETTINGS,
+                source,
+            })
+    }
+
     /// Clear a process's `HELD` flag (it was continued or killed by the daemon).
     pub fn clear_held(&mut self, pid: u32) {
         if let Ok(mut st) = self.tracked.get(&pid, 0) {
