@@ -306,6 +306,13 @@ impl Core {
                 st.host_pid
             )));
         }
+        // A zombie has left TRACKED already and a dead pid may be reused: an entry
+        // for either would outlive it and make a stranger's process a host.
+        let start = match crate::consent::proc_start(pid) {
+            Some((start, _, state)) if state != 'Z' && state != 'X' => start,
+            Some(_) => anyhow::bail!("pid {pid} has exited (a zombie): not tracked"),
+            None => anyhow::bail!("no process {pid}"),
+        };
         let Some(profile) = self.profile_id(host) else {
             warn!(pid, host, "Track refused: every host id is in use");
             anyhow::bail!(
@@ -324,6 +331,14 @@ impl Core {
         self.sensor
             .track(pid, &st)
             .context("adding the process to the kernel's tracked map")?;
+        // It may have exited between the check and the insert, with the exit hook
+        // finding nothing to remove: look again, and take the entry back if so.
+        // Exiting after this point, the kernel removes it.
+        if !matches!(crate::consent::proc_start(pid), Some((s, _, state)) if s == start && state != 'Z' && state != 'X')
+        {
+            self.sensor.untrack(pid);
+            anyhow::bail!("pid {pid} exited while it was being tracked: not tracked");
+        }
         self.tracker.adopt(
             pid,
             None,

@@ -125,3 +125,62 @@ fn a_host_name_flood_cannot_push_a_host_past_the_mode_table() {
         .expect("mcpwatch run");
     assert!(st.success(), "an id is reused once its host is gone: {st}");
 }
+
+fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(") ")?.1.chars().next()
+}
+
+/// `Track(pid, host)` straight over D-Bus, as a client of our own would call it.
+fn track_call(d: &Daemon, pid: u32) -> std::process::Output {
+    Command::new("dbus-send")
+        .args([
+            "--system",
+            "--print-reply",
+            "--dest=org.mcpwatch1",
+            "/org/mcpwatch1/Daemon",
+            "org.mcpwatch1.Daemon.Track",
+            &format!("uint32:{pid}"),
+            "string:zombie-host",
+        ])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &d.bus.address)
+        .output()
+        .expect("dbus-send")
+}
+
+/// Observed: `Track` of a zombie (it still has `/proc/PID`, and has already left
+/// `TRACKED`) re-inserted it, and nothing removed the entry until that pid exited
+/// again: the next process to get the pid became a host of the attacker's naming.
+/// Now a zombie or dead pid is refused, and a process that exits while it is being
+/// tracked is taken back out.
+#[test]
+fn track_refuses_a_zombie_so_no_stale_entry_can_outlive_it() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    let before = d.status()["tracked_kernel"]
+        .as_u64()
+        .expect("tracked_kernel");
+    let mut z = Command::new("/bin/true").spawn().expect("spawn");
+    let pid = z.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_state(pid) != Some('Z') {
+        assert!(Instant::now() < deadline, "no zombie");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = track_call(&d, pid);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "Track of a zombie accepted");
+    assert!(err.contains("zombie"), "{err}");
+    assert_eq!(
+        d.status()["tracked_kernel"].as_u64(),
+        Some(before),
+        "no entry left in the kernel"
+    );
+    let _ = z.wait();
+    // A pid nobody has any more.
+    let out = track_call(&d, pid);
+    assert!(!out.status.success(), "Track of a dead pid accepted");
+    assert_eq!(d.status()["tracked_kernel"].as_u64(), Some(before));
+}

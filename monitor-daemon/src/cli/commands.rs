@@ -52,7 +52,8 @@ pub enum Command {
     /// Show whether the daemon is up and enforcing, with its counters.
     ///
     /// Exit status 0 when the daemon answers and has lost no events, 1 when it is
-    /// not reachable, 3 when it is up but has lost events (see `lost`).
+    /// not reachable, 3 when it is up but has lost events (see `lost`) or the
+    /// kernel's tracked map was full for a process (`kernel.tracked_full`).
     Status(StatusArgs),
     /// Print recorded events from the audit log (works with the daemon stopped).
     ///
@@ -544,7 +545,9 @@ fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
     let lost_total: u64 = ["ringbuf", "queue", "broadcast", "decode"]
         .iter()
         .filter_map(|k| v["lost"][k].as_u64())
-        .sum();
+        .sum::<u64>()
+        // A process the kernel could not track escaped every check: loss too.
+        + v["kernel"]["tracked_full"].as_u64().unwrap_or(0);
     if a.json {
         println!("{json}");
     } else {
