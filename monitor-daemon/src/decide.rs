@@ -618,6 +618,23 @@ impl Core {
     /// Refuse consent operations from inside an agent's tree: the caller, or any
     /// ancestor, tracked by the kernel or the tracker. Records the refusal.
     pub fn refuse_if_agent(&mut self, caller: Caller, what: &str) -> Result<(), ApiError> {
+        // The bus names the pid that opened the connection. When that process is
+        // gone (or a zombie), another one holds the socket, and nobody can say
+        // which: refuse. (An agent's process that exits leaves its connection to
+        // a child; looked up, the dead pid had no tracked entry and no ancestors.)
+        if !matches!(consent::proc_start(caller.pid), Some((_, _, st)) if st != 'Z' && st != 'X') {
+            let msg = format!(
+                "{what}: the process that opened this bus connection (pid {}) has exited; whoever holds the connection now cannot be identified, so it cannot grant, revoke or continue anything",
+                caller.pid
+            );
+            warn!(
+                caller_pid = caller.pid,
+                caller_uid = caller.uid,
+                what,
+                "consent call over a dead process's connection refused"
+            );
+            return Err(self.record_refusal(caller, &msg));
+        }
         let mut pid = caller.pid;
         for _ in 0..64 {
             if pid <= 1 {
@@ -1070,6 +1087,7 @@ impl Core {
     }
 
     pub fn api_revoke(&mut self, id: RecordId, caller: Caller) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller, "revoke")?;
         if id >= MANAGED_ID_BASE {
             return Err(refused(format!("record {id} comes from managed policy; only an administrator can remove it (edit the policy file)")));
         }
@@ -1168,6 +1186,7 @@ impl Core {
     }
 
     pub fn api_deny(&mut self, id: u64, caller: Caller) -> Result<Value, ApiError> {
+        self.refuse_if_agent(caller, "deny")?;
         self.check_pending_owner(id, caller, "deny")?;
         let Some(p) = self.consent.pending.remove(&id) else {
             return Err(failed("the launch is no longer held"));

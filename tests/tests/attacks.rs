@@ -184,3 +184,149 @@ fn track_refuses_a_zombie_so_no_stale_entry_can_outlive_it() {
     assert!(!out.status.success(), "Track of a dead pid accepted");
     assert_eq!(d.status()["tracked_kernel"].as_u64(), Some(before));
 }
+
+/// The peers venv's python (`cargo xtask setup`), which has `jeepney`, a D-Bus
+/// client plain enough to keep using a connection in a forked child.
+fn peers_python() -> std::path::PathBuf {
+    let dir = std::env::var_os("MCPWATCH_PEERS_DIR")
+        .map_or_else(|| "/opt/mcpwatch-peers".into(), std::path::PathBuf::from);
+    let p = dir.join("venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo xtask setup`",
+        p.display()
+    );
+    p
+}
+
+/// The agent's side: open a bus connection, fork, let the connection's own process
+/// exit, and call `METHOD(ARGS)` from the child over the inherited connection.
+/// Writes the reply (or error) to `OUT` as JSON.
+const DEAD_CONNECTION: &str = r#"
+import json, os, sys, time
+from jeepney import DBusAddress, new_method_call, MessageType
+from jeepney.io.blocking import open_dbus_connection
+method, sig, args, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+if sig == "saaysss":
+    args[1] = [a.encode() for a in args[1]]
+conn = open_dbus_connection(bus="SYSTEM")
+addr = DBusAddress("/org/mcpwatch1/Daemon", bus_name="org.mcpwatch1",
+                   interface="org.mcpwatch1.Daemon")
+first = os.getpid()
+if os.fork() != 0:
+    os._exit(0)
+def alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+while alive(first):
+    time.sleep(0.01)
+time.sleep(0.2)
+reply = conn.send_and_get_reply(new_method_call(addr, method, sig, tuple(args)))
+ok = reply.header.message_type == MessageType.method_return
+json.dump({"ok": ok, "body": [str(b) for b in reply.body]}, open(out + ".tmp", "w"))
+os.rename(out + ".tmp", out)
+"#;
+
+fn dead_connection_call(
+    d: &Daemon,
+    method: &str,
+    sig: &str,
+    args: &serde_json::Value,
+) -> serde_json::Value {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("reply.json");
+    let st = run_cmd(
+        d,
+        "agent",
+        &[
+            peers_python().to_str().expect("utf-8"),
+            "-c",
+            DEAD_CONNECTION,
+            method,
+            sig,
+            &args.to_string(),
+            out.to_str().expect("utf-8"),
+        ],
+    )
+    .stderr(Stdio::inherit())
+    .status()
+    .expect("run the agent");
+    assert!(st.success(), "{st}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !out.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's child never got a reply"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serde_json::from_str(&std::fs::read_to_string(&out).expect("reply")).expect("json")
+}
+
+fn record_ids(d: &Daemon) -> Vec<u64> {
+    let out = d.cli(&["records", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("records json");
+    v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["id"].as_u64())
+        .collect()
+}
+
+/// Observed: `ApproveCommand` from inside a host was refused, but accepted once the
+/// process that opened the bus connection had exited and a child kept the socket
+/// (the dead pid had no tracked entry and no ancestors); `Revoke` had no check at
+/// all. Now a call over a dead process's connection is refused, and so is every
+/// method that grants, revokes, continues or changes anything from inside a host.
+#[test]
+fn an_agent_cannot_approve_or_revoke_over_a_dead_processs_connection_or_from_inside() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let before = record_ids(&d);
+    let r = dead_connection_call(
+        &d,
+        "ApproveCommand",
+        "saaysss",
+        &serde_json::json!([
+            "agent",
+            ["/usr/bin/touch", "/tmp/mcpwatch-self-approved"],
+            "",
+            "",
+            "self-approval"
+        ]),
+    );
+    assert_eq!(
+        r["ok"], false,
+        "self-approval over a dead connection accepted: {r}"
+    );
+    assert!(r.to_string().contains("has exited"), "{r}");
+    assert_eq!(record_ids(&d), before, "no record was added");
+
+    // A record the user made; the agent tries to revoke it both ways.
+    let out = d.cli(&["approve", "--host", "agent", "--yes", "--", "/usr/bin/true"]);
+    assert!(out.status.success(), "{out:?}");
+    let id = *record_ids(&d).iter().max().expect("record");
+    let r = dead_connection_call(&d, "Revoke", "t", &serde_json::json!([id]));
+    assert_eq!(
+        r["ok"], false,
+        "revoke over a dead connection accepted: {r}"
+    );
+    let mcpwatch = mcpwatch_tests::bin("mcpwatch");
+    let st = run_cmd(
+        &d,
+        "agent",
+        &[mcpwatch.to_str().expect("utf-8"), "revoke", &id.to_string()],
+    )
+    .status()
+    .expect("revoke from inside");
+    assert!(!st.success(), "revoke from inside a host accepted");
+    assert!(record_ids(&d).contains(&id), "the record is still there");
+    d.wait_events("each refusal recorded", Duration::from_secs(10), |evs| {
+        evs.iter().filter(|e| e["kind"] == "refused").count() >= 3
+    });
+}
