@@ -182,6 +182,9 @@ pub mod event_flags {
     pub const HELPER: u32 = 1 << 23;
     /// A host process started a terminal (session leader on a pty): not a launch.
     pub const TERMINAL: u32 = 1 << 24;
+    /// The launch was being traced (ptrace) at exec: a tracer can make it run
+    /// anything, so no record applies.
+    pub const TRACED: u32 = 1 << 25;
 }
 
 /// Indices into the per-CPU `STATS` array.
@@ -785,6 +788,13 @@ pub struct KernelConfig {
     /// `sched_process_exit` has no `group_dead` (6.1, 6.12), the process is dead
     /// when it reads 0 there (`do_exit` decrements it before the tracepoint).
     pub signal_live: u32,
+    /// `task_struct.ptrace`: non-zero while the task is traced.
+    pub task_ptrace: u32,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
+    )]
+    pub _pad: u32,
 }
 
 impl KernelConfig {
@@ -826,7 +836,7 @@ const _: () = assert!(core::mem::size_of::<Settings>() == 64);
 const _: () = assert!(ENV_CAND_MAX.is_power_of_two() && SECENV_MAX == 64);
 const _: () = assert!(ENVSET_CAP <= 0xffff && ENVSET_WORDS <= 256);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 53 * 4);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 55 * 4);
 // The dentry walk masks offsets with PATH_CAP - 1.
 const _: () = assert!(PATH_CAP.is_power_of_two());
 const _: () = assert!(ARGV_CAP.is_power_of_two() && ENV_CAP.is_power_of_two());

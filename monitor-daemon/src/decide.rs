@@ -248,6 +248,9 @@ impl Core {
         let Some(argv) = &e.argv else {
             return "no argv".into();
         };
+        if flags & ef::TRACED != 0 {
+            return "it was being traced (ptrace) at exec: a tracer can make it run anything, so no consent record applies".into();
+        }
         if flags & ef::ENV_UNCHECKED != 0 {
             let cut = ef::ARGV_TRUNCATED
                 | ef::ARGV_READ_FAILED

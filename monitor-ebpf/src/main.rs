@@ -453,6 +453,12 @@ fn verdict(ev: &mut ExecEvent, exe: &ExeKey, check: u32, flags: u32) -> u32 {
         return 0;
     }
     count(stat::LAUNCHES);
+    // A tracer can rewrite a traced launch into anything once it runs: it never
+    // matches a record (PTRACE_TRACEME, then exec of an approved binary).
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    if rd::<u32>(task, cfg!(task_ptrace)).map_or(true, |p| p != 0) {
+        return event_flags::UNAPPROVED | event_flags::TRACED | enforce::act(m, true, alive).1;
+    }
     let incomplete = flags
         & (event_flags::ARGV_TRUNCATED
             | event_flags::ARGV_READ_FAILED

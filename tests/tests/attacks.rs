@@ -330,3 +330,84 @@ fn an_agent_cannot_approve_or_revoke_over_a_dead_processs_connection_or_from_ins
         evs.iter().filter(|e| e["kind"] == "refused").count() >= 3
     });
 }
+
+/// A host that runs `PROG TARGET` twice, plainly and under `PTRACE_TRACEME`
+/// (continuing every stop), and prints one JSON line per run.
+const PTRACE_HOST: &str = r#"
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+prog, target = sys.argv[1], sys.argv[2]
+def run(traced):
+    try:
+        os.unlink(target)
+    except FileNotFoundError:
+        pass
+    pid = os.fork()
+    if pid == 0:
+        if traced:
+            libc.ptrace(0, 0, None, None)  # PTRACE_TRACEME
+        os.execv(prog, [prog, target])
+    while True:
+        _, st = os.waitpid(pid, 0)
+        if os.WIFSTOPPED(st):
+            libc.ptrace(7, pid, None, None)  # PTRACE_CONT
+            continue
+        rc = os.waitstatus_to_exitcode(st)
+        return {"traced": traced, "rc": 128 - rc if rc < 0 else rc, "ran": os.path.exists(target)}
+for traced in (False, True):
+    print(json.dumps(run(traced)), flush=True)
+"#;
+
+/// Observed: `PTRACE_TRACEME`, then exec of an approved binary (allowed), then the
+/// tracer rewrote its registers into an `execve` of anything, which ran as an
+/// unchecked session exec. Now a launch traced at exec matches no record: killed in
+/// enforce mode before its first instruction, with the reason in the event.
+#[test]
+fn a_launch_traced_at_exec_matches_no_record() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let prog = tmp.path().join("ptracetouch");
+    std::fs::copy("/usr/bin/touch", &prog).expect("copy touch");
+    let target = tmp.path().join("ran");
+    let (p, t) = (
+        prog.to_str().expect("utf-8"),
+        target.to_str().expect("utf-8"),
+    );
+    let out = d.cli(&["approve", "--host", "ptr", "--yes", "--", p, t]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run_cmd(&d, "ptr", &["/usr/bin/python3", "-c", PTRACE_HOST, p, t])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("host");
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{out:?}");
+    assert_eq!(runs[0]["rc"], 0, "the approved launch runs: {runs:?}");
+    assert_eq!(runs[0]["ran"], true);
+    assert_eq!(
+        runs[1]["rc"], 137,
+        "the same launch traced is killed: {runs:?}"
+    );
+    assert_eq!(runs[1]["ran"], false);
+    let evs = d.wait_events(
+        "the traced launch's verdict",
+        Duration::from_secs(10),
+        |evs| {
+            evs.iter().any(|e| {
+                e["kind"] == "launch"
+                    && e["verdict"]["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("ptrace"))
+            })
+        },
+    );
+    assert!(evs
+        .iter()
+        .any(|e| e["kind"] == "launch" && e["verdict"]["decision"] == "killed"));
+}

@@ -361,6 +361,8 @@ fn fill_struct_offsets(btf: &Btf, cfg: &mut KernelConfig) -> Result<(), OffsetsE
     cfg.task_exit_code = off("task_struct", "exit_code", Int(4))?;
     cfg.task_fs = off("task_struct", "fs", Pointer)?;
     cfg.task_thread_pid = off("task_struct", "thread_pid", Pointer)?;
+    // unsigned int ptrace: PT_PTRACED and friends.
+    cfg.task_ptrace = off("task_struct", "ptrace", Int(4))?;
 
     // mm_struct's fields sit in an anonymous `struct { ... }
     // __randomize_layout` (followed by the flexible cpu_bitmap[]), which on
@@ -1815,6 +1817,7 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
 
         let mut task = vec![
             ("__state", uint, 8 * 24, 0),
+            ("ptrace", uint, 8 * 40, 0),
             ("active_mm", mm_ptr, 8 * 2280, 0),
             ("exit_code", int, 8 * 2364, 0),
             // Bitfields make this a kind_flag struct, whose member offsets
@@ -1906,6 +1909,8 @@ print fmt: \"comm=%s pid=%d prio=%d\", REC->comm, REC->pid, REC->prio\n\
             inode_i_mode: 0,
             inode_i_rdev: 76,
             signal_live: 4,
+            task_ptrace: 40,
+            _pad: 0,
         };
         assert_eq!(cfg, expected);
 
