@@ -903,7 +903,13 @@ fn flag_broker(e: &mut Event) {
     if !matches!(e.kind, Kind::Launch | Kind::Exec) {
         return;
     }
-    let Some(broker) = e.argv.as_deref().and_then(crate::policy::risk::broker_of) else {
+    // The executable the kernel mapped first: argv[0] is the caller's to choose
+    // (`exec -a innocent systemd-run …`); the exec filename too (a `#!` broker).
+    let named = |b: Option<&Bytes>| b.and_then(|b| crate::policy::risk::broker_named(&b.lossy()));
+    let Some(broker) = named(e.exe.as_ref().and_then(|x| x.path.as_ref()))
+        .or_else(|| named(e.filename.as_ref()))
+        .or_else(|| e.argv.as_deref().and_then(crate::policy::risk::broker_of))
+    else {
         return;
     };
     let note = format!(
@@ -913,6 +919,35 @@ fn flag_broker(e: &mut Event) {
         Some(m) => format!("{m}; {note}"),
         None => note,
     });
+}
+
+#[cfg(test)]
+mod broker_tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_is_known_by_its_executable_whatever_argv0_says() {
+        let mut e = Event::new(Kind::Launch, 1, String::new());
+        e.argv = Some(vec![Bytes::from("innocent"), Bytes::from("--user")]);
+        e.exe = Some(crate::event::Exe {
+            path: Some(Bytes::from("/usr/bin/systemd-run")),
+            ..crate::event::Exe::default()
+        });
+        flag_broker(&mut e);
+        assert!(
+            e.message.as_deref().unwrap_or("").contains("`systemd-run`"),
+            "{:?}",
+            e.message
+        );
+        let mut plain = Event::new(Kind::Launch, 2, String::new());
+        plain.argv = Some(vec![Bytes::from("systemd-run")]);
+        plain.exe = Some(crate::event::Exe {
+            path: Some(Bytes::from("/usr/bin/true")),
+            ..crate::event::Exe::default()
+        });
+        flag_broker(&mut plain);
+        assert!(plain.message.is_some(), "argv[0] still counts");
+    }
 }
 
 /// Parsing kernel BTF (aya's loader, the offset resolver) needs tens of MiB for a

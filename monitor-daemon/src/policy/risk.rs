@@ -57,8 +57,12 @@ pub const BROKERS: &[&str] = &[
 
 /// Whether `argv` starts a broker: its name, when it does.
 pub fn broker_of(argv: &[Bytes]) -> Option<&'static str> {
-    let first = argv.first()?.lossy();
-    let name = basename(&first);
+    broker_named(&argv.first()?.lossy())
+}
+
+/// The broker a path (or bare name) names, by its last component.
+pub fn broker_named(path: &str) -> Option<&'static str> {
+    let name = basename(path);
     BROKERS.iter().copied().find(|b| *b == name)
 }
 
