@@ -215,7 +215,7 @@ fn plan(filter: Option<&str>) -> Result<Vec<Planned>> {
             resolve(suite)?
         };
         seen.push(format!("{} ({})", planned.release, suite.name));
-        let wanted = filter.is_none_or(|f| f == suite.name || planned.release.starts_with(f));
+        let wanted = filter.is_none_or(|f| f == suite.name || release_matches(&planned.release, f));
         if wanted {
             out.push(planned);
         }
@@ -228,6 +228,14 @@ fn plan(filter: Option<&str>) -> Result<Vec<Planned>> {
         );
     }
     Ok(out)
+}
+
+/// Whether `release` is the version `f` names: `f` itself, or `f` followed by the
+/// next component (`6.1` is 6.1.0-57-amd64, not 6.12.118).
+fn release_matches(release: &str, f: &str) -> bool {
+    release.strip_prefix(f).is_some_and(|rest| {
+        rest.is_empty() || rest.starts_with(['.', '-', '+']) || f.ends_with(['.', '-', '+'])
+    })
 }
 
 /// Whether a not yet resolved suite could have a release starting with `f`: its
@@ -1075,6 +1083,17 @@ mod tests {
         ));
         assert!(!names_a_feature("mcpwatchd: error: failed to load"));
         assert!(!names_a_feature("mcpwatchd: error: bpf_loop missing"));
+    }
+
+    #[test]
+    fn a_version_filter_names_whole_components() {
+        assert!(super::release_matches("6.1.0-57-amd64", "6.1"));
+        assert!(!super::release_matches("6.12.118+deb13-amd64", "6.1"));
+        assert!(super::release_matches("6.12.118+deb13-amd64", "6.12"));
+        assert!(super::release_matches("6.12.118+deb13-amd64", "6.12.118"));
+        assert!(super::release_matches("7.2.13+deb14-amd64", "7"));
+        assert!(super::release_matches("6.12.118+deb13-amd64", "6."));
+        assert!(!super::release_matches("5.10.0-46-amd64", "6"));
     }
 
     #[test]
