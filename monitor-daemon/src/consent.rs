@@ -348,6 +348,13 @@ pub fn proc_start(pid: u32) -> Option<(u64, u32, char)> {
     Some((start, parent, state))
 }
 
+/// Start time of `pid` while it is a live process: not a zombie, not dead. A
+/// zombie keeps `/proc/PID` but has already left the kernel's maps and lets go of
+/// nothing it held, so nothing may be trusted to it.
+pub fn live_start(pid: u32) -> Option<u64> {
+    proc_start(pid).and_then(|(start, _, state)| (state != 'Z' && state != 'X').then_some(start))
+}
+
 /// Signal `pid` only if it is still the process that started at `start`.
 pub fn signal_if_same(pid: u32, start: u64, sig: i32) -> bool {
     // pidfd first, then re-check the start time: a pid recycled in between is

@@ -308,10 +308,11 @@ impl Core {
         }
         // A zombie has left TRACKED already and a dead pid may be reused: an entry
         // for either would outlive it and make a stranger's process a host.
-        let start = match crate::consent::proc_start(pid) {
-            Some((start, _, state)) if state != 'Z' && state != 'X' => start,
-            Some(_) => anyhow::bail!("pid {pid} has exited (a zombie): not tracked"),
-            None => anyhow::bail!("no process {pid}"),
+        let Some(start) = crate::consent::live_start(pid) else {
+            if crate::consent::proc_start(pid).is_some() {
+                anyhow::bail!("pid {pid} has exited (a zombie): not tracked");
+            }
+            anyhow::bail!("no process {pid}");
         };
         let Some(profile) = self.profile_id(host) else {
             warn!(pid, host, "Track refused: every host id is in use");
@@ -334,8 +335,7 @@ impl Core {
         // It may have exited between the check and the insert, with the exit hook
         // finding nothing to remove: look again, and take the entry back if so.
         // Exiting after this point, the kernel removes it.
-        if !matches!(crate::consent::proc_start(pid), Some((s, _, state)) if s == start && state != 'Z' && state != 'X')
-        {
+        if crate::consent::live_start(pid) != Some(start) {
             self.sensor.untrack(pid);
             anyhow::bail!("pid {pid} exited while it was being tracked: not tracked");
         }
@@ -921,35 +921,6 @@ fn flag_broker(e: &mut Event) {
     });
 }
 
-#[cfg(test)]
-mod broker_tests {
-    use super::*;
-
-    #[test]
-    fn a_broker_is_known_by_its_executable_whatever_argv0_says() {
-        let mut e = Event::new(Kind::Launch, 1, String::new());
-        e.argv = Some(vec![Bytes::from("innocent"), Bytes::from("--user")]);
-        e.exe = Some(crate::event::Exe {
-            path: Some(Bytes::from("/usr/bin/systemd-run")),
-            ..crate::event::Exe::default()
-        });
-        flag_broker(&mut e);
-        assert!(
-            e.message.as_deref().unwrap_or("").contains("`systemd-run`"),
-            "{:?}",
-            e.message
-        );
-        let mut plain = Event::new(Kind::Launch, 2, String::new());
-        plain.argv = Some(vec![Bytes::from("systemd-run")]);
-        plain.exe = Some(crate::event::Exe {
-            path: Some(Bytes::from("/usr/bin/true")),
-            ..crate::event::Exe::default()
-        });
-        flag_broker(&mut plain);
-        assert!(plain.message.is_some(), "argv[0] still counts");
-    }
-}
-
 /// Parsing kernel BTF (aya's loader, the offset resolver) needs tens of MiB for a
 /// moment; glibc keeps freed heap mapped. Hand it back so the daemon's steady-state
 /// footprint is what it actually uses.
@@ -1172,4 +1143,33 @@ fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u6
         n += 1;
     }
     n
+}
+
+#[cfg(test)]
+mod broker_tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_is_known_by_its_executable_whatever_argv0_says() {
+        let mut e = Event::new(Kind::Launch, 1, String::new());
+        e.argv = Some(vec![Bytes::from("innocent"), Bytes::from("--user")]);
+        e.exe = Some(crate::event::Exe {
+            path: Some(Bytes::from("/usr/bin/systemd-run")),
+            ..crate::event::Exe::default()
+        });
+        flag_broker(&mut e);
+        assert!(
+            e.message.as_deref().unwrap_or("").contains("`systemd-run`"),
+            "{:?}",
+            e.message
+        );
+        let mut plain = Event::new(Kind::Launch, 2, String::new());
+        plain.argv = Some(vec![Bytes::from("systemd-run")]);
+        plain.exe = Some(crate::event::Exe {
+            path: Some(Bytes::from("/usr/bin/true")),
+            ..crate::event::Exe::default()
+        });
+        flag_broker(&mut plain);
+        assert!(plain.message.is_some(), "argv[0] still counts");
+    }
 }

@@ -502,8 +502,7 @@ impl Core {
         let timeout = self.config.ask_timeout_secs;
         let mut done = Vec::new();
         for (id, p) in &self.consent.pending {
-            let alive =
-                consent::proc_start(p.pid).is_some_and(|(s, _, st)| s == p.start_time && st != 'Z');
+            let alive = consent::live_start(p.pid) == Some(p.start_time);
             if !alive {
                 done.push((*id, "gone", false));
                 continue;
@@ -625,7 +624,7 @@ impl Core {
         // gone (or a zombie), another one holds the socket, and nobody can say
         // which: refuse. (An agent's process that exits leaves its connection to
         // a child; looked up, the dead pid had no tracked entry and no ancestors.)
-        if !matches!(consent::proc_start(caller.pid), Some((_, _, st)) if st != 'Z' && st != 'X') {
+        if consent::live_start(caller.pid).is_none() {
             let msg = format!(
                 "{what}: the process that opened this bus connection (pid {}) has exited; whoever holds the connection now cannot be identified, so it cannot grant, revoke or continue anything",
                 caller.pid

@@ -440,7 +440,7 @@ fn login_shell_args(ev: &ExecEvent) -> bool {
 /// The consent check and the mode's answer, on a fully captured exec event. Returns
 /// the event flags to add.
 #[inline(always)]
-fn verdict(ev: &mut ExecEvent, exe: &ExeKey, check: u32, flags: u32) -> u32 {
+fn verdict(ev: &mut ExecEvent, task: *const u8, exe: &ExeKey, check: u32, flags: u32) -> u32 {
     let settings = enforce::settings().unwrap_or_default();
     let m = enforce::mode_of(ev.hdr.host_profile);
     ev.hdr.mode = m;
@@ -455,7 +455,6 @@ fn verdict(ev: &mut ExecEvent, exe: &ExeKey, check: u32, flags: u32) -> u32 {
     count(stat::LAUNCHES);
     // A tracer can rewrite a traced launch into anything once it runs: it never
     // matches a record (PTRACE_TRACEME, then exec of an approved binary).
-    let task = unsafe { bpf_get_current_task() } as *const u8;
     if rd::<u32>(task, cfg!(task_ptrace)).map_or(true, |p| p != 0) {
         return event_flags::UNAPPROVED | event_flags::TRACED | enforce::act(m, true, alive).1;
     }
@@ -625,7 +624,7 @@ fn emit_exec(
         if check == CHECK_LAUNCH {
             flags |= event_flags::LAUNCH;
         }
-        let v = verdict(ev, exe, check, flags);
+        let v = verdict(ev, task, exe, check, flags);
         flags |= v;
         if v & event_flags::KILLED != 0 {
             count(stat::KILLED);

@@ -681,16 +681,15 @@ impl Sensor {
                 .collect();
         }
         // Taken over: the program ids behind our pinned links.
-        let links = self.pins.dir.join("links");
+        let pins: Vec<PathBuf> = fs::read_dir(self.pins.dir.join("links"))
+            .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+            .unwrap_or_default();
         let ids: Vec<(&'static str, u32)> = names
             .filter_map(|name| {
-                let pin = fs::read_dir(&links)
-                    .ok()?
-                    .filter_map(|e| Some(e.ok()?.path()))
-                    .find(|p| {
-                        p.file_name()
-                            .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}@")))
-                    })?;
+                let pin = pins.iter().find(|p| {
+                    p.file_name()
+                        .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}@")))
+                })?;
                 let link = FdLink::from(aya::programs::links::PinnedLink::from_pin(pin).ok()?);
                 Some((name, link.info().ok()?.program_id()))
             })
@@ -752,6 +751,11 @@ impl Sensor {
             return Ok(());
         }
         self.settings.default_mode = mode;
+        self.store_settings()
+    }
+
+    /// Write `self.settings` to the kernel's `SETTINGS[0]`.
+    fn store_settings(&mut self) -> Result<(), SensorError> {
         self.settings_map
             .set(0, self.settings, 0)
             .map_err(|source| SensorError::Map {
@@ -792,7 +796,7 @@ impl Sensor {
     /// enforce at once rather than holding launches nobody will answer.
     pub fn release(&mut self) {
         self.settings.daemon_tgid = 0;
-        let _ = self.settings_map.set(0, self.settings, 0);
+        let _ = self.store_settings();
     }
 }
 
