@@ -24,6 +24,7 @@ pub mod names {
     pub const PROFILE_FLAGS: &str = "PROFILE_FLAGS";
     pub const SECENV_FILTER: &str = "SECENV_FILTER";
     pub const ENVSCAN: &str = "ENVSCAN";
+    pub const HOLDS: &str = "HOLDS";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -39,6 +40,7 @@ pub mod names {
         CLASS_EXES,
         PROFILE_FLAGS,
         SECENV_FILTER,
+        HOLDS,
     ];
 }
 
@@ -185,6 +187,28 @@ pub mod event_flags {
     /// The launch was being traced (ptrace) at exec: a tracer can make it run
     /// anything, so no record applies.
     pub const TRACED: u32 = 1 << 25;
+    /// Allowed by a record whose script the daemon verifies first: the launch is
+    /// held (with `HELD`) until it did.
+    pub const VERIFY: u32 = 1 << 26;
+}
+
+/// `mode` of a `SIGNAL` event that reports a held launch resumed behind the
+/// daemon's back, caught at its first user-mode instruction (not a signal
+/// number: above 64).
+pub const RESUMED_RUNNING: u32 = 0x100;
+
+/// `HOLDS` slots. A held launch's first user-mode instruction faults (its image
+/// was never touched), and `page_fault_user` kills a held process there; that hook
+/// looks anything up only while `HELD != KERNEL_RELEASED + DAEMON_RELEASED`.
+pub mod holds {
+    /// Holds begun (kernel, atomic).
+    pub const HELD: u32 = 0;
+    /// Holds ended in the kernel: killed as it resumed, or exited while held.
+    pub const KERNEL_RELEASED: u32 = 1;
+    /// Holds the daemon ended (cleared `HELD` of an entry that had it); written
+    /// by the daemon only.
+    pub const DAEMON_RELEASED: u32 = 2;
+    pub const COUNT: u32 = 4;
 }
 
 /// Indices into the per-CPU `STATS` array.
@@ -387,6 +411,13 @@ pub mod allow_flags {
     /// `cwd` must match too.
     pub const CWD: u32 = 2;
 }
+
+/// Set in `AllowValue::record_id` (ids stay below 2^49): the command runs a script
+/// (a `#!` file or an interpreter's script argument) the interpreter opens by path
+/// after exec, so the kernel holds the launch until the daemon verified that
+/// script's content as the launching process sees it. In the id, not the flags, so
+/// the kernel's match loop carries no extra state.
+pub const RECORD_VERIFY: u64 = 1 << 62;
 
 /// `ALLOW` value: the exact bytes the kernel compares before allowing.
 ///

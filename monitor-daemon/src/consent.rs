@@ -26,6 +26,7 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     config::Mode,
     event::{Bytes, Event, SECURITY_ENV},
+    interp::ScriptArg,
     policy::{
         managed::{Managed, ManagedLoader},
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
@@ -68,6 +69,11 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     if !f.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));
     }
+    sha256_open(&mut f)
+}
+
+/// SHA-256 of what is left to read of an open file.
+pub fn sha256_open(f: &mut fs::File) -> io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -260,7 +266,9 @@ pub fn compile(
         ));
     }
     let mut files = vec![(exe_path.to_path_buf(), exe_id)];
+    let mut verify = false;
     if let Some(script) = &r.script {
+        verify = true;
         let p = Path::new(&script.path);
         let (sid, ssha) = hashes
             .get(p)
@@ -281,6 +289,11 @@ pub fn compile(
         ));
     }
     let mut value = empty_value(r.id);
+    if verify {
+        // The interpreter opens the script by path after exec: the kernel holds the
+        // launch until the daemon checked it as the launching process sees it.
+        value.record_id |= monitor_common::RECORD_VERIFY;
+    }
     set_env(&mut value, &r.normalized_env())?;
     value.argv[..block.len()].copy_from_slice(&block);
     if let Some(cwd) = &r.cwd {
@@ -708,16 +721,19 @@ pub fn shebang(path: &Path) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
 }
 
 /// What the kernel will see when a host runs `argv` (as the host passes it) with
-/// `path_var`: (kernel argv, executable, script). For a `#!` file the kernel runs
-/// the interpreter with `[interp, (arg), script path, args...]`.
+/// `path_var` in `cwd`: (kernel argv, executable, script). For a `#!` file the
+/// kernel runs the interpreter with `[interp, (arg), script path, args...]`; an
+/// interpreter's script argument (`python3 server.py`) is a script too
+/// ([`script_ref`]).
 pub fn kernel_command(
     argv: &[Bytes],
     path_var: &[u8],
-) -> Result<(Vec<Bytes>, PathBuf, Option<PathBuf>), String> {
+    cwd: Option<&Path>,
+) -> Result<(Vec<Bytes>, PathBuf, Option<ScriptRef>), String> {
     let first = argv.first().ok_or("empty command")?;
     let path =
         which(&first.0, path_var).ok_or_else(|| format!("{}: not found in PATH", first.lossy()))?;
-    if let Some((interp, arg)) = shebang(&path) {
+    let (kargv, exe) = if let Some((interp, arg)) = shebang(&path) {
         use std::os::unix::ffi::OsStrExt as _;
         let mut k = vec![Bytes(interp.clone())];
         if let Some(a) = arg {
@@ -728,11 +744,132 @@ pub fn kernel_command(
         let interp_path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
         let exe = fs::canonicalize(&interp_path)
             .map_err(|e| format!("interpreter {}: {e}", interp_path.display()))?;
-        let script = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok((k, exe, Some(script)))
+        (k, exe)
     } else {
         let exe = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok((argv.to_vec(), exe, None))
+        (argv.to_vec(), exe)
+    };
+    let script = script_ref(&exe, &kargv, cwd)?;
+    Ok((kargv, exe, script))
+}
+
+/// A script the launched program reads by path after exec: which argument names
+/// it (the path as written, what the interpreter opens) and where it is now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptRef {
+    pub arg: usize,
+    /// Canonical, resolved in the daemon's view (for hashing and watching).
+    pub path: PathBuf,
+}
+
+/// Which argument of `kargv` (what the kernel sees running `exe`) is a script.
+/// `env` is looked through: `#!/usr/bin/env node` gives `[env, node, script, ..]`.
+pub fn script_of(exe: &Path, kargv: &[Bytes]) -> ScriptArg {
+    use std::os::unix::ffi::OsStrExt as _;
+    if exe.file_name().and_then(|n| n.to_str()) != Some("env") {
+        return crate::interp::script_arg(exe, kargv);
+    }
+    let mut i = 1;
+    while let Some(a) = kargv.get(i) {
+        let a = a.0.as_slice();
+        match a {
+            b"-u" | b"--unset" => i += 2,
+            b"-C" | b"--chdir" => {
+                return ScriptArg::Unbindable(
+                    "env -C runs it in another directory: its script path cannot be bound".into(),
+                )
+            }
+            b"-S" | b"--split-string" => return split_env(kargv, i + 1, i + 2),
+            _ if a.starts_with(b"-S") && a.len() > 2 => {
+                // `#!/usr/bin/env -S node --flag`: one argument, split by env.
+                let mut v = kargv.to_vec();
+                v[i] = Bytes(a[2..].to_vec());
+                return split_env(&v, i, i + 1);
+            }
+            _ if a.starts_with(b"--split-string=") => {
+                let mut v = kargv.to_vec();
+                v[i] = Bytes(a[b"--split-string=".len()..].to_vec());
+                return split_env(&v, i, i + 1);
+            }
+            _ if a.starts_with(b"-") || a.contains(&b'=') => i += 1,
+            _ => break,
+        }
+    }
+    let Some(prog) = kargv.get(i) else {
+        return ScriptArg::None;
+    };
+    let prog = PathBuf::from(std::ffi::OsStr::from_bytes(&prog.0));
+    match crate::interp::script_arg(&prog, &kargv[i..]) {
+        ScriptArg::At(j) => ScriptArg::At(i + j),
+        other => other,
+    }
+}
+
+/// `env -S STRING rest...`: STRING (at `at`) is split into the program and its
+/// options; `rest` starts at `next`.
+fn split_env(kargv: &[Bytes], at: usize, next: usize) -> ScriptArg {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Some(s) = kargv.get(at) else {
+        return ScriptArg::None;
+    };
+    let mut v: Vec<Bytes> =
+        s.0.split(|b| *b == b' ' || *b == b'\t')
+            .filter(|w| !w.is_empty())
+            .map(|w| Bytes(w.to_vec()))
+            .collect();
+    let words = v.len();
+    let Some(prog) = v.first() else {
+        return ScriptArg::None;
+    };
+    let prog = PathBuf::from(std::ffi::OsStr::from_bytes(&prog.0));
+    v.extend(kargv.get(next..).unwrap_or_default().iter().cloned());
+    match crate::interp::script_arg(&prog, &v) {
+        ScriptArg::At(j) if j >= words => ScriptArg::At(next + j - words),
+        ScriptArg::At(_) => ScriptArg::Unbindable(
+            "the script is named inside an `env -S` string: its content cannot be bound".into(),
+        ),
+        other => other,
+    }
+}
+
+/// The script of a command, resolved now: `Ok(None)` when there is none or it
+/// cannot be bound ([`code_unbound`] says why), an error when it is named but
+/// cannot be read. A relative path is resolved in `cwd`.
+pub fn script_ref(
+    exe: &Path,
+    kargv: &[Bytes],
+    cwd: Option<&Path>,
+) -> Result<Option<ScriptRef>, String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let ScriptArg::At(i) = script_of(exe, kargv) else {
+        return Ok(None);
+    };
+    let written = Path::new(std::ffi::OsStr::from_bytes(&kargv[i].0));
+    let full = if written.is_absolute() {
+        written.to_path_buf()
+    } else if let Some(dir) = cwd {
+        dir.join(written)
+    } else {
+        return Ok(None);
+    };
+    let path = fs::canonicalize(&full).map_err(|e| format!("script {}: {e}", full.display()))?;
+    if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Err(format!("script {}: not a regular file", path.display()));
+    }
+    Ok(Some(ScriptRef { arg: i, path }))
+}
+
+/// Why the code a command runs is not bound by its record, if it is not: an
+/// interpreter running a module, stdin or a preloaded library, or a relative
+/// script with no directory to find it in. Shown before approval.
+pub fn code_unbound(exe: &Path, kargv: &[Bytes], cwd: Option<&Path>) -> Option<String> {
+    match script_of(exe, kargv) {
+        ScriptArg::Unbindable(why) => Some(why),
+        ScriptArg::At(i) if cwd.is_none() && !kargv[i].0.starts_with(b"/") => Some(format!(
+            "script `{}` is relative and no working directory is known: its content is not bound",
+            kargv[i].lossy()
+        )),
+        _ => None,
     }
 }
 
@@ -766,24 +903,22 @@ pub fn record_from_event(
             ));
         }
     }
-    let script = match &e.filename {
-        Some(f) if f.0 != exe_path.as_bytes() => {
-            use std::os::unix::ffi::OsStrExt as _;
-            let p = Path::new(std::ffi::OsStr::from_bytes(&f.0));
-            if shebang(p).is_some() {
-                let real = fs::canonicalize(p).map_err(|err| format!("{}: {err}", p.display()))?;
-                let (_, script_sha) = hashes
-                    .get(&real)
-                    .map_err(|err| format!("hashing {}: {err}", real.display()))?;
-                Some(FileBinding {
-                    path: real.display().to_string(),
-                    sha256: script_sha,
-                })
-            } else {
-                None
-            }
+    let cwd = e.cwd.as_ref().map(|c| {
+        use std::os::unix::ffi::OsStrExt as _;
+        PathBuf::from(std::ffi::OsStr::from_bytes(&c.0))
+    });
+    let script = match script_ref(Path::new(&exe_path), &argv, cwd.as_deref())? {
+        Some(s) => {
+            let (_, script_sha) = hashes
+                .get(&s.path)
+                .map_err(|err| format!("hashing {}: {err}", s.path.display()))?;
+            Some(FileBinding {
+                path: s.path.display().to_string(),
+                sha256: script_sha,
+                arg: Some(s.arg),
+            })
         }
-        _ => None,
+        None => None,
     };
     let mut env: BTreeMap<String, Option<Bytes>> = SECURITY_ENV
         .iter()
@@ -801,6 +936,7 @@ pub fn record_from_event(
         exe: FileBinding {
             path: exe_path,
             sha256: exe_sha,
+            arg: None,
         },
         script,
         argv,
@@ -1082,7 +1218,7 @@ mod tests {
         );
         let path_var = dir.path().as_os_str().as_encoded_bytes().to_vec();
         let (k, exe, s) =
-            kernel_command(&[Bytes::from("tool"), Bytes::from("a b")], &path_var).unwrap();
+            kernel_command(&[Bytes::from("tool"), Bytes::from("a b")], &path_var, None).unwrap();
         let sp = script.display().to_string();
         assert_eq!(
             k,
@@ -1094,8 +1230,14 @@ mod tests {
             ]
         );
         assert_eq!(exe, fs::canonicalize("/bin/sh").unwrap());
-        assert_eq!(s, Some(fs::canonicalize(&script).unwrap()));
-        assert!(kernel_command(&[Bytes::from("no-such-tool-x")], &path_var).is_err());
+        assert_eq!(
+            s,
+            Some(ScriptRef {
+                arg: 2,
+                path: fs::canonicalize(&script).unwrap()
+            })
+        );
+        assert!(kernel_command(&[Bytes::from("no-such-tool-x")], &path_var, None).is_err());
     }
 
     #[test]
@@ -1110,6 +1252,7 @@ mod tests {
             exe: FileBinding {
                 path: exe.display().to_string(),
                 sha256: sha,
+                arg: None,
             },
             script: None,
             argv: vec![Bytes::from("bin"), Bytes::from("--x")],

@@ -216,7 +216,9 @@ impl Core {
             if f(ef::ONCE_CONSUMED) {
                 self.retire_once(record_id);
             }
-            self.check_script(e, record_id);
+            if f(ef::VERIFY) {
+                self.verify_held(e, record_id, flags, &mut v);
+            }
         } else {
             v.decision = if f(ef::HELD) {
                 "held"
@@ -235,7 +237,7 @@ impl Core {
             }
             v.reason = Some(reason);
         }
-        if f(ef::HELD) {
+        if f(ef::HELD) && !f(ef::VERIFY) {
             v.pending = Some(e.id);
             self.hold(e);
         }
@@ -333,30 +335,127 @@ impl Core {
         }
     }
 
-    /// `#!` records: the kernel key covers the interpreter, not the script; check
-    /// the script's content now and kill the session if it changed.
-    fn check_script(&mut self, e: &Event, id: RecordId) {
-        let Some(r) = self.consent.all_records().find(|r| r.id == id).cloned() else {
+    /// A launch allowed by a record with a script: the kernel holds it (enforce and
+    /// ask mode) until the script is verified here, as the launching process sees
+    /// it. Verified: resumed. Not: its whole session is killed (monitor mode: only
+    /// reported).
+    fn verify_held(&mut self, e: &Event, id: RecordId, flags: u32, v: &mut Verdict) {
+        let held = flags & ef::HELD != 0;
+        let Some(start) = consent::live_start(e.pid) else {
+            if held {
+                self.sensor.clear_held(e.pid);
+            }
             return;
         };
-        let Some(script) = &r.script else { return };
-        let now = self
-            .consent
-            .hashes
-            .get(Path::new(&script.path))
-            .map(|(_, s)| s);
-        if now.as_deref().ok() == Some(script.sha256.as_str()) {
-            return;
+        let outcome = self.check_script(e, id);
+        match outcome {
+            Ok(()) if held => {
+                // Clear the hold mark first: the SIGCONT must not look like a bypass.
+                self.sensor.clear_held(e.pid);
+                if !consent::signal_if_same(e.pid, start, libc::SIGCONT) {
+                    v.reason = Some("verified, but it was gone before it could resume".into());
+                }
+            }
+            Ok(()) => {}
+            Err(why) if held || flags & ef::KILLED == 0 && v.mode != "monitor" => {
+                let n = self.kill_session(e.pid, start);
+                self.sensor.clear_held(e.pid);
+                warn!(record = id, pid = e.pid, reason = %why, "script check failed: session killed");
+                v.decision = "killed".into();
+                v.killed = true;
+                v.reason = Some(format!(
+                    "record {id} matched, but {why}: session killed ({n} process{})",
+                    if n == 1 { "" } else { "es" }
+                ));
+            }
+            Err(why) => {
+                v.reason = Some(format!("record {id} matched, but {why}"));
+            }
         }
-        if let Some((start, _, _)) = consent::proc_start(e.pid) {
-            consent::signal_if_same(e.pid, start, libc::SIGKILL);
+    }
+
+    /// The record's script, as the launching process `e.pid` sees it: the argument
+    /// it names, resolved through that process's own root and working directory
+    /// (so its mount namespace and symlinks), must have the approved content; and
+    /// the launch must run in its host's mount namespace.
+    fn check_script(&mut self, e: &Event, id: RecordId) -> Result<(), String> {
+        let Some(r) = self.consent.all_records().find(|r| r.id == id).cloned() else {
+            return Err(format!("record {id} is gone"));
+        };
+        let Some(script) = &r.script else {
+            return Ok(());
+        };
+        let arg = match script.arg {
+            Some(i) => Some(i),
+            None => match consent::script_of(Path::new(&r.exe.path), &r.argv) {
+                crate::interp::ScriptArg::At(i) => Some(i),
+                _ => None,
+            },
+        };
+        let Some(written) = arg.and_then(|i| r.argv.get(i)) else {
+            return Err("the record does not say which argument is its script".into());
+        };
+        if let Some(host) = &e.host {
+            match crate::taskpath::same_mount_ns(e.pid, host.pid) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!(
+                        "it runs in another mount namespace than its host (pid {})",
+                        host.pid
+                    ))
+                }
+                Err(err) => {
+                    return Err(format!(
+                        "its mount namespace could not be compared with its host's: {err}"
+                    ))
+                }
+            }
         }
-        warn!(
-            record = id,
-            pid = e.pid,
-            "script changed after approval: session killed"
-        );
-        self.sync_kernel();
+        let mut found = crate::taskpath::open_as_task(e.pid, &written.0).map_err(|err| {
+            format!(
+                "its script {} could not be read as it sees it: {err}",
+                written.lossy()
+            )
+        })?;
+        let sha = consent::sha256_open(&mut found.file)
+            .map_err(|err| format!("its script {}: {err}", written.lossy()))?;
+        if sha != script.sha256 {
+            return Err(format!(
+                "its script {} is not the approved content (sha256 {sha}, approved {})",
+                written.lossy(),
+                script.sha256
+            ));
+        }
+        Ok(())
+    }
+
+    /// Kill launch `pid` (started at `start`) and every process of its session:
+    /// the kernel's tracked entries with that session, until none is left (it may
+    /// fork meanwhile). Returns how many were killed.
+    pub(crate) fn kill_session(&mut self, pid: u32, start: u64) -> usize {
+        let mut n = usize::from(consent::signal_if_same(pid, start, libc::SIGKILL));
+        for _ in 0..8 {
+            let members: Vec<u32> = self
+                .sensor
+                .tracked_entries()
+                .into_iter()
+                .filter(|(p, st)| st.session_pid == pid && *p != pid)
+                .map(|(p, _)| p)
+                .collect();
+            let mut killed = 0;
+            for m in members {
+                if let Some(s) = consent::live_start(m) {
+                    if consent::signal_if_same(m, s, libc::SIGKILL) {
+                        killed += 1;
+                    }
+                }
+            }
+            n += killed;
+            if killed == 0 {
+                break;
+            }
+        }
+        n
     }
 
     fn hold(&mut self, e: &Event) {
@@ -400,11 +499,14 @@ impl Core {
             .iter()
             .find(|(_, p)| p.pid == target)
             .map(|(id, p)| (*id, p.start_time));
+        // Not killed in the kernel: it may have run and forked; its whole session goes.
         let killed = kernel_killed
-            || match entry {
-                Some((_, start)) => consent::signal_if_same(target, start, libc::SIGKILL),
-                None => consent::proc_start(target)
-                    .is_some_and(|(s, _, _)| consent::signal_if_same(target, s, libc::SIGKILL)),
+            || match entry
+                .map(|(_, s)| s)
+                .or_else(|| consent::live_start(target))
+            {
+                Some(start) => self.kill_session(target, start) > 0,
+                None => false,
             };
         if let Some((id, _)) = entry {
             if let Some(p) = self.consent.pending.remove(&id) {
@@ -417,8 +519,20 @@ impl Core {
         self.sensor.clear_held(target);
         let mut e = self.new_event(Kind::HoldBypass);
         e.pid = target;
-        e.message = Some(if b.signal == 17 {
-            format!("held launch {target} was continued without an answer: the kernel killed it before it ran")
+        let how = match b.signal {
+            17 => Some("continued"),
+            monitor_common::RESUMED_RUNNING => Some("resumed by someone else"),
+            _ => None,
+        };
+        e.message = Some(if let Some(how) = how {
+            let outcome = if kernel_killed {
+                "the kernel killed it before it ran"
+            } else if killed {
+                "the kernel could not kill it; mcpwatch did"
+            } else {
+                "it was already gone"
+            };
+            format!("held launch {target} was {how} without an answer: {outcome}")
         } else {
             format!(
                 "pid {} ({}) sent SIGCONT to held launch {target}; {}",
@@ -525,6 +639,9 @@ impl Core {
                 self.decision(&p, "killed", why);
             }
             self.sensor.clear_held(p.pid);
+        }
+        if self.consent.pending.is_empty() {
+            self.sensor.resync_holds();
         }
     }
 
@@ -773,8 +890,10 @@ impl Core {
         // Resolve the command with the caller's PATH: the user's environment is the
         // closest thing to the environment the host will launch it with.
         let path_var = caller_path(caller);
-        let (kargv, exe, script) = consent::kernel_command(&argv, &path_var).map_err(failed)?;
-        let (exe, script) = self.bind_files(&exe, script.as_deref())?;
+        let dir = (!cwd.is_empty()).then(|| Path::new(cwd));
+        let (kargv, exe, script) =
+            consent::kernel_command(&argv, &path_var, dir).map_err(failed)?;
+        let (exe, script) = self.bind_files(&exe, script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
@@ -800,20 +919,21 @@ impl Core {
     fn bind_files(
         &mut self,
         exe: &Path,
-        script: Option<&Path>,
+        script: Option<&consent::ScriptRef>,
     ) -> Result<(FileBinding, Option<FileBinding>), ApiError> {
-        let mut bind = |p: &Path| {
+        let mut bind = |p: &Path, arg: Option<usize>| {
             self.consent
                 .hashes
                 .get(p)
                 .map(|(_, sha256)| FileBinding {
                     path: p.display().to_string(),
                     sha256,
+                    arg,
                 })
                 .map_err(|e| failed(format!("{}: {e}", p.display())))
         };
-        let exe = bind(exe)?;
-        let script = script.map(&mut bind).transpose()?;
+        let exe = bind(exe, None)?;
+        let script = script.map(|s| bind(&s.path, Some(s.arg))).transpose()?;
         Ok((exe, script))
     }
 
@@ -888,8 +1008,15 @@ impl Core {
         }
         let cmd = crate::scan::resolve(&imp, &caller_path(caller))
             .map_err(|e| failed(format!("{server}: {e}")))?;
-        let script = cmd.script.as_ref().map(std::path::PathBuf::from);
-        let (exe, script) = self.bind_files(Path::new(&cmd.exe), script.as_deref())?;
+        let script = cmd
+            .script
+            .as_ref()
+            .zip(cmd.script_arg)
+            .map(|(p, arg)| consent::ScriptRef {
+                arg,
+                path: p.into(),
+            });
+        let (exe, script) = self.bind_files(Path::new(&cmd.exe), script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),

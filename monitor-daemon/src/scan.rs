@@ -28,9 +28,12 @@ pub struct Resolved {
     pub argv: Vec<Bytes>,
     /// The executable the kernel maps (the interpreter for a script), resolved.
     pub exe: String,
-    /// The `#!` script, resolved.
+    /// The script the interpreter reads (a `#!` file or a script argument), resolved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
+    /// Which argument of `argv` names the script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_arg: Option<usize>,
     /// The working directory the config sets (else wherever the host runs it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
@@ -76,7 +79,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         };
         let mut abs = host_argv.clone();
         abs[0] = Bytes::from(dir.join(first).to_string_lossy().as_ref());
-        let (mut k, exe, script) = consent::kernel_command(&abs, path_var)?;
+        let (mut k, exe, script) = consent::kernel_command(&abs, path_var, Some(dir))?;
         // The kernel sees the name the host passed: argv[0] of a binary, the
         // script argument of an interpreter.
         if let Some(pos) = k.iter().position(|a| *a == abs[0]) {
@@ -84,12 +87,17 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         }
         (k, exe, script)
     } else {
-        consent::kernel_command(&host_argv, path_var)?
+        consent::kernel_command(
+            &host_argv,
+            path_var,
+            cwd.as_deref().or(imp.project.as_deref()),
+        )?
     };
     Ok(Resolved {
         argv: kargv,
         exe: exe.display().to_string(),
-        script: script.map(|s| s.display().to_string()),
+        script_arg: script.as_ref().map(|s| s.arg),
+        script: script.map(|s| s.path.display().to_string()),
         cwd: cwd.as_ref().map(|c| c.display().to_string()),
         env: SECURITY_ENV
             .iter()
@@ -331,6 +339,7 @@ mod tests {
             argv: argv.iter().map(|a| Bytes::from(*a)).collect(),
             exe: "/usr/bin/touch".into(),
             script: None,
+            script_arg: None,
             cwd: None,
             env: SECURITY_ENV
                 .iter()
@@ -347,6 +356,7 @@ mod tests {
                 exe: FileBinding {
                     path: "/usr/bin/touch".into(),
                     sha256: "0".repeat(64),
+                    arg: None,
                 },
                 script: None,
                 argv: argv.iter().map(|a| Bytes::from(*a)).collect(),

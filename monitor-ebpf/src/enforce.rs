@@ -454,8 +454,9 @@ fn env_matches(ev: &ExecEvent, v: *const AllowValue) -> bool {
 
 /// Outcome of the `ALLOW` check.
 pub enum Allow {
-    /// Record id, and whether a `once` entry was consumed.
-    Yes(u64, bool),
+    /// Record id, whether a `once` entry was consumed, and whether the record's
+    /// script must be verified before the launch runs (`RECORD_VERIFY`).
+    Yes(u64, bool, bool),
     No,
     /// The capture was incomplete: nothing can match.
     Unchecked,
@@ -534,6 +535,22 @@ unsafe extern "C" fn allow_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 
     1
 }
 
+/// An allowed launch whose script the daemon must verify first: stopped (enforce
+/// and ask mode) until the daemon resumes it, or killed when no daemon runs to
+/// verify. Monitor mode lets it run; the daemon checks after the fact. Returns
+/// (signal to send, event flags), like [`answer`].
+#[inline(always)]
+pub fn hold_for_verify(m: u32, daemon_alive: bool) -> (u32, u32) {
+    use monitor_common::event_flags as f;
+    if m == mode::MONITOR {
+        (0, f::VERIFY)
+    } else if daemon_alive {
+        (SIGSTOP, f::VERIFY | f::HELD)
+    } else {
+        (SIGKILL, f::VERIFY | f::KILLED)
+    }
+}
+
 /// Look the launch up in `ALLOW` and compare the exact bytes. `uid` and `profile`
 /// are tried exactly and as wildcards.
 #[inline(always)]
@@ -575,28 +592,42 @@ pub fn allow(ev: &ExecEvent, s: &Settings, incomplete: bool, now: u64) -> Allow 
             0,
         )
     };
+    // The daemon marks a record to verify in its id (no extra state in the loop).
+    let verify = scan.record & monitor_common::RECORD_VERIFY != 0;
+    let record = scan.record & !monitor_common::RECORD_VERIFY;
     match scan.result {
-        ALLOW_YES => Allow::Yes(scan.record, false),
-        ALLOW_ONCE => Allow::Yes(scan.record, true),
+        ALLOW_YES => Allow::Yes(record, false, verify),
+        ALLOW_ONCE => Allow::Yes(record, true, verify),
         ALLOW_UNCHECKED => Allow::Unchecked,
         _ => Allow::No,
     }
 }
 
-/// Carry out the mode's answer to an unapproved or denied exec. `hold` is false for
-/// a managed deny (final: never asked). Returns the event flags describing it.
+/// The mode's answer to an unapproved or denied exec: (signal to send, event
+/// flags). `hold` is false for a managed deny and a traced launch (final: never
+/// asked; a tracer could resume a held tracee without SIGCONT).
 #[inline(always)]
-pub fn act(m: u32, hold: bool, daemon_alive: bool) -> (u32, u32) {
+pub fn answer(m: u32, hold: bool, daemon_alive: bool) -> (u32, u32) {
     use monitor_common::event_flags as f;
-    let (sig, mut flags) = match m {
-        mode::MONITOR => return (0, 0),
+    match m {
+        mode::MONITOR => (0, 0),
         mode::ASK if hold && daemon_alive => (SIGSTOP, f::HELD),
         mode::ASK if hold => (SIGKILL, f::KILLED | f::ASK_DEGRADED),
         _ => (SIGKILL, f::KILLED),
-    };
-    // SAFETY: signals the current process (the new image, before it runs).
-    if unsafe { bpf_send_signal(sig) } < 0 {
-        flags |= f::SIGNAL_FAILED;
     }
-    (sig, flags)
+}
+
+/// Send `sig` (0: none) to the current process — the new image, before it runs.
+/// Returns `SIGNAL_FAILED` when the kernel refused.
+#[inline(always)]
+pub fn send(sig: u32) -> u32 {
+    if sig == 0 {
+        return 0;
+    }
+    // SAFETY: signals the current process.
+    if unsafe { bpf_send_signal(sig) } < 0 {
+        monitor_common::event_flags::SIGNAL_FAILED
+    } else {
+        0
+    }
 }

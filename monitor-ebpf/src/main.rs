@@ -6,6 +6,8 @@
 //! daemon from BTF at startup (Rust eBPF has no CO-RE relocations).
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod enforce;
 mod maps;
@@ -27,9 +29,9 @@ use maps::{
     SETTINGS, TRACKED,
 };
 use monitor_common::{
-    class_exe, event_flags, kind, profile_flags, role, stat, task_flags, EventHeader, ExeKey,
-    ExecEvent, KernelConfig, TaskState, ARGV_CAP, ENV_CAP, ENV_OFF, FILENAME_CAP, HOST_PATH_KEY,
-    PATH_CAP, PATH_COMPONENT_CAP, PATH_DEPTH_MAX,
+    class_exe, event_flags, holds, kind, profile_flags, role, stat, task_flags, EventHeader,
+    ExeKey, ExecEvent, KernelConfig, TaskState, ARGV_CAP, ENV_CAP, ENV_OFF, FILENAME_CAP,
+    HOST_PATH_KEY, PATH_CAP, PATH_COMPONENT_CAP, PATH_DEPTH_MAX,
 };
 
 /// Kernel layout, filled in by the daemon before load (`EbpfLoader::set_global`).
@@ -445,18 +447,36 @@ fn verdict(ev: &mut ExecEvent, task: *const u8, exe: &ExeKey, check: u32, flags:
     let m = enforce::mode_of(ev.hdr.host_profile);
     ev.hdr.mode = m;
     let alive = settings.daemon_tgid != 0;
+    // One signal site for every outcome: (signal, flags) first, sent at the end.
     // SAFETY: plain map lookup.
-    if unsafe { DENY_EXES.get(exe) }.is_some() {
-        return event_flags::DENIED | enforce::act(m, false, alive).1;
-    }
-    if check != CHECK_LAUNCH {
-        return 0;
-    }
-    count(stat::LAUNCHES);
+    let (sig, out) = if unsafe { DENY_EXES.get(exe) }.is_some() {
+        let (sig, f) = enforce::answer(m, false, alive);
+        (sig, event_flags::DENIED | f)
+    } else if check != CHECK_LAUNCH {
+        (0, 0)
+    } else {
+        count(stat::LAUNCHES);
+        launch_verdict(ev, task, &settings, m, alive, flags)
+    };
+    out | enforce::send(sig)
+}
+
+/// The consent check of a launch: (signal, event flags).
+#[inline(always)]
+fn launch_verdict(
+    ev: &mut ExecEvent,
+    task: *const u8,
+    settings: &monitor_common::Settings,
+    m: u32,
+    alive: bool,
+    flags: u32,
+) -> (u32, u32) {
     // A tracer can rewrite a traced launch into anything once it runs: it never
-    // matches a record (PTRACE_TRACEME, then exec of an approved binary).
+    // matches a record (PTRACE_TRACEME, then exec of an approved binary), and it is
+    // never held: its tracer could resume it with PTRACE_CONT, no SIGCONT needed.
     if rd::<u32>(task, cfg!(task_ptrace)).map_or(true, |p| p != 0) {
-        return event_flags::UNAPPROVED | event_flags::TRACED | enforce::act(m, true, alive).1;
+        let (sig, f) = enforce::answer(m, false, alive);
+        return (sig, event_flags::UNAPPROVED | event_flags::TRACED | f);
     }
     let incomplete = flags
         & (event_flags::ARGV_TRUNCATED
@@ -466,15 +486,28 @@ fn verdict(ev: &mut ExecEvent, task: *const u8, exe: &ExeKey, check: u32, flags:
             | event_flags::CWD_TRUNCATED)
         != 0;
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    match enforce::allow(ev, &settings, incomplete, now) {
-        enforce::Allow::Yes(record, once) => {
+    match enforce::allow(ev, settings, incomplete, now) {
+        enforce::Allow::Yes(record, once, verify) => {
             count(stat::ALLOWED);
             ev.hdr.record_id = record;
-            event_flags::ALLOWED | if once { event_flags::ONCE_CONSUMED } else { 0 }
+            let (sig, f) = if verify {
+                enforce::hold_for_verify(m, alive)
+            } else {
+                (0, 0)
+            };
+            let once = if once { event_flags::ONCE_CONSUMED } else { 0 };
+            (sig, event_flags::ALLOWED | f | once)
         }
-        enforce::Allow::No => event_flags::UNAPPROVED | enforce::act(m, true, alive).1,
+        enforce::Allow::No => {
+            let (sig, f) = enforce::answer(m, true, alive);
+            (sig, event_flags::UNAPPROVED | f)
+        }
         enforce::Allow::Unchecked => {
-            event_flags::UNAPPROVED | event_flags::ENV_UNCHECKED | enforce::act(m, true, alive).1
+            let (sig, f) = enforce::answer(m, true, alive);
+            (
+                sig,
+                event_flags::UNAPPROVED | event_flags::ENV_UNCHECKED | f,
+            )
         }
     }
 }
@@ -633,7 +666,12 @@ fn emit_exec(
             count(stat::HELD);
             if let Some(p) = TRACKED.get_ptr_mut(&ev.hdr.pid) {
                 // SAFETY: value pointer valid for this invocation.
-                unsafe { (*p).flags |= task_flags::HELD };
+                unsafe {
+                    if (*p).flags & task_flags::HELD == 0 {
+                        maps::hold_count(holds::HELD);
+                    }
+                    (*p).flags |= task_flags::HELD;
+                }
             }
         }
         if v & event_flags::SIGNAL_FAILED != 0 {
@@ -1029,6 +1067,9 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
         return Ok(());
     };
     let _ = TRACKED.remove(&tgid);
+    if st.flags & task_flags::HELD != 0 {
+        maps::hold_count(holds::KERNEL_RELEASED);
+    }
     count(stat::EXITS);
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let exit_code = rd(task, cfg!(task_exit_code)).unwrap_or(0);
@@ -1143,6 +1184,67 @@ fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
             h.child_pid = tgid;
             h.mode = sig as u32;
             h.record_id = u64::from(current);
+        },
+        true,
+    );
+    Ok(())
+}
+
+/// `page_fault_user(address, regs, error_code)`, in the faulting process. A launch
+/// held at exec never ran: its image is untouched, so its first user-mode
+/// instruction faults. A held process faulting was resumed by someone other than
+/// the daemon (which clears `HELD` first) — SIGCONT with SIGCHLD ignored, a
+/// tracer's PTRACE_CONT, anything: it is killed there, before that instruction
+/// completes. Nothing is looked up while no launch is held (`HOLDS`).
+#[btf_tracepoint(function = "page_fault_user")]
+pub fn page_fault_user(_ctx: BtfTracePointContext) -> u32 {
+    if !maps::any_held() {
+        return 0;
+    }
+    match try_page_fault_user() {
+        Ok(()) => 0,
+        Err(_) => {
+            count(stat::READ_ERRORS);
+            0
+        }
+    }
+}
+
+fn try_page_fault_user() -> Res<()> {
+    if cfg!(ready) == 0 {
+        return Ok(());
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(p) = TRACKED.get_ptr_mut(&tgid) else {
+        return Ok(());
+    };
+    // SAFETY: value pointer valid for this invocation.
+    let st = unsafe { *p };
+    if st.flags & task_flags::HELD == 0 {
+        return Ok(());
+    }
+    // Released once: the SIGCHLD that may follow finds it no longer held.
+    // SAFETY: as above.
+    unsafe { (*p).flags &= !task_flags::HELD };
+    maps::hold_count(holds::KERNEL_RELEASED);
+    count(stat::HOLD_BYPASS);
+    let mut flags = event_flags::HOLD_BYPASS;
+    // SAFETY: signals the current process (the held one). With interrupts off it
+    // is queued (irq_work) and taken before the return to user mode.
+    if unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) } < 0 {
+        flags |= event_flags::SIGNAL_FAILED;
+    } else {
+        flags |= event_flags::KILLED;
+    }
+    emit_header(
+        &st,
+        |h| {
+            h.kind = kind::SIGNAL;
+            h.flags = flags;
+            h.child_pid = tgid;
+            // Not a signal number: how it was caught (the daemon words it).
+            h.mode = monitor_common::RESUMED_RUNNING;
+            h.record_id = u64::from(tgid);
         },
         true,
     );

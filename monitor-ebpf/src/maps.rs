@@ -51,6 +51,33 @@ pub static CLASS_EXES: HashMap<ExeKey, u32> = HashMap::with_max_entries(1024, 0)
 pub static PROFILE_FLAGS: Array<u32> = Array::with_max_entries(MODES_MAX, 0);
 
 /// Tracked processes, keyed by tgid: hosts and everything below them.
+/// Hold counters (`holds::*`), so the page-fault hook costs nothing while no
+/// launch is held.
+#[map(name = "HOLDS")]
+pub static HOLDS: Array<u64> = Array::with_max_entries(monitor_common::holds::COUNT, 0);
+
+/// Atomically add one to `HOLDS[index]`.
+#[inline(always)]
+pub fn hold_count(index: u32) {
+    if let Some(p) = HOLDS.get_ptr_mut(index) {
+        // SAFETY: a map value pointer, 8-byte aligned; other CPUs add atomically too
+        // (BPF_ATOMIC add; the target has no `AtomicU64::fetch_add`).
+        unsafe {
+            core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                p, 1,
+            )
+        };
+    }
+}
+
+/// Whether some launch may be held right now.
+#[inline(always)]
+pub fn any_held() -> bool {
+    use monitor_common::holds;
+    let get = |i| HOLDS.get(i).copied().unwrap_or(0);
+    get(holds::HELD) != get(holds::KERNEL_RELEASED).wrapping_add(get(holds::DAEMON_RELEASED))
+}
+
 #[map(name = "TRACKED")]
 pub static TRACKED: HashMap<u32, TaskState> = HashMap::with_max_entries(65_536, 0);
 

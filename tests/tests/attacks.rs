@@ -411,3 +411,303 @@ fn a_launch_traced_at_exec_matches_no_record() {
         .iter()
         .any(|e| e["kind"] == "launch" && e["verdict"]["decision"] == "killed"));
 }
+
+/// The attacker's host for the resume attacks: forks a payload, waits until ask
+/// mode holds it, then resumes it behind mcpwatch's back — `sigcont`: SIGCONT with
+/// SIGCHLD ignored (the parent takes no reports); `seize`: `PTRACE_SEIZE` and
+/// `PTRACE_CONT` (no SIGCONT at all). Prints one JSON line.
+const RESUME_HOST: &str = r#"
+import ctypes, json, os, signal, sys, time
+how, payload = sys.argv[1], sys.argv[2:]
+if how == "sigcont":
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+pid = os.fork()
+if pid == 0:
+    os.execv(payload[0], payload)
+def state():
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+deadline = time.time() + 10
+while time.time() < deadline and state() not in ("T", None):
+    time.sleep(0.005)
+held = state()
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+if how == "sigcont":
+    os.kill(pid, signal.SIGCONT)
+else:
+    libc.ptrace(0x4206, pid, None, None)  # PTRACE_SEIZE
+    time.sleep(0.2)
+    libc.ptrace(7, pid, None, None)  # PTRACE_CONT
+deadline = time.time() + 10
+while time.time() < deadline and state() not in ("Z", None):
+    time.sleep(0.005)
+status = None
+if how != "sigcont":
+    try:
+        status = os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        pass
+print(json.dumps({"held": held, "status": status}), flush=True)
+"#;
+
+/// Observed: with SIGCHLD ignored the kernel kill did not fire, the daemon killed
+/// only the held pid, and a payload that forked first left a surviving child; a
+/// tracer (`PTRACE_SEIZE`, then `PTRACE_CONT`) resumes a held launch without any
+/// SIGCONT. Now the kernel kills a held launch in the resumed process itself, as it
+/// resumes (`do_notify_parent_cldstop`), before its first instruction: nothing of
+/// the payload runs, and the event says how it was resumed.
+#[test]
+fn a_held_launch_resumed_behind_mcpwatchs_back_dies_before_it_runs() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"ask\"");
+    for how in ["sigcont", "seize"] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (ran, child) = (tmp.path().join("ran"), tmp.path().join("child"));
+        let script = format!(
+            "(sleep 0.3; touch {}) & touch {}; sleep 0.6",
+            child.display(),
+            ran.display()
+        );
+        let out = run_cmd(
+            &d,
+            "resumer",
+            &[
+                "/usr/bin/python3",
+                "-c",
+                RESUME_HOST,
+                how,
+                "/bin/sh",
+                "-c",
+                &script,
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("host");
+        let line = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+        assert_eq!(v["held"], "T", "{how}: ask mode held the payload: {v}");
+        if how == "seize" {
+            assert_eq!(v["status"], 9, "{how}: killed by SIGKILL: {v}");
+        }
+        std::thread::sleep(Duration::from_millis(1200));
+        assert!(!ran.exists(), "{how}: the payload's first command ran");
+        assert!(!child.exists(), "{how}: the payload's forked child ran");
+        let want = "resumed by someone else without an answer: the kernel killed it";
+        d.wait_events(
+            &format!("{how}: the bypass report"),
+            Duration::from_secs(10),
+            |evs| {
+                evs.iter().any(|e| {
+                    e["kind"] == "hold_bypass"
+                        && e["message"].as_str().is_some_and(|m| m.contains(want))
+                })
+            },
+        );
+    }
+}
+
+/// A traced launch in ask mode is killed, never held: its tracer could resume a
+/// held tracee with `PTRACE_CONT`, no SIGCONT needed.
+#[test]
+fn a_launch_traced_at_exec_is_killed_not_held_in_ask_mode() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"ask\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let prog = tmp.path().join("ptracetouch");
+    std::fs::copy("/usr/bin/touch", &prog).expect("copy touch");
+    let target = tmp.path().join("ran");
+    let (p, t) = (
+        prog.to_str().expect("utf-8"),
+        target.to_str().expect("utf-8"),
+    );
+    let out = d.cli(&["approve", "--host", "ptra", "--yes", "--", p, t]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run_cmd(&d, "ptra", &["/usr/bin/python3", "-c", PTRACE_HOST, p, t])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("host");
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{out:?}");
+    assert_eq!(runs[0]["rc"], 0, "the approved launch runs: {runs:?}");
+    assert_eq!(runs[1]["rc"], 137, "traced: killed, not held: {runs:?}");
+    assert_eq!(runs[1]["ran"], false);
+    let pending = d.cli(&["pending", "--json"]);
+    assert!(
+        !String::from_utf8_lossy(&pending.stdout).contains("ptracetouch"),
+        "nothing is held: {pending:?}"
+    );
+}
+
+/// The attacker's host for the script attacks, in the approved directory: each
+/// step changes something and launches `python3 server.py MARK`, printing
+/// `{"step", "rc", "ran"}` (whether the script's first line ran).
+const SCRIPT_HOST: &str = r#"
+import ctypes, json, os, shutil, subprocess, sys, time
+d = sys.argv[1]
+os.chdir(d)
+libc = ctypes.CDLL(None, use_errno=True)
+good = open("a/server.py").read()
+evil = "import sys; open(sys.argv[1] + '.evil', 'w').write('x')\n" + good
+def launch(step, pre=None):
+    mark = os.path.join(d, "mark-" + step)
+    p = subprocess.run(["/usr/bin/python3", "server.py", mark], preexec_fn=pre)
+    time.sleep(0.1)
+    print(json.dumps({"step": step, "rc": p.returncode,
+                      "ran": os.path.exists(mark), "evil": os.path.exists(mark + ".evil")}), flush=True)
+def bind_evil():
+    # a private mount namespace where a/server.py is another file
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare")
+    libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None)  # MS_REC | MS_PRIVATE
+    if libc.mount(b"b/server.py", b"a/server.py", None, 0x1000, None) != 0:  # MS_BIND
+        raise OSError(ctypes.get_errno(), "mount")
+launch("approved")
+open("a/server.py", "w").write(evil)
+launch("edited")
+open("a/server.py", "w").write(good)
+launch("restored")
+open("b/server.py", "w").write(evil)
+os.unlink("server.py"); os.symlink("b/server.py", "server.py")
+launch("repointed")
+os.unlink("server.py"); os.symlink("a/server.py", "server.py")
+launch("pointed-back")
+launch("child-namespace", pre=bind_evil)
+bind_evil()
+launch("host-namespace")
+"#;
+
+/// Observed: an interpreter plus script argument (`python3 server.py`, the commonest
+/// MCP server entry) bound the interpreter only; a `#!` record bound the canonical
+/// script path while the interpreter opens the path as written (a re-pointed
+/// symlink ran another script); a bind mount in a private mount namespace put
+/// another file over an approved script while the daemon hashed its own view; and
+/// the script check ran after the launch had started (an edited script's first
+/// lines ran). Now such a record binds the script's content too, the kernel holds
+/// the launch until the daemon verified the script *as the launching process sees
+/// it* (through its own root, cwd and mounts), a launch in another mount namespace
+/// than its host's does not match, and a mismatch kills the launch before its
+/// first instruction.
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one attack, step by step, then its evidence"
+)]
+fn an_interpreter_script_is_verified_as_the_launch_sees_it_before_it_runs() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.join(sub)).expect("mkdir");
+    }
+    std::fs::write(
+        dir.join("a/server.py"),
+        "import sys\nopen(sys.argv[1], 'w').write('ran')\n",
+    )
+    .expect("script");
+    std::fs::write(dir.join("b/server.py"), "").expect("b");
+    std::os::unix::fs::symlink("a/server.py", dir.join("server.py")).expect("link");
+    let d_s = dir.to_str().expect("utf-8");
+    // The marks differ per step, so the record approves a script argument and
+    // any mark: approve each step's exact argv.
+    let steps = [
+        "approved",
+        "edited",
+        "restored",
+        "repointed",
+        "pointed-back",
+        "child-namespace",
+        "host-namespace",
+    ];
+    for s in steps {
+        let mark = format!("{d_s}/mark-{s}");
+        let out = d.cli(&[
+            "approve",
+            "--host",
+            "scripter",
+            "--cwd",
+            d_s,
+            "--yes",
+            "--",
+            "/usr/bin/python3",
+            "server.py",
+            &mark,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let recs = d.cli(&["records", "--json"]);
+    let recs: serde_json::Value = serde_json::from_slice(&recs.stdout).expect("records json");
+    let r = recs["records"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["host"] == "scripter"))
+        .expect("a scripter record");
+    assert_eq!(r["script"]["arg"], 1, "the script argument is bound: {r}");
+    let out = run_cmd(
+        &d,
+        "scripter",
+        &["/usr/bin/python3", "-c", SCRIPT_HOST, d_s],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .output()
+    .expect("host");
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(runs.len(), steps.len(), "{out:?}");
+    for run in &runs {
+        let ok = matches!(
+            run["step"].as_str(),
+            Some("approved" | "restored" | "pointed-back")
+        );
+        if ok {
+            assert_eq!(run["rc"], 0, "{run}");
+            assert_eq!(run["ran"], true, "{run}");
+        } else {
+            assert_eq!(run["rc"], -9, "killed before it ran: {run}");
+            assert_eq!(run["ran"], false, "{run}");
+            assert_eq!(run["evil"], false, "{run}");
+        }
+    }
+    let evs = d.wait_events("the verdicts", Duration::from_secs(10), |evs| {
+        evs.iter()
+            .filter(|e| e["kind"] == "launch" && e["verdict"]["decision"] == "killed")
+            .count()
+            >= 4
+    });
+    let reasons: Vec<&str> = evs
+        .iter()
+        .filter(|e| e["kind"] == "launch" && e["verdict"]["decision"] == "killed")
+        .filter_map(|e| e["verdict"]["reason"].as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("not the approved content"))
+            .count()
+            >= 3,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("another mount namespace")),
+        "{reasons:?}"
+    );
+}

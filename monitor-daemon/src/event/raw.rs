@@ -126,7 +126,9 @@ pub struct RawHoldBypass {
     pub common: Common,
     pub target: u32,
     /// SIGCONT (seen at the sender) or SIGCHLD (the continued process reporting to
-    /// its parent: killed there by the kernel when `KILLED` is in the flags).
+    /// its parent: killed there by the kernel when `KILLED` is in the flags), or
+    /// `RESUMED_CONTINUED` / `RESUMED_PTRACE` (caught in the held process itself as
+    /// it resumed: killed there when `KILLED` is in the flags).
     pub signal: u32,
 }
 

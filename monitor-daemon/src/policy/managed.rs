@@ -99,6 +99,7 @@ impl ManagedApprove {
                 _ => Ok(FileBinding {
                     path: path.to_owned(),
                     sha256: current.to_owned(),
+                    arg: None,
                 }),
             }
         };

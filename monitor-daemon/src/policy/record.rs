@@ -35,9 +35,10 @@ pub struct Record {
     /// The resolved executable and its content. For a `#!` launch this is the
     /// interpreter: it is what the kernel maps and runs.
     pub exe: FileBinding,
-    /// `#!` launches: the script the interpreter reads. The interpreter re-opens it
-    /// by path after exec, so this binding is best effort unless the daemon also
-    /// watches the file (DESIGN.md principle 3).
+    /// The script the interpreter reads: a `#!` file, or the script argument of an
+    /// interpreter (`python3 server.py`). The interpreter opens it by path after
+    /// exec, so the kernel holds such a launch until the daemon verified the
+    /// content that path gives the launching process (its root, cwd and mounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<FileBinding>,
     /// The exact argv as the kernel sees it after exec; for a `#!` script:
@@ -71,6 +72,11 @@ pub struct FileBinding {
     pub path: String,
     /// Lowercase hex.
     pub sha256: String,
+    /// A script: the index in `argv` of the path the interpreter opens, as written
+    /// (the daemon verifies what that path gives the launching process). Records
+    /// from before this field find it again from `argv` (`consent::script_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arg: Option<usize>,
 }
 
 /// How long an approval lasts.
@@ -359,6 +365,7 @@ pub(crate) mod tests {
             exe: FileBinding {
                 path: "/usr/bin/node".to_owned(),
                 sha256: SHA_A.to_owned(),
+                arg: None,
             },
             script: None,
             argv: vec![
@@ -397,6 +404,7 @@ pub(crate) mod tests {
         r.script = Some(FileBinding {
             path: "/opt/srv/run.sh".to_owned(),
             sha256: SHA_A.to_owned(),
+            arg: None,
         });
         r.cwd = Some(Bytes::from("/srv"));
         r.env.insert(
@@ -642,6 +650,7 @@ pub(crate) mod tests {
                     r.script = Some(FileBinding {
                         path: "/opt/run.sh".to_owned(),
                         sha256: "zz".to_owned(),
+                        arg: None,
                     });
                 }),
                 "script sha256 \"zz\"",
@@ -651,6 +660,7 @@ pub(crate) mod tests {
                     r.script = Some(FileBinding {
                         path: "run.sh".to_owned(),
                         sha256: SHA_A.to_owned(),
+                        arg: None,
                     });
                 }),
                 "script path \"run.sh\" is not absolute",

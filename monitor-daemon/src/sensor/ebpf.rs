@@ -180,6 +180,7 @@ pub struct Sensor {
     allow: HashMap<MapData, AllowKey, AllowValue>,
     deny: HashMap<MapData, ExeKey, u32>,
     modes: Array<MapData, u32>,
+    holds: Array<MapData, u64>,
     settings_map: Array<MapData, Settings>,
     pub settings: Settings,
     pub attachments: Vec<Attachment>,
@@ -194,14 +195,19 @@ pub struct Sensor {
     state_dir: PathBuf,
 }
 
+/// `BPF_EXIST`: update an element only if it exists.
+const BPF_EXIST: u64 = 2;
+
 /// Attached only where the kernel accepts BPF LSM programs.
 const LSM_PROGRAM: (&str, &str) = ("bprm_check_security", "lsm/bprm_check_security");
 
-const PROGRAMS: [(&str, &str); 4] = [
+const PROGRAMS: [(&str, &str); 5] = [
     ("sched_process_fork", "sched/sched_process_fork"),
     ("sched_process_exec", "sched/sched_process_exec"),
     ("sched_process_exit", "sched/sched_process_exit"),
     ("signal_generate", "signal/signal_generate"),
+    // Kills a held launch resumed behind the daemon's back, at its first instruction.
+    ("page_fault_user", "exceptions/page_fault_user"),
 ];
 
 /// Key and value sizes of every pinned map, to refuse a pin left by a build with
@@ -214,9 +220,14 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         names::HOST_EXES | names::DENY_EXES | names::CLASS_EXES => (s(size_of::<ExeKey>()), 4),
         names::HOST_PATHS => (s(size_of::<PathKey>()), 4),
         names::EVENTS => (0, 0),
-        names::STATS | names::MODES | names::PROFILE_FLAGS => {
-            (4, if name == names::STATS { 8 } else { 4 })
-        }
+        names::STATS | names::MODES | names::PROFILE_FLAGS | names::HOLDS => (
+            4,
+            if name == names::STATS || name == names::HOLDS {
+                8
+            } else {
+                4
+            },
+        ),
         names::ALLOW => (s(size_of::<AllowKey>()), s(size_of::<AllowValue>())),
         names::SETTINGS => (4, s(size_of::<Settings>())),
         names::SECENV_NAMES => (8, s(size_of::<SecEnvName>())),
@@ -388,6 +399,7 @@ impl Sensor {
         let allow = take_map(&mut ebpf, names::ALLOW)?;
         let deny = take_map(&mut ebpf, names::DENY_EXES)?;
         let modes = take_map(&mut ebpf, names::MODES)?;
+        let holds = take_map(&mut ebpf, names::HOLDS)?;
         let mut settings_map: Array<MapData, Settings> = take_map(&mut ebpf, names::SETTINGS)?;
         // The SipHash key outlives the daemon with the maps; a first start makes one.
         let mut settings = settings_map.get(&0, 0).unwrap_or_default();
@@ -429,6 +441,7 @@ impl Sensor {
             allow,
             deny,
             modes,
+            holds,
             settings_map,
             settings,
             attachments: Vec::new(),
@@ -509,11 +522,12 @@ impl Sensor {
     fn attach(&mut self, btf: &Btf, lsm: bool) -> Result<Vec<(String, i32)>, SensorError> {
         // fork first: once exec detects a host, its forks must already be followed.
         // exec last: it may kill, and everything it relies on must be in place.
-        let order: Vec<(&'static str, &'static str)> = [PROGRAMS[0], PROGRAMS[3], PROGRAMS[2]]
-            .into_iter()
-            .chain(lsm.then_some(LSM_PROGRAM))
-            .chain([PROGRAMS[1]])
-            .collect();
+        let order: Vec<(&'static str, &'static str)> =
+            [PROGRAMS[0], PROGRAMS[3], PROGRAMS[4], PROGRAMS[2]]
+                .into_iter()
+                .chain(lsm.then_some(LSM_PROGRAM))
+                .chain([PROGRAMS[1]])
+                .collect();
         // Every program through the verifier before any is attached: a kernel that
         // rejects one gets none (never a half-loaded sensor).
         for &(name, hook) in &order {
@@ -766,10 +780,50 @@ impl Sensor {
 
     /// Clear a process's `HELD` flag (it was continued or killed by the daemon).
     pub fn clear_held(&mut self, pid: u32) {
-        if let Ok(mut st) = self.tracked.get(&pid, 0) {
-            st.flags &= !monitor_common::task_flags::HELD;
-            let _ = self.tracked.insert(pid, st, 0);
+        let Ok(mut st) = self.tracked.get(&pid, 0) else {
+            return;
+        };
+        if st.flags & monitor_common::task_flags::HELD == 0 {
+            return;
         }
+        st.flags &= !monitor_common::task_flags::HELD;
+        // Only if it still exists: an entry the exit hook removed must stay gone.
+        if self.tracked.insert(pid, st, BPF_EXIST).is_ok() {
+            self.count_release();
+        }
+    }
+
+    /// One more hold ended by the daemon (`HOLDS[DAEMON_RELEASED]`, ours only).
+    fn count_release(&mut self) {
+        use monitor_common::holds;
+        let n = self.holds.get(&holds::DAEMON_RELEASED, 0).unwrap_or(0);
+        let _ = self.holds.set(holds::DAEMON_RELEASED, n.wrapping_add(1), 0);
+    }
+
+    /// `HOLDS` as (held, released in the kernel, released by the daemon).
+    pub fn hold_counts(&self) -> (u64, u64, u64) {
+        use monitor_common::holds;
+        let get = |i| self.holds.get(&i, 0).unwrap_or(0);
+        (
+            get(holds::HELD),
+            get(holds::KERNEL_RELEASED),
+            get(holds::DAEMON_RELEASED),
+        )
+    }
+
+    /// With no launch held: make the counters agree again (a hold ended twice
+    /// leaves them apart, and the page-fault hook then looks up every fault).
+    /// Read before the scan, so a hold that begins meanwhile keeps them apart.
+    pub fn resync_holds(&mut self) {
+        let (held, kernel, daemon) = self.hold_counts();
+        if held == kernel.wrapping_add(daemon) || !self.held_pids().is_empty() {
+            return;
+        }
+        let _ = self.holds.set(
+            monitor_common::holds::DAEMON_RELEASED,
+            held.wrapping_sub(kernel),
+            0,
+        );
     }
 
     /// Every (pid, state) in the kernel's tracked map.
@@ -779,7 +833,13 @@ impl Sensor {
 
     /// Forget a pid the kernel still tracks but that no longer exists.
     pub fn untrack(&mut self, pid: u32) {
-        let _ = self.tracked.remove(&pid);
+        let held = self
+            .tracked
+            .get(&pid, 0)
+            .is_ok_and(|st| st.flags & monitor_common::task_flags::HELD != 0);
+        if self.tracked.remove(&pid).is_ok() && held {
+            self.count_release();
+        }
     }
 
     /// Every tracked process the kernel holds (ask mode) right now.
