@@ -873,6 +873,47 @@ pub fn code_unbound(exe: &Path, kargv: &[Bytes], cwd: Option<&Path>) -> Option<S
     }
 }
 
+/// Flags about what a record of this command binds, shown before approval beside
+/// the command's own risk flags: code it cannot bind (a module, stdin, a preload,
+/// a relative script with no directory), or a script `uid` can change — mcpwatch
+/// verifies it while the launch is held, but the interpreter reads it a moment
+/// after it resumes, and a change in that moment is not seen.
+pub fn binding_risks(
+    exe: &Path,
+    kargv: &[Bytes],
+    cwd: Option<&Path>,
+    uid: Option<u32>,
+) -> Vec<crate::policy::risk::Risk> {
+    use crate::policy::risk::Risk;
+    use std::os::unix::ffi::OsStrExt as _;
+    if let Some(why) = code_unbound(exe, kargv, cwd) {
+        return vec![Risk {
+            code: "unbound-code",
+            detail: why,
+        }];
+    }
+    let (Ok(Some(s)), Some(uid)) = (script_ref(exe, kargv, cwd), uid) else {
+        return Vec::new();
+    };
+    let Ok(found) =
+        crate::taskpath::open_as_task(std::process::id(), s.path.as_os_str().as_bytes())
+    else {
+        return Vec::new();
+    };
+    crate::taskpath::writable_by(&found.components, uid)
+        .map(|(path, why)| Risk {
+            code: "writable-script",
+            detail: format!(
+                "script {} is changeable by uid {uid} ({}: {why}): mcpwatch checks it before the \
+                 launch runs, a change in the moment the interpreter takes to open it is not seen",
+                s.path.display(),
+                String::from_utf8_lossy(&path)
+            ),
+        })
+        .into_iter()
+        .collect()
+}
+
 /// A record approving exactly what a launch event showed.
 pub fn record_from_event(
     e: &Event,
@@ -1276,5 +1317,61 @@ mod tests {
         fs::write(&exe, b"two").unwrap();
         let err = compile(&r, 3, &mut h, 1, 2).err().unwrap();
         assert!(err.contains("changed since approval"), "{err}");
+    }
+
+    #[test]
+    fn approval_says_what_a_record_cannot_bind() {
+        let b = |v: &[&str]| v.iter().map(|a| Bytes::from(*a)).collect::<Vec<_>>();
+        let py = Path::new("/usr/bin/python3");
+        let r = binding_risks(
+            py,
+            &b(&["python3", "-m", "mcp_server_time"]),
+            None,
+            Some(1000),
+        );
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].code, "unbound-code");
+        assert!(r[0].detail.contains("mcp_server_time"), "{r:?}");
+        let r = binding_risks(py, &b(&["python3", "server.py"]), None, Some(1000));
+        assert_eq!(r[0].code, "unbound-code", "relative, no directory: {r:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("server.py");
+        fs::write(&script, "print(1)\n").unwrap();
+        let argv = b(&["python3", "server.py"]);
+        assert!(binding_risks(py, &argv, Some(dir.path()), Some(1000)).is_empty());
+        std::os::unix::fs::chown(&script, Some(1000), None).unwrap();
+        let r = binding_risks(py, &argv, Some(dir.path()), Some(1000));
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].code, "writable-script");
+        assert!(binding_risks(py, &argv, Some(dir.path()), Some(1001)).is_empty());
+        assert_eq!(
+            script_ref(py, &argv, Some(dir.path())).unwrap(),
+            Some(ScriptRef {
+                arg: 1,
+                path: fs::canonicalize(&script).unwrap()
+            })
+        );
+        let env = Path::new("/usr/bin/env");
+        assert_eq!(
+            script_of(
+                env,
+                &b(&["/usr/bin/env", "node", "/usr/bin/npx", "-y", "x"])
+            ),
+            ScriptArg::At(2)
+        );
+        assert_eq!(
+            script_of(
+                env,
+                &b(&["/usr/bin/env", "-S node --no-warnings", "/srv/s.js"])
+            ),
+            ScriptArg::At(2)
+        );
+        assert_eq!(
+            script_of(
+                env,
+                &b(&["/usr/bin/env", "-u", "X", "A=1", "python3", "s.py"])
+            ),
+            ScriptArg::At(5)
+        );
     }
 }

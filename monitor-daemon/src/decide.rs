@@ -805,7 +805,18 @@ impl Core {
 
     fn preview_of(&self, e: &Event, r: &Record) -> Value {
         let home = e.uid.and_then(home_of);
-        let risks = risk_flags(&r.argv, home.as_deref());
+        let mut risks = risk_flags(&r.argv, home.as_deref());
+        let cwd = r.cwd.as_ref().or(e.cwd.as_ref()).map(|c| {
+            use std::os::unix::ffi::OsStrExt as _;
+            std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&c.0))
+        });
+        let uid = (r.uid != ANY_UID).then_some(r.uid).or(e.uid);
+        risks.extend(consent::binding_risks(
+            Path::new(&r.exe.path),
+            &r.argv,
+            cwd.as_deref(),
+            uid,
+        ));
         let existing = self
             .consent
             .all_records()

@@ -314,7 +314,8 @@ fn render(result: &ScanResult, width: Option<usize>) -> String {
                     }
                     _ => {}
                 }
-                let risks = risk_flags(&cmd.argv, home.as_deref());
+                let mut risks = risk_flags(&cmd.argv, home.as_deref());
+                risks.extend(binding_risks_of(cmd));
                 if !risks.is_empty() {
                     out.push_str(&review::render_risks(&json!(risks), 4));
                 }
@@ -367,7 +368,9 @@ fn to_json(result: &ScanResult) -> Value {
                 Ok(cmd) => {
                     v["resolved"] = json!(cmd);
                     v["command"] = json!(shell_join(&cmd.argv));
-                    v["risks"] = json!(risk_flags(&cmd.argv, home.as_deref()));
+                    let mut risks = risk_flags(&cmd.argv, home.as_deref());
+                    risks.extend(binding_risks_of(cmd));
+                    v["risks"] = json!(risks);
                 }
                 Err(e) if !e.is_empty() => v["resolve_error"] = json!(e),
                 Err(_) => {}
@@ -629,4 +632,14 @@ fn approve_row(d: &Daemon, row: &Row, a: &FromConfig<'_>, named: bool) -> anyhow
         json_text(&record.json["id"])
     ))?;
     Ok(Outcome::Approved)
+}
+
+/// What a record of `cmd` would not bind, for the user running the scan.
+fn binding_risks_of(cmd: &crate::scan::Resolved) -> Vec<crate::policy::risk::Risk> {
+    crate::consent::binding_risks(
+        std::path::Path::new(&cmd.exe),
+        &cmd.argv,
+        cmd.cwd.as_deref().map(std::path::Path::new),
+        Some(nix::unistd::getuid().as_raw()),
+    )
 }

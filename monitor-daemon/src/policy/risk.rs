@@ -36,6 +36,8 @@ const CODES: &[&str] = &[
     "sensitive-path",
     "whole-home",
     "broker",
+    "unbound-code",
+    "writable-script",
 ];
 
 /// Programs that run a command as another user.
