@@ -25,6 +25,7 @@ pub mod names {
     pub const SECENV_FILTER: &str = "SECENV_FILTER";
     pub const ENVSCAN: &str = "ENVSCAN";
     pub const HOLDS: &str = "HOLDS";
+    pub const DOOMED: &str = "DOOMED";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -41,6 +42,7 @@ pub mod names {
         PROFILE_FLAGS,
         SECENV_FILTER,
         HOLDS,
+        DOOMED,
     ];
 }
 
@@ -208,7 +210,12 @@ pub mod holds {
     /// Holds the daemon ended (cleared `HELD` of an entry that had it); written
     /// by the daemon only.
     pub const DAEMON_RELEASED: u32 = 2;
-    pub const COUNT: u32 = 4;
+    /// Children doomed at fork (kernel, atomic): `TRACKED` was full under a host
+    /// in enforce or ask mode, so the child is killed before it can run anything.
+    pub const DOOMED: u32 = 3;
+    /// Doomed children killed or gone (kernel, atomic).
+    pub const DOOMED_DONE: u32 = 4;
+    pub const COUNT: u32 = 8;
 }
 
 /// Indices into the per-CPU `STATS` array.
@@ -241,6 +248,10 @@ pub mod stat {
     pub const HOLD_BYPASS: u32 = 12;
     /// Execs refused with EPERM by the BPF LSM program.
     pub const LSM_DENIED: u32 = 13;
+    /// Children killed because `TRACKED` was full under a host in enforce or ask
+    /// mode (fail closed), and children that could not even be marked for that.
+    pub const DOOMED_KILLED: u32 = 14;
+    pub const DOOMED_FULL: u32 = 15;
     pub const COUNT: u32 = 16;
 }
 

@@ -417,6 +417,14 @@ pub struct Consent {
     /// gone from `ALLOW` means the kernel consumed it, even while no daemon ran.
     pub once_armed: BTreeMap<RecordId, AllowKey>,
     pub pending: BTreeMap<u64, Pending>,
+    /// SHA-256 of every file the managed deny list names → its index in the list:
+    /// a copy of a denied program is denied by its content.
+    pub deny_sha: BTreeMap<String, usize>,
+    /// Copies found by content (path, identity, list index): denied in the kernel
+    /// by identity from then on, while the path still has that identity.
+    pub deny_copies: Vec<(PathBuf, monitor_common::ExeKey, u32)>,
+    /// What `DENY_EXES` holds now.
+    pub deny_loaded: Vec<(monitor_common::ExeKey, u32)>,
     /// Recent launch events, for `approve <event-id>`.
     pub recent: VecDeque<Event>,
     pub policy_dir: PathBuf,
@@ -444,6 +452,9 @@ impl Consent {
             keys: BTreeMap::new(),
             once_armed: read_once_armed(state_dir),
             pending: BTreeMap::new(),
+            deny_sha: BTreeMap::new(),
+            deny_copies: Vec::new(),
+            deny_loaded: Vec::new(),
             recent: VecDeque::new(),
             policy_dir: policy_dir.to_path_buf(),
             store_stamp: None,

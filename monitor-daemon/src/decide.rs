@@ -179,17 +179,113 @@ impl Core {
         if let Err(e) = self.sensor.sync_allow(&entries) {
             warn!(error = %e, "could not load consent records into the kernel");
         }
-        let deny = deny_keys(&self.consent.managed.deny);
-        if let Err(e) = self.sensor.sync_deny(&deny) {
-            warn!(error = %e, "could not load the managed deny list into the kernel");
-        }
+        self.sync_deny();
         self.sync_modes();
+    }
+
+    /// Load the managed deny list into the kernel by identity (the files it names
+    /// now, and copies found by content), and hash those files for the check by
+    /// content. Cheap when nothing changed (hashes are cached by identity).
+    pub(crate) fn sync_deny(&mut self) {
+        use std::os::unix::fs::MetadataExt as _;
+        let names = self.consent.managed.deny.clone();
+        let mut keys = deny_keys(&names);
+        let mut sha = BTreeMap::new();
+        for (i, name) in names.iter().enumerate() {
+            for c in deny_candidates(name) {
+                if let Ok((_, h)) = self.consent.hashes.get(&c) {
+                    sha.entry(h).or_insert(i);
+                }
+            }
+        }
+        self.consent.deny_sha = sha;
+        self.consent.deny_copies.retain(|(p, k, _)| {
+            std::fs::metadata(p).is_ok_and(|m| {
+                crate::hosts::user_dev_to_kernel(m.dev()) == k.dev && m.ino() == k.ino
+            })
+        });
+        for (_, k, i) in &self.consent.deny_copies {
+            if !keys.iter().any(|(x, _)| x == k) {
+                keys.push((*k, *i));
+            }
+        }
+        if keys == self.consent.deny_loaded {
+            return;
+        }
+        match self.sensor.sync_deny(&keys) {
+            Ok(()) => self.consent.deny_loaded = keys,
+            Err(e) => warn!(error = %e, "could not load the managed deny list into the kernel"),
+        }
+    }
+
+    /// A copy (or a renamed-over version) of a program the managed policy denies,
+    /// found by its content: the kernel did not know this file. Killed now (after
+    /// it started: the kernel decides before the daemon can hash), and denied by
+    /// identity in the kernel from now on.
+    fn deny_by_content(&mut self, e: &Event, mode: u32) -> Option<Verdict> {
+        let exe = e.exe.as_ref()?;
+        let sha = exe.sha256.as_ref()?;
+        let idx = *self.consent.deny_sha.get(sha)?;
+        let name = self.consent.managed.deny.get(idx)?.clone();
+        let path = exe
+            .path
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), |p| p.lossy().into_owned());
+        let enforce = mode_name(mode) != "monitor";
+        let mut killed = false;
+        if enforce {
+            if let Some(start) = consent::live_start(e.pid) {
+                killed = consent::signal_if_same(e.pid, start, libc::SIGKILL);
+            }
+        }
+        if let Ok(m) =
+            std::fs::metadata(format!("/proc/{}/exe", e.pid)).or_else(|_| std::fs::metadata(&path))
+        {
+            let key = crate::hosts::exe_key(&m);
+            if !self.consent.deny_copies.iter().any(|(_, k, _)| *k == key) {
+                if self.consent.deny_copies.len() >= DENY_COPIES_MAX {
+                    self.consent.deny_copies.remove(0);
+                }
+                self.consent.deny_copies.push((
+                    path.clone().into(),
+                    key,
+                    u32::try_from(idx).unwrap_or(0),
+                ));
+                self.sync_deny();
+            }
+        }
+        warn!(pid = e.pid, program = %name, path = %path, "a copy of a denied program ran");
+        Some(Verdict {
+            decision: "denied".into(),
+            mode: mode_name(mode).to_owned(),
+            record: None,
+            reason: Some(format!(
+                "managed policy denies {name} inside every session; {path} has its content (sha256 {sha}){}; the kernel denies this file from now on",
+                if killed {
+                    ": killed just after it started"
+                } else if enforce {
+                    ": it was gone before it could be killed"
+                } else {
+                    ""
+                }
+            )),
+            pending: None,
+            killed,
+        })
     }
 
     /// Fill in the verdict of an exec event from the kernel's flags, and act on it
     /// (ask mode: remember the held launch; a used `once` record: retire it).
     pub fn verdict(&mut self, e: &mut Event, flags: u32, mode: u32, record_id: u64) {
         let f = |b| flags & b != 0;
+        let checked = f(ef::LAUNCH) || (e.session.is_some() && !f(ef::TERMINAL | ef::HELPER));
+        if checked && !f(ef::DENIED) {
+            if let Some(v) = self.deny_by_content(e, mode) {
+                e.verdict = Some(v);
+                self.consent.remember(e);
+                return;
+            }
+        }
         if !(f(ef::LAUNCH) || f(ef::DENIED)) {
             return;
         }
@@ -609,6 +705,8 @@ impl Core {
                 })
             };
             resync |= moved || expired;
+            // A rename-style upgrade gives a denied path a new identity.
+            self.sync_deny();
         }
         if resync {
             self.sync_kernel();
@@ -1425,6 +1523,10 @@ fn home_of(uid: u32) -> Option<String> {
 
 /// The files a deny-list entry names: an absolute path as is, a bare name in
 /// every `DENY_PATH` directory.
+/// Copies of denied programs denied by identity at most (the rest of the 1024
+/// `DENY_EXES` entries are the list's own files).
+const DENY_COPIES_MAX: usize = 256;
+
 fn deny_candidates(name: &str) -> Vec<std::path::PathBuf> {
     if name.starts_with('/') {
         vec![name.into()]

@@ -25,8 +25,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, LsmContext, TracePointContext},
 };
 use maps::{
-    count, CLASS_EXES, DENY_EXES, EVENTS, HOST_EXES, HOST_PATHS, KEYBUF, PROFILE_FLAGS, SCRATCH,
-    SETTINGS, TRACKED,
+    count, CLASS_EXES, DENY_EXES, DOOMED, EVENTS, HOST_EXES, HOST_PATHS, KEYBUF, PROFILE_FLAGS,
+    SCRATCH, SETTINGS, TRACKED,
 };
 use monitor_common::{
     class_exe, event_flags, holds, kind, profile_flags, role, stat, task_flags, EventHeader,
@@ -185,6 +185,10 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
         return Ok(());
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // A child `TRACKED` had no room for (a vfork child can exec before it faults).
+    if maps::any_doomed() && maps::kill_if_doomed(tgid) {
+        return Ok(());
+    }
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let mm = rd_ptr(task, cfg!(task_mm))?;
     let (exe, exe_file, inode) = exe_identity(mm)?;
@@ -1002,6 +1006,15 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) -> Res<()> {
     };
     if TRACKED.insert(&child_tgid, &st, 0).is_err() {
         count(stat::TRACKED_FULL);
+        // Fail closed: under a host that checks its launches, an untracked child
+        // would run anything unchecked. It dies at its first fault or exec.
+        if enforce::mode_of(pst.host_profile) != monitor_common::mode::MONITOR {
+            if DOOMED.insert(&child_tgid, &0, 0).is_ok() {
+                maps::hold_count(holds::DOOMED);
+            } else {
+                count(stat::DOOMED_FULL);
+            }
+        }
     }
     // Counted as attempted, so `forks + execs + exits == delivered + ringbuf_drops`.
     count(stat::FORKS);
@@ -1061,6 +1074,9 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
                 (*s).daemon_tgid = 0;
             }
         }
+    }
+    if maps::any_doomed() && DOOMED.remove(&tgid).is_ok() {
+        maps::hold_count(holds::DOOMED_DONE);
     }
     // SAFETY: value copied out of the map.
     let Some(st) = (unsafe { TRACKED.get(&tgid) }).copied() else {
@@ -1198,6 +1214,9 @@ fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
 /// completes. Nothing is looked up while no launch is held (`HOLDS`).
 #[btf_tracepoint(function = "page_fault_user")]
 pub fn page_fault_user(_ctx: BtfTracePointContext) -> u32 {
+    if maps::any_doomed() {
+        maps::kill_if_doomed((bpf_get_current_pid_tgid() >> 32) as u32);
+    }
     if !maps::any_held() {
         return 0;
     }

@@ -70,6 +70,33 @@ pub fn hold_count(index: u32) {
     }
 }
 
+/// Children of hosts in enforce or ask mode that `TRACKED` had no room for: killed
+/// at their first fault or exec (fail closed). Entries live only until then.
+#[map(name = "DOOMED")]
+pub static DOOMED: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Whether some child may be doomed right now.
+#[inline(always)]
+pub fn any_doomed() -> bool {
+    use monitor_common::holds;
+    let get = |i| HOLDS.get(i).copied().unwrap_or(0);
+    get(holds::DOOMED) != get(holds::DOOMED_DONE)
+}
+
+/// Kill the current process if it is doomed. True when it was.
+#[inline(always)]
+pub fn kill_if_doomed(tgid: u32) -> bool {
+    // SAFETY: plain map lookup.
+    if unsafe { DOOMED.get(&tgid) }.is_none() || DOOMED.remove(&tgid).is_err() {
+        return false;
+    }
+    hold_count(monitor_common::holds::DOOMED_DONE);
+    count(monitor_common::stat::DOOMED_KILLED);
+    // SAFETY: signals the current process.
+    unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) };
+    true
+}
+
 /// Whether some launch may be held right now.
 #[inline(always)]
 pub fn any_held() -> bool {

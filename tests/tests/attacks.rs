@@ -711,3 +711,74 @@ fn an_interpreter_script_is_verified_as_the_launch_sees_it_before_it_runs() {
         "{reasons:?}"
     );
 }
+
+/// The flooding host: forks `n` sleepers (each takes a `TRACKED` entry), then
+/// forks once more and, in that child, runs `touch MARK` the way subprocess does
+/// (vfork + exec), and forks a Python child that writes `MARK.fork` itself.
+/// Prints the two children's wait statuses.
+const FLOOD_HOST: &str = r#"
+import json, os, signal, subprocess, sys, time
+n, mark = int(sys.argv[1]), sys.argv[2]
+sleepers = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    sleepers.append(pid)
+time.sleep(0.5)
+r = subprocess.run(["/usr/bin/touch", mark]).returncode
+pid = os.fork()
+if pid == 0:
+    open(mark + ".fork", "w").write("x")
+    os._exit(0)
+st = os.waitpid(pid, 0)[1]
+for p in sleepers:
+    os.kill(p, signal.SIGKILL)
+    os.waitpid(p, 0)
+print(json.dumps({"exec_rc": r, "fork_status": st}), flush=True)
+"#;
+
+/// Observed (item 2b): with `TRACKED` full, children of real hosts were not
+/// tracked and unapproved launches ran unchecked while `status` exited 0. Now a
+/// child the map has no room for, under a host in enforce or ask mode, is killed
+/// at its first fault or exec (fail closed), counted, and `status` exits 3.
+#[test]
+fn a_child_the_tracking_map_has_no_room_for_is_killed_not_unchecked() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("tracked_max = 64\n[defaults]\nmode = \"enforce\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mark = tmp.path().join("ran");
+    let out = run_cmd(
+        &d,
+        "flooder",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            FLOOD_HOST,
+            "80",
+            mark.to_str().expect("utf-8"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .output()
+    .expect("host");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+    assert_eq!(v["exec_rc"], -9, "the vfork + exec child was killed: {v}");
+    assert_eq!(v["fork_status"], 9, "the forked child was killed: {v}");
+    assert!(!mark.exists(), "touch ran unchecked");
+    assert!(!tmp.path().join("ran.fork").exists(), "the child ran");
+    let st = d.cli(&["status", "--json"]);
+    assert_eq!(
+        st.status.code(),
+        Some(3),
+        "incomplete tracking is an error: {st:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status json");
+    let killed = v["kernel"]["tracked_full_killed"].as_u64().unwrap_or(0);
+    assert!(killed >= 2, "counted: {}", v["kernel"]);
+}

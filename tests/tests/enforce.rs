@@ -277,6 +277,76 @@ fn managed_deny_kills_sudo_and_su_inside_an_approved_session() {
     assert_eq!(denied["verdict"]["killed"], true, "{denied}");
 }
 
+/// Observed (issue 10, item 11): a copy of a denied program ran, and after a
+/// rename-style upgrade of the denied file the deny was gone until an unrelated
+/// resync. Now denies are by content too: a copy is killed as soon as the daemon
+/// has hashed it (it starts: the kernel decides before anyone can hash) and denied
+/// in the kernel by identity from then on; a new file at a denied path is denied
+/// within one periodic check (2 s).
+#[test]
+fn a_copy_or_an_upgrade_of_a_denied_program_is_denied_by_content() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let forbidden = tmp.path().join("forbidden");
+    std::fs::copy("/usr/bin/touch", &forbidden).expect("copy");
+    std::fs::write(
+        d.policy_dir.join("20-deny.toml"),
+        format!("[deny]\nprograms = [{:?}]\n", s(&forbidden)),
+    )
+    .expect("policy");
+    let copy = tmp.path().join("harmless");
+    let m = |n: &str| tmp.path().join(n);
+    let script = tmp.path().join("session.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "{f} {m0}; echo direct=$?\n{c} {m1}; echo first=$?\nsleep 0.5\n{c} {m2}; echo second=$?\n\
+             cp {f} {f}.new && mv {f}.new {f}\nsleep 3\n{f} {m3}; echo upgraded=$?\n",
+            f = s(&forbidden),
+            c = s(&copy),
+            m0 = s(&m("m0")),
+            m1 = s(&m("m1")),
+            m2 = s(&m("m2")),
+            m3 = s(&m("m3")),
+        ),
+    )
+    .expect("script");
+    std::thread::sleep(Duration::from_secs(3)); // the policy file is read on a tick
+    std::fs::copy(&forbidden, &copy).expect("copy of the denied program");
+    approve(&d, "copies", &[], &["/bin/sh", s(&script)]);
+    let out = host_run(&d, "copies", &format!("/bin/sh {}; echo rc=$?", s(&script)));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("direct=137"),
+        "the denied file itself: {text}"
+    );
+    assert!(text.contains("second=137"), "the copy, once known: {text}");
+    assert!(text.contains("upgraded=137"), "the upgraded file: {text}");
+    for n in ["m0", "m2", "m3"] {
+        assert!(!m(n).exists(), "{n} ran: {text}");
+    }
+    let evs = d.wait_events("the copy's verdict", Duration::from_secs(10), |evs| {
+        evs.iter().any(|e| {
+            e["verdict"]["decision"] == "denied"
+                && e["verdict"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("has its content"))
+        })
+    });
+    let first = evs
+        .iter()
+        .find(|e| {
+            e["verdict"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("has its content"))
+        })
+        .expect("found by content");
+    assert_eq!(first["exe"]["path"], s(&copy), "{first}");
+}
+
 fn proc_state(pid: u64) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(") ")?.1.chars().next()

@@ -218,6 +218,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
     Some(match name {
         names::TRACKED => (4, s(size_of::<TaskState>())),
         names::HOST_EXES | names::DENY_EXES | names::CLASS_EXES => (s(size_of::<ExeKey>()), 4),
+        names::DOOMED => (4, 4),
         names::HOST_PATHS => (s(size_of::<PathKey>()), 4),
         names::EVENTS => (0, 0),
         names::STATS | names::MODES | names::PROFILE_FLAGS | names::HOLDS => (
@@ -667,6 +668,8 @@ impl Sensor {
             (stat::SIGNAL_FAILED, "signal_failed"),
             (stat::HOLD_BYPASS, "hold_bypass"),
             (stat::LSM_DENIED, "lsm_denied"),
+            (stat::DOOMED_KILLED, "tracked_full_killed"),
+            (stat::DOOMED_FULL, "tracked_full_unkillable"),
         ];
         names
             .iter()
