@@ -281,6 +281,20 @@ pub fn compile(
         }
         files.push((p.to_path_buf(), sid));
     }
+    if let Some(prog) = &r.resolved {
+        verify = true;
+        let p = Path::new(&prog.path);
+        let (prog_id, psha) = hashes
+            .get(p)
+            .map_err(|e| format!("program {}: {e}", prog.path))?;
+        if psha != prog.sha256 {
+            return Err(format!(
+                "program {} (what env runs) changed since approval: sha256 was {}, is now {psha}",
+                prog.path, prog.sha256
+            ));
+        }
+        files.push((p.to_path_buf(), prog_id));
+    }
     let block = argv_block(&r.argv);
     if block.is_empty() || block.len() > ARGV_CAP {
         return Err(format!(
@@ -816,6 +830,108 @@ pub fn script_of(exe: &Path, kargv: &[Bytes]) -> ScriptArg {
     }
 }
 
+/// `env [options] [NAME=VALUE…] PROG …`: PROG's index in `kargv` and its name
+/// (for `env -S "node --flag"`: the first word of that argument). `None` when
+/// `exe` is not `env` or no program follows.
+pub fn env_prog(exe: &Path, kargv: &[Bytes]) -> Option<(usize, Vec<u8>)> {
+    if exe.file_name().and_then(|n| n.to_str()) != Some("env") {
+        return None;
+    }
+    let mut i = 1;
+    while let Some(a) = kargv.get(i) {
+        let a = a.0.as_slice();
+        let split = if a == b"-S" || a == b"--split-string" {
+            kargv.get(i + 1).map(|n| (i + 1, n.0.as_slice()))
+        } else if let Some(rest) = a.strip_prefix(b"--split-string=") {
+            Some((i, rest))
+        } else if a.starts_with(b"-S") && a.len() > 2 {
+            Some((i, &a[2..]))
+        } else {
+            None
+        };
+        if let Some((at, words)) = split {
+            let first = words
+                .split(|b| *b == b' ' || *b == b'\t')
+                .find(|w| !w.is_empty())?;
+            return Some((at, first.to_vec()));
+        }
+        match a {
+            b"-u" | b"--unset" | b"-C" | b"--chdir" => i += 2,
+            _ if a.starts_with(b"-") || a.contains(&b'=') => i += 1,
+            _ => return Some((i, a.to_vec())),
+        }
+    }
+    None
+}
+
+/// What `env` searches when the launch has no `PATH` (glibc's default).
+pub const ENV_DEFAULT_PATH: &[u8] = b"/bin:/usr/bin";
+
+/// The program `env PROG` runs, found through `path_var` as execvp does, in the
+/// daemon's view: (PROG's index, canonical path). `Ok(None)` when not an `env`
+/// command.
+pub fn env_binding(
+    exe: &Path,
+    kargv: &[Bytes],
+    path_var: Option<&[u8]>,
+) -> Result<Option<ScriptRef>, String> {
+    let Some((i, name)) = env_prog(exe, kargv) else {
+        return Ok(None);
+    };
+    let path_var = path_var.unwrap_or(ENV_DEFAULT_PATH);
+    let found = which(&name, path_var).ok_or_else(|| {
+        format!(
+            "env runs `{}`, which is not in PATH {}",
+            String::from_utf8_lossy(&name),
+            String::from_utf8_lossy(path_var)
+        )
+    })?;
+    let path = fs::canonicalize(&found).map_err(|e| format!("{}: {e}", found.display()))?;
+    Ok(Some(ScriptRef { arg: i, path }))
+}
+
+/// The program `env PROG` of launch `pid` runs: PROG looked up through the
+/// launch's own `PATH` (from its environment, read while it is held), as it sees
+/// the files. Returns where, and its SHA-256.
+pub fn env_program_of_task(pid: u32, name: &[u8]) -> Result<(String, String), String> {
+    let environ = fs::read(format!("/proc/{pid}/environ"))
+        .map_err(|e| format!("its environment could not be read: {e}"))?;
+    let path_var = environ
+        .split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(b"PATH="))
+        .unwrap_or(ENV_DEFAULT_PATH)
+        .to_vec();
+    let mut candidates: Vec<Vec<u8>> = Vec::new();
+    if name.contains(&b'/') {
+        candidates.push(name.to_vec());
+    } else {
+        for dir in path_var.split(|&b| b == b':') {
+            let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+            let mut c = dir.to_vec();
+            c.push(b'/');
+            c.extend_from_slice(name);
+            candidates.push(c);
+        }
+    }
+    for c in candidates {
+        let Ok(mut found) = crate::taskpath::open_as_task(pid, &c) else {
+            continue;
+        };
+        let exec = found.file.metadata().is_ok_and(|m| m.mode() & 0o111 != 0);
+        if !exec {
+            continue;
+        }
+        let sha = sha256_open(&mut found.file)
+            .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&c)))?;
+        return Ok((String::from_utf8_lossy(&c).into_owned(), sha));
+    }
+    Err(format!(
+        "env would find no `{}` in its PATH {}",
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(&path_var)
+    ))
+}
+
 /// `env -S STRING rest...`: STRING (at `at`) is split into the program and its
 /// options; `rest` starts at `next`.
 fn split_env(kargv: &[Bytes], at: usize, next: usize) -> ScriptArg {
@@ -972,6 +1088,23 @@ pub fn record_from_event(
         }
         None => None,
     };
+    let resolved = match env_binding(
+        Path::new(&exe_path),
+        &argv,
+        e.path_var.as_ref().map(|p| p.0.as_slice()),
+    )? {
+        Some(s) => {
+            let (_, sha) = hashes
+                .get(&s.path)
+                .map_err(|err| format!("hashing {}: {err}", s.path.display()))?;
+            Some(FileBinding {
+                path: s.path.display().to_string(),
+                sha256: sha,
+                arg: Some(s.arg),
+            })
+        }
+        None => None,
+    };
     let mut env: BTreeMap<String, Option<Bytes>> = SECURITY_ENV
         .iter()
         .map(|n| ((*n).to_owned(), None))
@@ -991,6 +1124,7 @@ pub fn record_from_event(
             arg: None,
         },
         script,
+        resolved,
         argv,
         cwd: None,
         env,
@@ -1307,6 +1441,7 @@ mod tests {
                 arg: None,
             },
             script: None,
+            resolved: None,
             argv: vec![Bytes::from("bin"), Bytes::from("--x")],
             cwd: Some(Bytes::from("/srv/app")),
             env: BTreeMap::new(),

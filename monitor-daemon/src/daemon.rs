@@ -462,6 +462,18 @@ impl Core {
         }
         e.argv = Some(argv.into_iter().map(Bytes).collect());
         e.cwd = x.cwd.map(Bytes);
+        let is_env = e
+            .exe
+            .as_ref()
+            .and_then(|x| x.path.as_ref())
+            .is_some_and(|p| p.0.rsplit(|&b| b == b'/').next() == Some(b"env"));
+        if is_env {
+            e.path_var = x
+                .env
+                .iter()
+                .find_map(|kv| kv.strip_prefix(b"PATH="))
+                .map(|v| Bytes(v.to_vec()));
+        }
         e.env = enrich::security_env(&x.env);
         if flag(ef::ENV_TRUNCATED) {
             e.env_truncated = true;

@@ -478,19 +478,9 @@ impl Core {
         let Some(r) = self.consent.all_records().find(|r| r.id == id).cloned() else {
             return Err(format!("record {id} is gone"));
         };
-        let Some(script) = &r.script else {
+        if r.script.is_none() && r.resolved.is_none() {
             return Ok(());
-        };
-        let arg = match script.arg {
-            Some(i) => Some(i),
-            None => match consent::script_of(Path::new(&r.exe.path), &r.argv) {
-                crate::interp::ScriptArg::At(i) => Some(i),
-                _ => None,
-            },
-        };
-        let Some(written) = arg.and_then(|i| r.argv.get(i)) else {
-            return Err("the record does not say which argument is its script".into());
-        };
+        }
         if let Some(host) = &e.host {
             match crate::taskpath::same_mount_ns(e.pid, host.pid) {
                 Ok(true) => {}
@@ -507,6 +497,32 @@ impl Core {
                 }
             }
         }
+        if let Some(prog) = &r.resolved {
+            let Some((_, name)) = consent::env_prog(Path::new(&r.exe.path), &r.argv) else {
+                return Err("the record's `env` names no program".into());
+            };
+            let (at, sha) = consent::env_program_of_task(e.pid, &name)?;
+            if sha != prog.sha256 {
+                return Err(format!(
+                    "env would run {at} (found through the launch's PATH), not the approved {} \
+                     (sha256 {sha}, approved {})",
+                    prog.path, prog.sha256
+                ));
+            }
+        }
+        let Some(script) = &r.script else {
+            return Ok(());
+        };
+        let arg = match script.arg {
+            Some(i) => Some(i),
+            None => match consent::script_of(Path::new(&r.exe.path), &r.argv) {
+                crate::interp::ScriptArg::At(i) => Some(i),
+                _ => None,
+            },
+        };
+        let Some(written) = arg.and_then(|i| r.argv.get(i)) else {
+            return Err("the record does not say which argument is its script".into());
+        };
         let mut found = crate::taskpath::open_as_task(e.pid, &written.0).map_err(|err| {
             format!(
                 "its script {} could not be read as it sees it: {err}",
@@ -928,6 +944,7 @@ impl Core {
             "command": r.command_line(),
             "exe": r.exe,
             "script": r.script,
+            "resolved": r.resolved,
             "cwd": r.cwd,
             "env": r.env.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect::<BTreeMap<_, _>>(),
             "risks": risks,
@@ -1002,12 +1019,15 @@ impl Core {
         let dir = (!cwd.is_empty()).then(|| Path::new(cwd));
         let (kargv, exe, script) =
             consent::kernel_command(&argv, &path_var, dir).map_err(failed)?;
+        let prog = consent::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
+        let resolved = self.bind_program(prog.as_ref())?;
         let (exe, script) = self.bind_files(&exe, script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
             exe,
             script,
+            resolved,
             argv: kargv,
             cwd: (!cwd.is_empty()).then(|| Bytes::from(cwd)),
             env: crate::event::SECURITY_ENV
@@ -1044,6 +1064,24 @@ impl Core {
         let exe = bind(exe, None)?;
         let script = script.map(|s| bind(&s.path, Some(s.arg))).transpose()?;
         Ok((exe, script))
+    }
+
+    /// The binding of the program `env` runs, hashed now.
+    fn bind_program(
+        &mut self,
+        prog: Option<&consent::ScriptRef>,
+    ) -> Result<Option<FileBinding>, ApiError> {
+        let Some(p) = prog else { return Ok(None) };
+        let (_, sha256) = self
+            .consent
+            .hashes
+            .get(&p.path)
+            .map_err(|e| failed(format!("{}: {e}", p.path.display())))?;
+        Ok(Some(FileBinding {
+            path: p.path.display().to_string(),
+            sha256,
+            arg: Some(p.arg),
+        }))
     }
 
     /// The record approving server `server` of the config `file` that `host` reads
@@ -1125,12 +1163,20 @@ impl Core {
                 arg,
                 path: p.into(),
             });
+        let path_var = match cmd.env.get("PATH") {
+            Some(Some(p)) => p.0.clone(),
+            _ => caller_path(caller),
+        };
+        let prog = consent::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
+            .map_err(failed)?;
+        let resolved = self.bind_program(prog.as_ref())?;
         let (exe, script) = self.bind_files(Path::new(&cmd.exe), script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
             exe,
             script,
+            resolved,
             argv: cmd.argv,
             cwd: cmd.cwd.map(|c| Bytes::from(c.as_str())),
             env: cmd.env,

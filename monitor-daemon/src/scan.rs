@@ -359,6 +359,7 @@ mod tests {
                     arg: None,
                 },
                 script: None,
+                resolved: None,
                 argv: argv.iter().map(|a| Bytes::from(*a)).collect(),
                 cwd: None,
                 env: SECURITY_ENV

@@ -782,3 +782,96 @@ fn a_child_the_tracking_map_has_no_room_for_is_killed_not_unchecked() {
     let killed = v["kernel"]["tracked_full_killed"].as_u64().unwrap_or(0);
     assert!(killed >= 2, "counted: {}", v["kernel"]);
 }
+
+/// The attacker's host for `env` resolution: runs the approved `#!/usr/bin/env
+/// python3` script with the approved `PATH`, then with a `PATH` that finds its own
+/// `python3` first.
+const ENV_HOST: &str = r#"
+import json, os, subprocess, sys, time
+script, evil_dir = sys.argv[1], sys.argv[2]
+for step, path in (("approved", "/usr/bin:/bin"), ("attacker-path", evil_dir + ":/usr/bin:/bin")):
+    mark = script + "." + step
+    p = subprocess.run([script, mark], env={"PATH": path})
+    time.sleep(0.1)
+    print(json.dumps({"step": step, "rc": p.returncode, "ran": os.path.exists(mark),
+                      "evil": os.path.exists(evil_dir + "/ran")}), flush=True)
+"#;
+
+/// Observed (item 8): `/usr/bin/env node …` — the README's own npx example —
+/// resolved `node` from an attacker's `PATH`. Now a record of an `env PROG`
+/// command binds the PROG it resolved to when approved, and the kernel holds the
+/// launch until the daemon resolved PROG again with the launch's own `PATH`, as
+/// the launch sees the files, and found the same content.
+#[test]
+fn env_finds_the_approved_program_or_the_launch_is_killed() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let script = tmp.path().join("server.py");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env python3\nimport sys\nopen(sys.argv[1], 'w').write('ran')\n",
+    )
+    .expect("script");
+    let evil = tmp.path().join("evil");
+    std::fs::create_dir(&evil).expect("mkdir");
+    std::fs::write(
+        evil.join("python3"),
+        format!("#!/bin/sh\ntouch {}/ran\n", evil.display()),
+    )
+    .expect("evil");
+    for f in [&script, &evil.join("python3")] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    let s = script.to_str().expect("utf-8");
+    for step in ["approved", "attacker-path"] {
+        let mark = format!("{s}.{step}");
+        let out = d
+            .cli_cmd(&["approve", "--host", "envhost", "--yes", "--", s, &mark])
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .expect("approve");
+        assert!(out.status.success(), "{out:?}");
+    }
+    let recs = d.cli(&["records", "--json"]);
+    let recs: serde_json::Value = serde_json::from_slice(&recs.stdout).expect("json");
+    let r = recs["records"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["host"] == "envhost"))
+        .expect("record");
+    assert_eq!(r["resolved"]["arg"], 1, "env's program is bound: {r}");
+    let out = run_cmd(
+        &d,
+        "envhost",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            ENV_HOST,
+            s,
+            evil.to_str().expect("utf-8"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .output()
+    .expect("host");
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(runs.len(), 2, "{out:?}");
+    assert_eq!(runs[0]["rc"], 0, "{runs:?}");
+    assert_eq!(runs[0]["ran"], true, "{runs:?}");
+    assert_eq!(runs[1]["rc"], -9, "the attacker's PATH: killed: {runs:?}");
+    assert_eq!(runs[1]["evil"], false, "{runs:?}");
+    d.wait_events("the reason", Duration::from_secs(10), |evs| {
+        evs.iter().any(|e| {
+            e["verdict"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("found through the launch's PATH"))
+        })
+    });
+}

@@ -166,6 +166,9 @@ pub fn render_preview(v: &Value, width: Option<usize>) -> String {
     if v["script"].is_object() {
         binding(&mut out, "script:", &v["script"]);
     }
+    if v["resolved"].is_object() {
+        binding(&mut out, "runs:", &v["resolved"]);
+    }
     let cwd = if v["cwd"].is_null() {
         "(not part of the approval)".to_owned()
     } else {
@@ -272,6 +275,9 @@ fn record_details(out: &mut String, r: &Value, width: Option<usize>) {
         width,
     ));
     let mut bound = format!("{pad}exe {}", quoted(&r["exe"]["path"]));
+    if r["resolved"].is_object() {
+        let _ = write!(bound, "  runs {}", quoted(&r["resolved"]["path"]));
+    }
     if r["script"].is_object() {
         let _ = write!(bound, "  script {}", quoted(&r["script"]["path"]));
     }

@@ -24,6 +24,19 @@ pub const SECURITY_ENV: &[&str] = &[
     "PYTHONSTARTUP",
     "BASH_ENV",
     "ENV",
+    // Where interpreters find their standard library and modules, and what they
+    // load first: each one can run other code under an approved command.
+    "PYTHONHOME",
+    "PYTHONUSERBASE",
+    "NODE_PATH",
+    "PERL5LIB",
+    "PERLLIB",
+    "PERL5OPT",
+    "RUBYOPT",
+    "RUBYLIB",
+    "JAVA_TOOL_OPTIONS",
+    "GIT_EXEC_PATH",
+    "GIT_SSH_COMMAND",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -380,6 +393,10 @@ pub struct Event {
     pub argv_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<Bytes>,
+    /// `PATH` of an exec of `env PROG …`: where `env` looks PROG up (a record of
+    /// the launch binds the PROG it finds there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_var: Option<Bytes>,
     /// Values of the security-relevant environment variables that are set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, Bytes>,
@@ -444,6 +461,7 @@ impl Event {
             argv_truncated: false,
             argv_source: None,
             cwd: None,
+            path_var: None,
             env: BTreeMap::new(),
             env_truncated: false,
             child_pid: None,

@@ -118,6 +118,7 @@ impl ManagedApprove {
             host: self.host.clone(),
             exe,
             script,
+            resolved: None,
             argv: self.argv.iter().map(|a| Bytes::from(a.as_str())).collect(),
             cwd: self.cwd.as_deref().map(Bytes::from),
             env: self

@@ -41,6 +41,12 @@ pub struct Record {
     /// content that path gives the launching process (its root, cwd and mounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<FileBinding>,
+    /// `env PROG …` (a `#!/usr/bin/env node` script): the program `env` finds
+    /// through `PATH`, as resolved when approved (`arg`: PROG's index in argv). The
+    /// launch is held until the daemon resolved PROG with the launch's own `PATH`,
+    /// as the launch sees the files, and found this content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<FileBinding>,
     /// The exact argv as the kernel sees it after exec; for a `#!` script:
     /// `[interpreter, (interpreter arg), script path, args...]`.
     pub argv: Vec<Bytes>,
@@ -368,6 +374,7 @@ pub(crate) mod tests {
                 arg: None,
             },
             script: None,
+            resolved: None,
             argv: vec![
                 Bytes::from("npx"),
                 Bytes::from("-y"),
