@@ -1015,6 +1015,18 @@ async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
                         Err(_) => break,
                     }
                 }
+                // Urgent first: a held launch resumed behind our back is acted on
+                // before the batch's hashing (the kernel already killed it where it
+                // could; what it forked goes now, not after a large file's hash).
+                let (urgent, batch): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .partition(|ev| matches!(ev, RawEvent::HoldBypass(_)));
+                if !urgent.is_empty() {
+                    let mut core = shared.core.lock().expect("core lock");
+                    for ev in urgent {
+                        core.process(ev, None);
+                    }
+                }
                 let hashed: Vec<_> = tokio::task::block_in_place(|| {
                     batch.into_iter().map(|ev| {
                         let h = shared.prehash(&ev);

@@ -153,6 +153,19 @@ kv ask_rc=$($B cat /tmp/ask.rc)
 kv ask_ran=$(yesno /tmp/asked)
 echo "guest: ask check done after $(up) s"
 
+# Ask mode, attacked: the host ignores SIGCHLD (then execs sleep, which keeps
+# that), and its held child is sent SIGCONT by someone other than mcpwatch. The
+# kernel kills it at its first instruction: nothing of it runs.
+/askbin/busybox sh -c 'trap "" CHLD; /ok/busybox touch /tmp/resumed & echo $! > /tmp/resume.pid; exec /bin/busybox sleep 5' > /tmp/resume.out 2>&1 &
+i=0; while [ ! -s /tmp/resume.pid ] && [ $i -lt 100 ]; do $B sleep 0.1; i=$((i+1)); done
+R=$($B cat /tmp/resume.pid)
+i=0; while [ "$(state $R)" != T ] && [ $i -lt 100 ]; do $B sleep 0.1; i=$((i+1)); done
+kv resume_state=$(state $R)
+kill -CONT $R
+$B sleep 1
+kv resumed_ran=$(yesno /tmp/resumed)
+echo "guest: resume check done after $(up) s"
+
 /mcpwatch status --json > /tmp/status.json 2> /tmp/status.err
 kv status_rc=$?
 # Let the last events reach the log (log_fsync_ms is short in this config).
@@ -491,9 +504,14 @@ pub fn build_initramfs(bins: &Bins, out: &Path) -> Result<()> {
     c.file("bin/busybox", 0o755, &bb);
     // More copies of busybox: distinct inodes, so distinct identities (three hosts,
     // the launched program, the denied one).
-    for d in ["hostbin", "askbin", "monbin", "ok", "deny"] {
+    for d in ["hostbin", "askbin", "monbin", "ok"] {
         c.file(&format!("{d}/busybox"), 0o755, &bb);
     }
+    // The denied one with other content (trailing bytes; the ELF loader ignores
+    // them): denies match by content too, and `/ok/busybox` must not be denied.
+    let mut denied = bb.clone();
+    denied.extend_from_slice(b"\0mcpwatch-denied-copy\0");
+    c.file("deny/busybox", 0o755, &denied);
     c.file("init", 0o755, INIT.as_bytes());
     c.binary_with_libs("mcpwatchd", &bins.mcpwatchd)?;
     c.binary_with_libs("mcpwatch", &bins.mcpwatch)?;

@@ -628,7 +628,7 @@ enum From {
 }
 
 /// What each value must be on a kernel the daemon runs on.
-const EXPECTED: [(&str, From, &str, &str); 19] = [
+const EXPECTED: [(&str, From, &str, &str); 21] = [
     ("monitored launch exit status", From::Checks, "argv_rc", "0"),
     (
         "unapproved launch (enforce) exit status",
@@ -672,6 +672,18 @@ const EXPECTED: [(&str, From, &str, &str); 19] = [
     ("`mcpwatch allow` exit status", From::Kv, "allow_rc", "0"),
     ("allowed launch exit status", From::Kv, "ask_rc", "0"),
     ("allowed launch ran", From::Kv, "ask_ran", "yes"),
+    (
+        "launch to be resumed by its host: state before",
+        From::Kv,
+        "resume_state",
+        "T",
+    ),
+    (
+        "held launch resumed by its host (SIGCHLD ignored) ran",
+        From::Kv,
+        "resumed_ran",
+        "no",
+    ),
     (
         "managed deny exit status (EPERM)",
         From::Checks,
