@@ -255,46 +255,29 @@ pub fn compile(
     k0: u64,
     k1: u64,
 ) -> Result<Compiled, String> {
-    let exe_path = Path::new(&r.exe.path);
-    let (exe_id, exe_sha) = hashes
-        .get(exe_path)
-        .map_err(|e| format!("executable {}: {e}", r.exe.path))?;
-    if exe_sha != r.exe.sha256 {
-        return Err(format!(
-            "executable {} changed since approval: sha256 was {}, is now {exe_sha}",
-            r.exe.path, r.exe.sha256
-        ));
-    }
-    let mut files = vec![(exe_path.to_path_buf(), exe_id)];
-    let mut verify = false;
-    if let Some(script) = &r.script {
-        verify = true;
-        let p = Path::new(&script.path);
-        let (sid, ssha) = hashes
+    // Every file the record binds, hashed now: the approved content or stale.
+    let mut files = Vec::new();
+    for (what, b) in [
+        ("executable", Some(&r.exe)),
+        ("script", r.script.as_ref()),
+        ("program (what env runs)", r.resolved.as_ref()),
+    ] {
+        let Some(b) = b else { continue };
+        let p = Path::new(&b.path);
+        let (id, sha) = hashes
             .get(p)
-            .map_err(|e| format!("script {}: {e}", script.path))?;
-        if ssha != script.sha256 {
+            .map_err(|e| format!("{what} {}: {e}", b.path))?;
+        if sha != b.sha256 {
             return Err(format!(
-                "script {} changed since approval: sha256 was {}, is now {ssha}",
-                script.path, script.sha256
+                "{what} {} changed since approval: sha256 was {}, is now {sha}",
+                b.path, b.sha256
             ));
         }
-        files.push((p.to_path_buf(), sid));
+        files.push((p.to_path_buf(), id));
     }
-    if let Some(prog) = &r.resolved {
-        verify = true;
-        let p = Path::new(&prog.path);
-        let (prog_id, psha) = hashes
-            .get(p)
-            .map_err(|e| format!("program {}: {e}", prog.path))?;
-        if psha != prog.sha256 {
-            return Err(format!(
-                "program {} (what env runs) changed since approval: sha256 was {}, is now {psha}",
-                prog.path, prog.sha256
-            ));
-        }
-        files.push((p.to_path_buf(), prog_id));
-    }
+    let exe_id = files[0].1;
+    // Scripts and `env`'s program are opened by path after exec: verified while held.
+    let verify = files.len() > 1;
     let block = argv_block(&r.argv);
     if block.is_empty() || block.len() > ARGV_CAP {
         return Err(format!(

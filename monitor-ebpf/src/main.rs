@@ -1183,26 +1183,11 @@ fn try_signal_generate(ctx: &BtfTracePointContext) -> Res<()> {
     }
     let mut flags = event_flags::HOLD_BYPASS;
     if kill {
-        // SAFETY: signals the current process (the held one).
-        if unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) } < 0 {
-            flags |= event_flags::SIGNAL_FAILED;
-        } else {
-            flags |= event_flags::KILLED;
-        }
+        flags |= kill_current();
     } else {
         count(stat::HOLD_BYPASS);
     }
-    emit_header(
-        &st,
-        |h| {
-            h.kind = kind::SIGNAL;
-            h.flags = flags;
-            h.child_pid = tgid;
-            h.mode = sig as u32;
-            h.record_id = u64::from(current);
-        },
-        true,
-    );
+    report_bypass(&st, flags, tgid, sig as u32, current);
     Ok(())
 }
 
@@ -1247,27 +1232,40 @@ fn try_page_fault_user() -> Res<()> {
     unsafe { (*p).flags &= !task_flags::HELD };
     maps::hold_count(holds::KERNEL_RELEASED);
     count(stat::HOLD_BYPASS);
-    let mut flags = event_flags::HOLD_BYPASS;
-    // SAFETY: signals the current process (the held one). With interrupts off it
-    // is queued (irq_work) and taken before the return to user mode.
+    // With interrupts off the kill is queued (irq_work) and taken before the
+    // return to user mode. `mode` is not a signal: how it was caught.
+    let flags = event_flags::HOLD_BYPASS | kill_current();
+    report_bypass(&st, flags, tgid, monitor_common::RESUMED_RUNNING, tgid);
+    Ok(())
+}
+
+/// SIGKILL the current process: `KILLED`, or `SIGNAL_FAILED` when refused.
+#[inline(always)]
+fn kill_current() -> u32 {
+    // SAFETY: signals the current process.
     if unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) } < 0 {
-        flags |= event_flags::SIGNAL_FAILED;
+        event_flags::SIGNAL_FAILED
     } else {
-        flags |= event_flags::KILLED;
+        event_flags::KILLED
     }
+}
+
+/// The urgent `SIGNAL` event of a held launch `target` resumed behind the
+/// daemon's back; `how` is the signal seen (or `RESUMED_RUNNING`), `by` the pid
+/// in whose context it was seen.
+#[inline(always)]
+fn report_bypass(st: &TaskState, flags: u32, target: u32, how: u32, by: u32) {
     emit_header(
-        &st,
+        st,
         |h| {
             h.kind = kind::SIGNAL;
             h.flags = flags;
-            h.child_pid = tgid;
-            // Not a signal number: how it was caught (the daemon words it).
-            h.mode = monitor_common::RESUMED_RUNNING;
-            h.record_id = u64::from(tgid);
+            h.child_pid = target;
+            h.mode = how;
+            h.record_id = u64::from(by);
         },
         true,
     );
-    Ok(())
 }
 
 #[cfg(not(test))]

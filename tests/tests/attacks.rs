@@ -358,16 +358,9 @@ for traced in (False, True):
     print(json.dumps(run(traced)), flush=True)
 "#;
 
-/// Observed: `PTRACE_TRACEME`, then exec of an approved binary (allowed), then the
-/// tracer rewrote its registers into an `execve` of anything, which ran as an
-/// unchecked session exec. Now a launch traced at exec matches no record: killed in
-/// enforce mode before its first instruction, with the reason in the event.
-#[test]
-fn a_launch_traced_at_exec_matches_no_record() {
-    if !require_root() {
-        return;
-    }
-    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+/// Approve `touch TARGET` (a copy of touch) for `host`, then let the
+/// `PTRACE_HOST` run it untraced and traced; its two JSON lines.
+fn traced_runs(d: &Daemon, host: &str) -> Vec<serde_json::Value> {
     let tmp = tempfile::tempdir().expect("tmp");
     let prog = tmp.path().join("ptracetouch");
     std::fs::copy("/usr/bin/touch", &prog).expect("copy touch");
@@ -376,9 +369,9 @@ fn a_launch_traced_at_exec_matches_no_record() {
         prog.to_str().expect("utf-8"),
         target.to_str().expect("utf-8"),
     );
-    let out = d.cli(&["approve", "--host", "ptr", "--yes", "--", p, t]);
+    let out = d.cli(&["approve", "--host", host, "--yes", "--", p, t]);
     assert!(out.status.success(), "{out:?}");
-    let out = run_cmd(&d, "ptr", &["/usr/bin/python3", "-c", PTRACE_HOST, p, t])
+    let out = run_cmd(d, host, &["/usr/bin/python3", "-c", PTRACE_HOST, p, t])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()
@@ -390,6 +383,20 @@ fn a_launch_traced_at_exec_matches_no_record() {
     assert_eq!(runs.len(), 2, "{out:?}");
     assert_eq!(runs[0]["rc"], 0, "the approved launch runs: {runs:?}");
     assert_eq!(runs[0]["ran"], true);
+    runs
+}
+
+/// Observed: `PTRACE_TRACEME`, then exec of an approved binary (allowed), then the
+/// tracer rewrote its registers into an `execve` of anything, which ran as an
+/// unchecked session exec. Now a launch traced at exec matches no record: killed in
+/// enforce mode before its first instruction, with the reason in the event.
+#[test]
+fn a_launch_traced_at_exec_matches_no_record() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let runs = traced_runs(&d, "ptr");
     assert_eq!(
         runs[1]["rc"], 137,
         "the same launch traced is killed: {runs:?}"
@@ -521,27 +528,7 @@ fn a_launch_traced_at_exec_is_killed_not_held_in_ask_mode() {
         return;
     }
     let d = Daemon::start("[defaults]\nmode = \"ask\"");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let prog = tmp.path().join("ptracetouch");
-    std::fs::copy("/usr/bin/touch", &prog).expect("copy touch");
-    let target = tmp.path().join("ran");
-    let (p, t) = (
-        prog.to_str().expect("utf-8"),
-        target.to_str().expect("utf-8"),
-    );
-    let out = d.cli(&["approve", "--host", "ptra", "--yes", "--", p, t]);
-    assert!(out.status.success(), "{out:?}");
-    let out = run_cmd(&d, "ptra", &["/usr/bin/python3", "-c", PTRACE_HOST, p, t])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("host");
-    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    assert_eq!(runs.len(), 2, "{out:?}");
-    assert_eq!(runs[0]["rc"], 0, "the approved launch runs: {runs:?}");
+    let runs = traced_runs(&d, "ptra");
     assert_eq!(runs[1]["rc"], 137, "traced: killed, not held: {runs:?}");
     assert_eq!(runs[1]["ran"], false);
     let pending = d.cli(&["pending", "--json"]);
