@@ -234,8 +234,16 @@ const NODE: Grammar = Grammar {
         ("--diagnostic-dir", Takes::Next, Then::Go),
         ("--disable-warning", Takes::Next, Then::Go),
         ("--dns-result-order", Takes::Next, Then::Go),
-        ("--env-file", Takes::Next, Then::Go),
-        ("--env-file-if-exists", Takes::Next, Then::Go),
+        (
+            "--env-file",
+            Takes::Next,
+            Then::Unbind("reads variables (NODE_OPTIONS too) from a file"),
+        ),
+        (
+            "--env-file-if-exists",
+            Takes::Next,
+            Then::Unbind("reads variables (NODE_OPTIONS too) from a file"),
+        ),
         ("--heap-prof-dir", Takes::Next, Then::Go),
         ("--heap-prof-name", Takes::Next, Then::Go),
         ("--heapsnapshot-signal", Takes::Next, Then::Go),
@@ -314,7 +322,11 @@ const BUN: Grammar = Grammar {
         ("--require", Takes::Next, BUN_MODULE),
         ("--import", Takes::Next, BUN_MODULE),
         ("--cwd", Takes::Next, Then::Chdir),
-        ("--env-file", Takes::Next, Then::Go),
+        (
+            "--env-file",
+            Takes::Next,
+            Then::Unbind("reads variables from a file"),
+        ),
         ("--tsconfig-override", Takes::Next, Then::Go),
         ("-c", Takes::Next, Then::Go),
         ("--config", Takes::Next, Then::Go),
@@ -1235,13 +1247,35 @@ mod tests {
     }
 
     #[test]
+    fn node_env_file_can_set_node_options() {
+        let v: Vec<Bytes> = ["node", "--env-file", ".env", "s.js"]
+            .iter()
+            .map(|a| Bytes::from(*a))
+            .collect();
+        let r = script_arg(Path::new("/usr/bin/node"), &v);
+        assert!(
+            matches!(&r, ScriptArg::Unbindable(w) if w.contains("NODE_OPTIONS")),
+            "{r:?}"
+        );
+        let v: Vec<Bytes> = ["node", "--env-file=.env", "s.js"]
+            .iter()
+            .map(|a| Bytes::from(*a))
+            .collect();
+        assert!(matches!(
+            script_arg(Path::new("/usr/bin/node"), &v),
+            ScriptArg::Unbindable(_)
+        ));
+    }
+
+    #[test]
     fn bun() {
         assert_eq!(sa(&["bun", "run", "index.ts"]), ScriptArg::At(2));
         assert_eq!(sa(&["bun", "index.ts"]), ScriptArg::At(1));
         assert_eq!(sa(&["bun", "--watch", "./server"]), ScriptArg::At(2));
-        assert_eq!(
-            sa(&["bun", "run", "--smol", "--env-file", ".env", "s.js"]),
-            ScriptArg::At(5)
+        assert_eq!(sa(&["bun", "run", "--smol", "s.js"]), ScriptArg::At(3));
+        unbindable(
+            &sa(&["bun", "run", "--env-file", ".env", "s.js"]),
+            "from a file",
         );
         assert_eq!(sa(&["bun", "-e", "console.log(1)"]), ScriptArg::None);
         assert_eq!(sa(&["bun", "--print", "1"]), ScriptArg::None);
