@@ -774,52 +774,44 @@ pub struct ScriptRef {
 /// `env` is looked through: `#!/usr/bin/env node` gives `[env, node, script, ..]`.
 pub fn script_of(exe: &Path, kargv: &[Bytes]) -> ScriptArg {
     use std::os::unix::ffi::OsStrExt as _;
-    if exe.file_name().and_then(|n| n.to_str()) != Some("env") {
+    if !is_env(exe) {
         return crate::interp::script_arg(exe, kargv);
     }
-    let mut i = 1;
-    while let Some(a) = kargv.get(i) {
-        let a = a.0.as_slice();
-        match a {
-            b"-u" | b"--unset" => i += 2,
-            b"-C" | b"--chdir" => {
-                return ScriptArg::Unbindable(
-                    "env -C runs it in another directory: its script path cannot be bound".into(),
-                )
-            }
-            b"-S" | b"--split-string" => return split_env(kargv, i + 1, i + 2),
-            _ if a.starts_with(b"-S") && a.len() > 2 => {
-                // `#!/usr/bin/env -S node --flag`: one argument, split by env.
-                let mut v = kargv.to_vec();
-                v[i] = Bytes(a[2..].to_vec());
-                return split_env(&v, i, i + 1);
-            }
-            _ if a.starts_with(b"--split-string=") => {
-                let mut v = kargv.to_vec();
-                v[i] = Bytes(a[b"--split-string=".len()..].to_vec());
-                return split_env(&v, i, i + 1);
-            }
-            _ if a.starts_with(b"-") || a.contains(&b'=') => i += 1,
-            _ => break,
-        }
-    }
-    let Some(prog) = kargv.get(i) else {
+    let Some(cmd) = env_command(kargv) else {
         return ScriptArg::None;
     };
-    let prog = PathBuf::from(std::ffi::OsStr::from_bytes(&prog.0));
-    match crate::interp::script_arg(&prog, &kargv[i..]) {
-        ScriptArg::At(j) => ScriptArg::At(i + j),
+    if cmd.chdir {
+        return ScriptArg::Unbindable(
+            "env -C runs it in another directory: its script path cannot be bound".into(),
+        );
+    }
+    if let Some(words) = cmd.split {
+        return split_env(kargv, words, cmd.at + 1);
+    }
+    let prog = PathBuf::from(std::ffi::OsStr::from_bytes(&kargv[cmd.at].0));
+    match crate::interp::script_arg(&prog, &kargv[cmd.at..]) {
+        ScriptArg::At(j) => ScriptArg::At(cmd.at + j),
         other => other,
     }
 }
 
-/// `env [options] [NAME=VALUE…] PROG …`: PROG's index in `kargv` and its name
-/// (for `env -S "node --flag"`: the first word of that argument). `None` when
-/// `exe` is not `env` or no program follows.
-pub fn env_prog(exe: &Path, kargv: &[Bytes]) -> Option<(usize, Vec<u8>)> {
-    if exe.file_name().and_then(|n| n.to_str()) != Some("env") {
-        return None;
-    }
+fn is_env(exe: &Path) -> bool {
+    exe.file_name().and_then(|n| n.to_str()) == Some("env")
+}
+
+/// What `env [options] [NAME=VALUE…] PROG …` runs, read from its argv.
+struct EnvCommand<'a> {
+    /// The argument that names PROG (for `-S`, the string env splits).
+    at: usize,
+    /// `-S STRING` / `--split-string`: the string split into PROG and its first
+    /// arguments.
+    split: Option<&'a [u8]>,
+    /// `-C DIR`: PROG runs in another directory.
+    chdir: bool,
+}
+
+fn env_command(kargv: &[Bytes]) -> Option<EnvCommand<'_>> {
+    let mut chdir = false;
     let mut i = 1;
     while let Some(a) = kargv.get(i) {
         let a = a.0.as_slice();
@@ -828,23 +820,56 @@ pub fn env_prog(exe: &Path, kargv: &[Bytes]) -> Option<(usize, Vec<u8>)> {
         } else if let Some(rest) = a.strip_prefix(b"--split-string=") {
             Some((i, rest))
         } else if a.starts_with(b"-S") && a.len() > 2 {
+            // `#!/usr/bin/env -S node --flag`: one argument, split by env.
             Some((i, &a[2..]))
         } else {
             None
         };
         if let Some((at, words)) = split {
-            let first = words
-                .split(|b| *b == b' ' || *b == b'\t')
-                .find(|w| !w.is_empty())?;
-            return Some((at, first.to_vec()));
+            return Some(EnvCommand {
+                at,
+                split: Some(words),
+                chdir,
+            });
         }
         match a {
-            b"-u" | b"--unset" | b"-C" | b"--chdir" => i += 2,
+            b"-u" | b"--unset" => i += 2,
+            b"-C" | b"--chdir" => {
+                chdir = true;
+                i += 2;
+            }
             _ if a.starts_with(b"-") || a.contains(&b'=') => i += 1,
-            _ => return Some((i, a.to_vec())),
+            _ => {
+                return Some(EnvCommand {
+                    at: i,
+                    split: None,
+                    chdir,
+                })
+            }
         }
     }
     None
+}
+
+/// The words `env -S` splits a string into.
+fn env_words(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    s.split(|b| *b == b' ' || *b == b'\t')
+        .filter(|w| !w.is_empty())
+}
+
+/// `env [options] [NAME=VALUE…] PROG …`: PROG's index in `kargv` and its name
+/// (for `env -S "node --flag"`: the first word of that argument). `None` when
+/// `exe` is not `env` or no program follows.
+pub fn env_prog(exe: &Path, kargv: &[Bytes]) -> Option<(usize, Vec<u8>)> {
+    if !is_env(exe) {
+        return None;
+    }
+    let cmd = env_command(kargv)?;
+    let name = match cmd.split {
+        Some(words) => env_words(words).next()?,
+        None => kargv[cmd.at].0.as_slice(),
+    };
+    Some((cmd.at, name.to_vec()))
 }
 
 /// What `env` searches when the launch has no `PATH` (glibc's default).
@@ -915,18 +940,11 @@ pub fn env_program_of_task(pid: u32, name: &[u8]) -> Result<(String, String), St
     ))
 }
 
-/// `env -S STRING rest...`: STRING (at `at`) is split into the program and its
-/// options; `rest` starts at `next`.
-fn split_env(kargv: &[Bytes], at: usize, next: usize) -> ScriptArg {
+/// `env -S STRING rest...`: STRING is split into the program and its options;
+/// `rest` starts at `next`.
+fn split_env(kargv: &[Bytes], words: &[u8], next: usize) -> ScriptArg {
     use std::os::unix::ffi::OsStrExt as _;
-    let Some(s) = kargv.get(at) else {
-        return ScriptArg::None;
-    };
-    let mut v: Vec<Bytes> =
-        s.0.split(|b| *b == b' ' || *b == b'\t')
-            .filter(|w| !w.is_empty())
-            .map(|w| Bytes(w.to_vec()))
-            .collect();
+    let mut v: Vec<Bytes> = env_words(words).map(|w| Bytes(w.to_vec())).collect();
     let words = v.len();
     let Some(prog) = v.first() else {
         return ScriptArg::None;
@@ -1501,6 +1519,13 @@ mod tests {
                 &b(&["/usr/bin/env", "-u", "X", "A=1", "python3", "s.py"])
             ),
             ScriptArg::At(5)
+        );
+        let chdir = b(&["/usr/bin/env", "-C", "/srv", "python3", "s.py"]);
+        assert!(matches!(script_of(env, &chdir), ScriptArg::Unbindable(_)));
+        assert_eq!(env_prog(env, &chdir), Some((3, b"python3".to_vec())));
+        assert_eq!(
+            env_prog(env, &b(&["/usr/bin/env", "-S node --x", "/srv/s.js"])),
+            Some((1, b"node".to_vec()))
         );
     }
 }

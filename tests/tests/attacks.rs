@@ -38,6 +38,19 @@ fn wait_exec(child: &mut Child, comm: &str) -> bool {
     false
 }
 
+/// Run `args` as host `host` (see [`run_cmd`]) and read the JSON lines it prints.
+fn host_json(d: &Daemon, host: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = run_cmd(d, host, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("host");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
 /// Observed: after about 270 distinct `Track` names, later hosts got profile ids
 /// past the kernel's 256-entry mode table and ran in monitor mode while `records
 /// --json` said enforce. Now ids are bounded: names nobody uses any more give their
@@ -371,16 +384,8 @@ fn traced_runs(d: &Daemon, host: &str) -> Vec<serde_json::Value> {
     );
     let out = d.cli(&["approve", "--host", host, "--yes", "--", p, t]);
     assert!(out.status.success(), "{out:?}");
-    let out = run_cmd(d, host, &["/usr/bin/python3", "-c", PTRACE_HOST, p, t])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("host");
-    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    assert_eq!(runs.len(), 2, "{out:?}");
+    let runs = host_json(d, host, &["/usr/bin/python3", "-c", PTRACE_HOST, p, t]);
+    assert_eq!(runs.len(), 2, "{runs:?}");
     assert_eq!(runs[0]["rc"], 0, "the approved launch runs: {runs:?}");
     assert_eq!(runs[0]["ran"], true);
     runs
@@ -463,9 +468,9 @@ print(json.dumps({"held": held, "status": status}), flush=True)
 /// Observed: with SIGCHLD ignored the kernel kill did not fire, the daemon killed
 /// only the held pid, and a payload that forked first left a surviving child; a
 /// tracer (`PTRACE_SEIZE`, then `PTRACE_CONT`) resumes a held launch without any
-/// SIGCONT. Now the kernel kills a held launch in the resumed process itself, as it
-/// resumes (`do_notify_parent_cldstop`), before its first instruction: nothing of
-/// the payload runs, and the event says how it was resumed.
+/// SIGCONT. Now the kernel kills a held launch in the resumed process itself at
+/// its first user-mode instruction (`page_fault_user`: its image never ran, so
+/// that instruction faults): nothing of the payload runs, and the event says so.
 #[test]
 fn a_held_launch_resumed_behind_mcpwatchs_back_dies_before_it_runs() {
     if !require_root() {
@@ -480,7 +485,7 @@ fn a_held_launch_resumed_behind_mcpwatchs_back_dies_before_it_runs() {
             child.display(),
             ran.display()
         );
-        let out = run_cmd(
+        let runs = host_json(
             &d,
             "resumer",
             &[
@@ -492,13 +497,9 @@ fn a_held_launch_resumed_behind_mcpwatchs_back_dies_before_it_runs() {
                 "-c",
                 &script,
             ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("host");
-        let line = String::from_utf8_lossy(&out.stdout);
-        let v: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+        );
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        let v = &runs[0];
         assert_eq!(v["held"], "T", "{how}: ask mode held the payload: {v}");
         if how == "seize" {
             assert_eq!(v["status"], 9, "{how}: killed by SIGKILL: {v}");
@@ -588,10 +589,6 @@ launch("host-namespace")
 /// than its host's does not match, and a mismatch kills the launch before its
 /// first instruction.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one attack, step by step, then its evidence"
-)]
 fn an_interpreter_script_is_verified_as_the_launch_sees_it_before_it_runs() {
     if !require_root() {
         return;
@@ -644,20 +641,12 @@ fn an_interpreter_script_is_verified_as_the_launch_sees_it_before_it_runs() {
         .and_then(|a| a.iter().find(|r| r["host"] == "scripter"))
         .expect("a scripter record");
     assert_eq!(r["script"]["arg"], 1, "the script argument is bound: {r}");
-    let out = run_cmd(
+    let runs = host_json(
         &d,
         "scripter",
         &["/usr/bin/python3", "-c", SCRIPT_HOST, d_s],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .output()
-    .expect("host");
-    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    assert_eq!(runs.len(), steps.len(), "{out:?}");
+    );
+    assert_eq!(runs.len(), steps.len(), "{runs:?}");
     for run in &runs {
         let ok = matches!(
             run["step"].as_str(),
@@ -738,7 +727,7 @@ fn a_child_the_tracking_map_has_no_room_for_is_killed_not_unchecked() {
     let d = Daemon::start("tracked_max = 64\n[defaults]\nmode = \"enforce\"");
     let tmp = tempfile::tempdir().expect("tmp");
     let mark = tmp.path().join("ran");
-    let out = run_cmd(
+    let runs = host_json(
         &d,
         "flooder",
         &[
@@ -748,13 +737,9 @@ fn a_child_the_tracking_map_has_no_room_for_is_killed_not_unchecked() {
             "80",
             mark.to_str().expect("utf-8"),
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .output()
-    .expect("host");
-    let line = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+    );
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let v = &runs[0];
     assert_eq!(v["exec_rc"], -9, "the vfork + exec child was killed: {v}");
     assert_eq!(v["fork_status"], 9, "the forked child was killed: {v}");
     assert!(!mark.exists(), "touch ran unchecked");
@@ -830,7 +815,7 @@ fn env_finds_the_approved_program_or_the_launch_is_killed() {
         .and_then(|a| a.iter().find(|r| r["host"] == "envhost"))
         .expect("record");
     assert_eq!(r["resolved"]["arg"], 1, "env's program is bound: {r}");
-    let out = run_cmd(
+    let runs = host_json(
         &d,
         "envhost",
         &[
@@ -840,16 +825,8 @@ fn env_finds_the_approved_program_or_the_launch_is_killed() {
             s,
             evil.to_str().expect("utf-8"),
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .output()
-    .expect("host");
-    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    assert_eq!(runs.len(), 2, "{out:?}");
+    );
+    assert_eq!(runs.len(), 2, "{runs:?}");
     assert_eq!(runs[0]["rc"], 0, "{runs:?}");
     assert_eq!(runs[0]["ran"], true, "{runs:?}");
     assert_eq!(runs[1]["rc"], -9, "the attacker's PATH: killed: {runs:?}");
