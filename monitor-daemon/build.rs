@@ -19,8 +19,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let manifest_dir = env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
-    let root = PathBuf::from(manifest_dir).join("..").join("monitor-ebpf");
+    let root = PathBuf::from(&manifest_dir).join("..").join("monitor-ebpf");
     let root = root.to_str().context("non-UTF-8 path to monitor-ebpf")?;
+    // The programs share their wire types with the daemon: a change there must
+    // rebuild the object too, or the daemon embeds programs of another layout.
+    println!("cargo:rerun-if-changed={manifest_dir}/../monitor-common/src");
     aya_build::build_ebpf(
         [Package {
             name: "monitor-ebpf",

@@ -26,6 +26,7 @@ pub mod names {
     pub const ENVSCAN: &str = "ENVSCAN";
     pub const HOLDS: &str = "HOLDS";
     pub const DOOMED: &str = "DOOMED";
+    pub const SECENV_FAMILIES: &str = "SECENV_FAMILIES";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -43,6 +44,7 @@ pub mod names {
         SECENV_FILTER,
         HOLDS,
         DOOMED,
+        SECENV_FAMILIES,
     ];
 }
 
@@ -74,7 +76,9 @@ pub const ENVSET_CAP: usize = 1024;
 pub const ENVSET_WORDS: usize = ENVSET_CAP / 8;
 /// Entries of one exec's environment whose first bytes pass `SECENV_FILTER` that
 /// the kernel examines; more and the exec cannot be approved (fail closed).
-pub const ENV_CAND_MAX: usize = 16;
+pub const ENV_CAND_MAX: usize = 64;
+/// Families of security-relevant names (`LD_…`) the kernel knows (`SECENV_FAMILIES`).
+pub const SECENV_FAMILIES_MAX: u32 = 16;
 /// Bits of `SECENV_FILTER` (a power of two): `envfilter_bit` picks one.
 pub const ENV_FILTER_BITS: u32 = 4096;
 
@@ -463,8 +467,8 @@ pub struct AllowValue {
     pub env: [u8; ENVSET_CAP],
 }
 
-/// `SECENV_NAMES` value, keyed by the entry's first 8 bytes (bytes after the `=`
-/// zeroed, little-endian): one security-relevant env name, `=` included.
+/// `SECENV_NAMES` value, keyed by `secenv_name_hash` of the name (`=` included):
+/// one security-relevant env name, `=` included, compared in full after the lookup.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SecEnvName {
@@ -653,24 +657,40 @@ pub mod sip {
     }
 }
 
-/// Lookup key of `SECENV_NAMES` for an env entry: its first 8 bytes, the bytes after
-/// the first `=` (and after a NUL) zeroed, little-endian.
+/// Lookup key of `SECENV_NAMES` for an env entry (or a name with its `=`): the
+/// words of its name, `=` included (bytes after it zeroed; at most
+/// `SECENV_NAME_CAP` bytes), folded by `envscan::name_mix`. The kernel computes the
+/// same word by word (`envscan::name_key` of each); a byte-level reading.
 #[must_use]
-pub fn secenv_key(entry: &[u8]) -> u64 {
-    let mut k = 0u64;
-    let mut i = 0;
-    while i < 8 && i < entry.len() {
-        let b = entry[i];
-        if b == 0 {
-            break;
-        }
-        k |= u64::from(b) << (8 * i);
-        if b == b'=' {
-            break;
-        }
-        i += 1;
+pub fn secenv_name_hash(entry: &[u8]) -> u64 {
+    let end = entry
+        .iter()
+        .take(SECENV_NAME_CAP)
+        .position(|&b| b == b'=' || b == 0)
+        .map_or(entry.len().min(SECENV_NAME_CAP), |i| i + 1);
+    let mut h = 0u64;
+    for chunk in entry[..end].chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = envscan::name_mix(h, u64::from_le_bytes(w));
     }
-    k
+    h
+}
+
+/// Key of `SECENV_FAMILIES` for a family of names (`LD_`): its prefix (3, 4 or 8
+/// bytes), little-endian, lowercased when the family ignores case (then it must be
+/// 8 bytes long: the kernel folds only its 8-byte lookup).
+#[must_use]
+pub fn secenv_family_key(prefix: &[u8], fold: bool) -> u64 {
+    let mut w = [0u8; 8];
+    let n = prefix.len().min(8);
+    w[..n].copy_from_slice(&prefix[..n]);
+    let w = u64::from_le_bytes(w);
+    if fold {
+        envscan::fold(w)
+    } else {
+        w
+    }
 }
 
 /// Word-at-a-time steps of the kernel's environment scan, shared with userspace so
@@ -732,8 +752,8 @@ pub mod envscan {
         }
     }
 
-    /// `SECENV_NAMES` key of an entry from its first 8 bytes: the bytes after the
-    /// first `=` or NUL zeroed (the same as `secenv_key`).
+    /// One word of an entry's name: the bytes after the first `=` or NUL zeroed
+    /// (the stop byte itself kept).
     #[inline(always)]
     #[must_use]
     pub const fn name_key(w: u64) -> u64 {
@@ -745,6 +765,33 @@ pub mod envscan {
         // Keep bytes 0..=k where k is the first stop byte.
         let keep = (low << 1).wrapping_sub(1);
         w & keep
+    }
+
+    /// Marks of the bytes of `w` that end a name: `=` or NUL.
+    #[inline(always)]
+    #[must_use]
+    pub const fn stops(w: u64) -> u64 {
+        (!nonzero(w) | !nonzero(w ^ 0x3d3d_3d3d_3d3d_3d3d)) & HIGH
+    }
+
+    /// One step of `secenv_name_hash`: fold the next word of a name into `h`.
+    #[inline(always)]
+    #[must_use]
+    pub const fn name_mix(h: u64, w: u64) -> u64 {
+        (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+    }
+
+    /// `w` with its ASCII capitals lowercased, every other byte unchanged. Exact:
+    /// no carry crosses a byte.
+    #[inline(always)]
+    #[must_use]
+    pub const fn fold(w: u64) -> u64 {
+        let h = w & LOW7;
+        // Bit 7 of a byte: its low 7 bits are >= 'A' (0x41), resp. > 'Z' (0x5a).
+        let ge_a = h.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+        let gt_z = h.wrapping_add(0x2525_2525_2525_2525);
+        let upper = ge_a & !gt_z & !w & HIGH;
+        w | (upper >> 2)
     }
 }
 
@@ -876,6 +923,7 @@ const _: () = assert!(core::mem::size_of::<EnvFilter>() == 512);
 const _: () = assert!(core::mem::size_of::<EnvScan>() == 16 + 4 * ENV_CAND_MAX + 4 * SECENV_MAX);
 const _: () = assert!(core::mem::size_of::<Settings>() == 64);
 const _: () = assert!(ENV_CAND_MAX.is_power_of_two() && SECENV_MAX == 64);
+const _: () = assert!(SECENV_NAME_CAP.is_multiple_of(8));
 const _: () = assert!(ENVSET_CAP <= 0xffff && ENVSET_WORDS <= 256);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
 const _: () = assert!(core::mem::size_of::<KernelConfig>() == 55 * 4);
@@ -938,8 +986,8 @@ mod tests {
 
     #[test]
     fn word_steps_agree_with_bytes() {
-        use super::envscan::{below, mark_byte, name_key, nonzero, starts, window};
-        let alphabet = b"\0\0\0\x01\x7f\x80\xff=AZaz";
+        use super::envscan::{below, fold, mark_byte, name_key, nonzero, starts, stops, window};
+        let alphabet = b"\0\0\0\x01\x7f\x80\xff\xc1\xda=AZaz@[`{";
         for seed in 0..20_000u64 {
             let buf = bytes(seed, 24, alphabet);
             let w = le(&buf[8..16]);
@@ -963,14 +1011,76 @@ mod tests {
                 assert_eq!(mark_byte(mark), k);
                 let win = window(w, next, k);
                 assert_eq!(win, le(&buf[8 + k as usize..16 + k as usize]));
+                let wb = &buf[8 + k as usize..16 + k as usize];
+                let keep = wb
+                    .iter()
+                    .position(|&b| b == b'=' || b == 0)
+                    .map_or(8, |i| i + 1);
                 assert_eq!(
                     name_key(win),
-                    super::secenv_key(&buf[8 + k as usize..16 + k as usize])
+                    below(win, u32::try_from(keep).unwrap_or(8)),
+                    "{wb:?}"
                 );
                 assert_eq!(below(w, k), le(&buf[8..8 + k as usize]));
             }
             assert_eq!(below(w, 8), w);
+            let mut stop = 0u64;
+            for k in 0..8 {
+                if buf[8 + k] == 0 || buf[8 + k] == b'=' {
+                    stop |= 0x80 << (8 * k);
+                }
+            }
+            assert_eq!(stops(w), stop, "{buf:?}");
+            assert_eq!(fold(w), le(&buf[8..16].to_ascii_lowercase()), "{buf:?}");
         }
+    }
+
+    /// The kernel's word-by-word name hash (enforce.rs `env_name_step`) over an
+    /// entry anywhere in a block equals the byte-level `secenv_name_hash`.
+    #[test]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::many_single_char_names,
+        reason = "small test offsets"
+    )]
+    fn name_hash_word_by_word_matches_the_byte_reading() {
+        use super::envscan::*;
+        let alphabet = b"AB_=\0aZ";
+        for seed in 0..20_000u64 {
+            let body = bytes(seed, 64, alphabet);
+            let off = (seed % 8) as usize;
+            let mut block = [0u8; 88];
+            block[..off].fill(0xee);
+            block[off..off + body.len()].copy_from_slice(&body);
+            let len = (off + body.len()) as u32;
+            let word = |o: u32| le(&block[o as usize..o as usize + 8]);
+            let at = |p: u32| window(word(p & !7), word((p & !7) + 8), p & 7);
+            let p = off as u32;
+            let rem = len - p;
+            let mut h = 0u64;
+            let mut j = 0u32;
+            while j < (super::SECENV_NAME_CAP / 8) as u32 {
+                let o = j * 8;
+                if o >= rem {
+                    break;
+                }
+                let w = below(at(p + o), rem - o);
+                h = name_mix(h, name_key(w));
+                if stops(w) != 0 {
+                    break;
+                }
+                j += 1;
+            }
+            assert_eq!(h, super::secenv_name_hash(&body), "{body:?}");
+        }
+        assert_eq!(
+            super::secenv_name_hash(b"LD_PRELOAD=/x.so"),
+            super::secenv_name_hash(b"LD_PRELOAD=")
+        );
+        assert_ne!(
+            super::secenv_name_hash(b"LD_PRELOAD=/x.so"),
+            super::secenv_name_hash(b"LD_PRELOAF=")
+        );
     }
 
     #[test]
@@ -987,15 +1097,14 @@ mod tests {
     }
 
     #[test]
-    fn secenv_key_zeroes_after_equals() {
+    fn family_keys_fold_only_when_asked() {
         assert_eq!(
-            super::secenv_key(b"ENV=/x/y"),
-            u64::from_le_bytes(*b"ENV=\0\0\0\0")
+            super::secenv_family_key(b"LD_", false),
+            u64::from_le_bytes(*b"LD_\0\0\0\0\0")
         );
         assert_eq!(
-            super::secenv_key(b"LD_PRELOAD=/x"),
-            u64::from_le_bytes(*b"LD_PRELO")
+            super::secenv_family_key(b"NPM_CONF", true),
+            u64::from_le_bytes(*b"npm_conf")
         );
-        assert_eq!(super::secenv_key(b"A\0B"), u64::from(b'A'));
     }
 }

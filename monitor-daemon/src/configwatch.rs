@@ -24,7 +24,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    event::{Bytes, SECURITY_ENV},
+    event::Bytes,
     hosts::{
         import::{self, ConfigFile, Entry, ImportContext, Imported},
         HostFs,
@@ -256,7 +256,7 @@ fn show_env(name: &str, v: Option<&Option<String>>) -> String {
     match v {
         None => "(not set by the config)".into(),
         Some(None) => "(removed)".into(),
-        Some(Some(v)) if SECURITY_ENV.contains(&name) => v.clone(),
+        Some(Some(v)) if crate::event::is_security_env(name) => v.clone(),
         Some(Some(_)) => "(a value)".into(),
     }
 }

@@ -135,13 +135,53 @@ pub fn leaf_first(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The id the kernel knows a security-relevant env name by (`SecEnvName::id`, the
-/// bit of `AllowValue::env_mask`): its place in [`SECURITY_ENV`].
-pub fn secenv_id(name: &str) -> Option<u32> {
-    SECURITY_ENV
-        .iter()
-        .position(|n| *n == name)
-        .and_then(|i| u32::try_from(i).ok())
+/// The ids the kernel knows security-relevant env names by (`SecEnvName::id`, the
+/// bit of `AllowValue::env_mask`): [`SECURITY_ENV`] in its order, then the family
+/// members (`LD_BIND_NOW`, `npm_config_registry`, …) active records approve, sorted,
+/// while they fit in `SECENV_MAX`. A member no id is left for (or longer than the
+/// kernel compares) is not known: the kernel finds no record for a launch that
+/// sets it, and a record that requires it cannot be put in the kernel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvIds {
+    names: Vec<String>,
+}
+
+impl EnvIds {
+    /// The fixed names only.
+    pub fn fixed() -> Self {
+        Self {
+            names: SECURITY_ENV.iter().map(|n| (*n).to_owned()).collect(),
+        }
+    }
+
+    /// The fixed names and the members `records` set.
+    pub fn for_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Self {
+        let mut ids = Self::fixed();
+        let members: std::collections::BTreeSet<&String> = records
+            .into_iter()
+            .flat_map(|r| r.env.iter())
+            .filter(|(n, v)| v.is_some() && !SECURITY_ENV.contains(&n.as_str()))
+            .map(|(n, _)| n)
+            .collect();
+        for n in members {
+            if ids.names.len() < SECENV_MAX && n.len() < monitor_common::SECENV_NAME_CAP {
+                ids.names.push(n.clone());
+            }
+        }
+        ids
+    }
+
+    pub fn id(&self, name: &str) -> Option<u32> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Names by id.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
 }
 
 /// A kernel value for record `record_id` that approves nothing yet.
@@ -169,6 +209,7 @@ pub fn empty_value(record_id: u64) -> Box<AllowValue> {
 pub fn set_env(
     value: &mut AllowValue,
     env: &BTreeMap<String, Option<Bytes>>,
+    ids: &EnvIds,
 ) -> Result<(), String> {
     value.env_mask = 0;
     value.env_words = 0;
@@ -178,8 +219,12 @@ pub fn set_env(
     let mut off = 0usize;
     for (name, v) in env {
         let Some(v) = v else { continue };
-        let id = secenv_id(name).ok_or_else(|| {
-            format!("{name} is not a security-relevant variable the kernel knows")
+        let id = ids.id(name).ok_or_else(|| {
+            format!(
+                "{name}: the kernel knows at most {SECENV_MAX} security-relevant names, of \
+                 at most {} bytes, and this is not one of them",
+                monitor_common::SECENV_NAME_CAP - 1
+            )
         })?;
         if v.0.contains(&0) {
             return Err(format!(
@@ -252,8 +297,8 @@ pub fn compile(
     r: &Record,
     profile: u32,
     hashes: &mut FileHashes,
-    k0: u64,
-    k1: u64,
+    ids: &EnvIds,
+    (k0, k1): (u64, u64),
 ) -> Result<Compiled, String> {
     // Every file the record binds, hashed now: the approved content or stale.
     let mut files = Vec::new();
@@ -291,7 +336,7 @@ pub fn compile(
         // launch until the daemon checked it as the launching process sees it.
         value.record_id |= monitor_common::RECORD_VERIFY;
     }
-    set_env(&mut value, &r.normalized_env())?;
+    set_env(&mut value, &r.normalized_env(), ids)?;
     value.argv[..block.len()].copy_from_slice(&block);
     if let Some(cwd) = &r.cwd {
         let enc = leaf_first(&cwd.0);
@@ -1174,29 +1219,46 @@ mod tests {
     }
 
     /// What the kernel must decide, read byte by byte: the security-relevant entries
-    /// of the block are exactly the record's (each name at most once).
+    /// of the block (names of `SECURITY_ENV` and family members) are exactly the
+    /// record's, each name at most once.
     fn naive_matches(block: &[u8], want: &BTreeMap<String, Option<Bytes>>) -> bool {
         let mut seen = BTreeMap::new();
-        for entry in block.split(|&b| b == 0) {
-            for name in SECURITY_ENV {
-                let prefix = format!("{name}=");
-                if let Some(v) = entry.strip_prefix(prefix.as_bytes()) {
-                    if seen.insert((*name).to_owned(), v.to_vec()).is_some() {
-                        return false;
-                    }
+        for entry in block.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+            let Some(i) = entry.iter().position(|&b| b == b'=') else {
+                // No `=`: nobody's getenv finds it; one that begins like a family
+                // member cannot be told apart by the kernel and spoils the scan.
+                if crate::event::env_family(&String::from_utf8_lossy(entry)).is_some() {
+                    return false;
                 }
+                continue;
+            };
+            let (name, value) = (&entry[..i], Some(entry[i + 1..].to_vec()));
+            let name = String::from_utf8_lossy(name).into_owned();
+            if !crate::event::is_security_env(&name) {
+                continue;
+            }
+            if seen.insert(name, value).is_some() {
+                return false;
             }
         }
-        SECURITY_ENV
+        let want: BTreeMap<String, Option<Vec<u8>>> = want
             .iter()
-            .all(|n| want.get(*n).cloned().flatten().map(|b| b.0) == seen.get(*n).cloned())
+            .filter_map(|(n, v)| Some((n.clone(), Some(v.clone()?.0))))
+            .collect();
+        seen == want
     }
 
     /// The kernel's three passes (monitor-ebpf/src/enforce.rs), step for step, with
-    /// the same word-level helpers, over a block of `cap` bytes of which `len` count
-    /// (the rest stale, as in the per-CPU scratch).
-    fn kernel_matches(buf: &[u8], len: usize, v: &AllowValue, key: u64) -> Option<bool> {
-        use monitor_common::{envfilter_bit, envscan::*, secenv_key, ENV_CAND_MAX};
+    /// the same word-level helpers and the daemon's tables, over a block of `cap`
+    /// bytes of which `len` count (the rest stale, as in the per-CPU scratch).
+    fn kernel_matches(
+        buf: &[u8],
+        len: usize,
+        v: &AllowValue,
+        ids: &EnvIds,
+        key: u64,
+    ) -> Option<bool> {
+        use monitor_common::{envfilter_bit, envscan::*, ENV_CAND_MAX, SECENV_NAME_CAP};
         let word = |o: usize| -> u64 {
             let o = o & (buf.len() - 8);
             u64::from_le_bytes(buf[o..o + 8].try_into().unwrap())
@@ -1208,17 +1270,13 @@ mod tests {
                 u32::try_from(p & 7).unwrap_or(0),
             )
         };
-        let mut filter = [0u64; 64];
-        let mut names = BTreeMap::new();
-        for (i, n) in SECURITY_ENV.iter().enumerate() {
-            let e = format!("{n}=");
-            let b = envfilter_bit(
-                u32::from_le_bytes(e.as_bytes()[..4].try_into().unwrap()),
-                key,
-            );
-            filter[(b >> 6) as usize] |= 1 << (b & 63);
-            names.insert(secenv_key(e.as_bytes()), (e, i));
-        }
+        let filter = crate::sensor::ebpf::secenv_filter(key).bits;
+        let names: BTreeMap<u64, monitor_common::SecEnvName> =
+            crate::sensor::ebpf::secenv_names(ids.names())
+                .into_iter()
+                .collect();
+        let families: BTreeMap<u64, u32> =
+            crate::sensor::ebpf::secenv_families().into_iter().collect();
         let mut cand = Vec::new();
         let mut o = 0;
         while o < len {
@@ -1243,19 +1301,41 @@ mod tests {
         let mut found = 0u64;
         let mut pos = [0usize; 64];
         for p in cand {
-            let left = u32::try_from(len - p).unwrap();
-            let Some((name, id)) = names.get(&name_key(below(at(p), left))) else {
+            let rem = len - p;
+            let mut h = 0u64;
+            let mut nl = 0;
+            for j in 0..SECENV_NAME_CAP / 8 {
+                let off = j * 8;
+                if off >= rem {
+                    break;
+                }
+                let w = below(at(p + off), u32::try_from(rem - off).unwrap());
+                h = name_mix(h, name_key(w));
+                let st = stops(w);
+                if st != 0 {
+                    nl = off + mark_byte(st & st.wrapping_neg()) as usize + 1;
+                    break;
+                }
+            }
+            let known = names.get(&h).filter(|n| {
+                nl != 0 && n.len as usize == nl && p + nl <= len && buf[p..p + nl] == n.name[..nl]
+            });
+            let Some(name) = known else {
+                let w = below(at(p), u32::try_from(rem).unwrap());
+                if [below(w, 3), below(w, 4), fold(w)]
+                    .iter()
+                    .any(|k| families.contains_key(k))
+                {
+                    return None;
+                }
                 continue;
             };
-            let nl = name.len();
-            if p + nl > len || &buf[p..p + nl] != name.as_bytes() {
-                continue;
-            }
+            let id = name.id as usize;
             if found & (1 << id) != 0 {
                 return None;
             }
             found |= 1 << id;
-            pos[*id] = p;
+            pos[id] = p;
         }
         if found != v.env_mask {
             return Some(false);
@@ -1275,6 +1355,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::too_many_lines, reason = "one randomized scenario")]
     fn kernel_env_check_agrees_with_the_byte_by_byte_rule() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut rnd = |n: u64| {
@@ -1300,6 +1381,21 @@ mod tests {
             "NODE_OPT=1",
             "BASH_EN=1",
             "LD_LIBRARY_PAT=/x",
+            "npm_package_name=x",
+            "npm_confi=1",
+            "Npm_Config_registry=http://evil",
+            "GIT_DIR=/tmp/x",
+            "GITX=1",
+            "GIT_",
+            "LD_BIND_NOW=1",
+        ];
+        // Family members a record may approve (and the environment may set).
+        let members = [
+            "LD_BIND_NOW",
+            "npm_config_registry",
+            "NPM_CONFIG_CACHE",
+            "GIT_CONFIG_COUNT",
+            "GIT_CONFIG_KEY_0",
         ];
         let values = ["", "/a.so", "--max-old-space-size=512", "x y", "/p:/q:/r"];
         let mut agree = 0;
@@ -1308,14 +1404,25 @@ mod tests {
                 .iter()
                 .map(|n| ((*n).to_owned(), None))
                 .collect();
-            for n in SECURITY_ENV {
+            for n in SECURITY_ENV.iter().chain(&members) {
                 if rnd(4) == 0 {
                     let v = values[usize::try_from(rnd(values.len() as u64)).unwrap()];
                     want.insert((*n).to_owned(), Some(Bytes::from(v)));
                 }
             }
+            // The kernel knows the members some other record approves, too.
+            let mut other = crate::policy::record::tests::sample();
+            other.env.insert(
+                members[usize::try_from(rnd(members.len() as u64)).unwrap()].to_owned(),
+                Some(Bytes::from("1")),
+            );
+            let mine = Record {
+                env: want.clone(),
+                ..other.clone()
+            };
+            let ids = EnvIds::for_records([&mine, &other]);
             let mut v = empty_value(1);
-            set_env(&mut v, &want).unwrap();
+            set_env(&mut v, &want, &ids).unwrap();
             // The environment: filler, the wanted entries (maybe altered), extras.
             let mut entries: Vec<String> = Vec::new();
             for _ in 0..rnd(12) {
@@ -1360,9 +1467,13 @@ mod tests {
             buf[..block.len()].copy_from_slice(&block);
             let key = rnd(u64::MAX);
             let naive = naive_matches(&block, &want);
-            match kernel_matches(&buf, block.len(), &v, key) {
-                // Spoiled: never a match (a name twice, or too many candidates).
-                None => assert!(!naive || entries.len() > 16, "round {round}: {entries:?}"),
+            match kernel_matches(&buf, block.len(), &v, &ids, key) {
+                // Spoiled: never a match (a name twice, an unknown family member,
+                // or too many candidates).
+                None => assert!(
+                    !naive || entries.len() > monitor_common::ENV_CAND_MAX,
+                    "round {round}: {entries:?}"
+                ),
                 Some(k) => assert_eq!(k, naive, "round {round}: {entries:?} want {want:?}"),
             }
             agree += 1;
@@ -1376,8 +1487,9 @@ mod tests {
         want.insert("LD_PRELOAD".to_owned(), None);
         want.insert("NODE_OPTIONS".to_owned(), Some(Bytes::from("--x")));
         let mut v = empty_value(1);
-        set_env(&mut v, &want).unwrap();
-        let id = secenv_id("NODE_OPTIONS").unwrap();
+        let ids = EnvIds::fixed();
+        set_env(&mut v, &want, &ids).unwrap();
+        let id = ids.id("NODE_OPTIONS").unwrap();
         assert_eq!(v.env_mask, 1 << id);
         assert_eq!(&v.env[..17], b"NODE_OPTIONS=--x\0");
         assert_eq!(v.env_slot[id as usize], 17 << 16);
@@ -1387,9 +1499,17 @@ mod tests {
             "PYTHONPATH".to_owned(),
             Some(Bytes::from("y".repeat(2000).as_str())),
         );
-        assert!(set_env(&mut v, &want).unwrap_err().contains("1024 bytes"));
+        assert!(set_env(&mut v, &want, &ids)
+            .unwrap_err()
+            .contains("1024 bytes"));
         want.insert("PYTHONPATH".to_owned(), Some(Bytes(b"a\0b".to_vec())));
-        assert!(set_env(&mut v, &want).unwrap_err().contains("NUL"));
+        assert!(set_env(&mut v, &want, &ids).unwrap_err().contains("NUL"));
+        // A family member no active record made known has no id.
+        want.remove("PYTHONPATH");
+        want.insert("LD_BIND_NOW".to_owned(), Some(Bytes::from("1")));
+        assert!(set_env(&mut v, &want, &ids)
+            .unwrap_err()
+            .contains("is not one of them"));
     }
 
     #[test]
@@ -1453,7 +1573,7 @@ mod tests {
             uid: 1000,
         };
         let mut h = FileHashes::default();
-        let c = compile(&r, 3, &mut h, 1, 2).unwrap();
+        let c = compile(&r, 3, &mut h, &EnvIds::fixed(), (1, 2)).unwrap();
         assert_eq!(c.key.argv_len, 8);
         assert_eq!(c.key.uid, 1000);
         assert_eq!(c.key.profile, 3);
@@ -1462,7 +1582,9 @@ mod tests {
         assert_eq!(c.value.flags, allow_flags::ONCE | allow_flags::CWD);
         assert_eq!(&c.value.cwd[..c.value.cwd_len as usize], b"app\0srv\0");
         fs::write(&exe, b"two").unwrap();
-        let err = compile(&r, 3, &mut h, 1, 2).err().unwrap();
+        let err = compile(&r, 3, &mut h, &EnvIds::fixed(), (1, 2))
+            .err()
+            .unwrap();
         assert!(err.contains("changed since approval"), "{err}");
     }
 

@@ -125,6 +125,10 @@ impl Core {
         let (k0, k1) = (self.sensor.settings.sip_k0, self.sensor.settings.sip_k1);
         let now = time::OffsetDateTime::now_utc();
         let records: Vec<Record> = self.consent.all_records().cloned().collect();
+        let ids = consent::EnvIds::for_records(records.iter().filter(|r| !r.is_expired(now)));
+        if let Err(e) = self.sensor.set_env_names(ids.names()) {
+            warn!(error = %e, "could not load the security-relevant env names into the kernel");
+        }
         let mut entries = Vec::new();
         let mut states = BTreeMap::new();
         let mut watched = BTreeMap::new();
@@ -141,7 +145,7 @@ impl Core {
                     continue;
                 }
             };
-            match consent::compile(r, profile, &mut self.consent.hashes, k0, k1) {
+            match consent::compile(r, profile, &mut self.consent.hashes, &ids, (k0, k1)) {
                 Ok(c) => {
                     states.insert(r.id, RecordState::Active);
                     watched.insert(r.id, c.files.clone());
@@ -360,7 +364,13 @@ impl Core {
             }
             return format!(
                 "the kernel could not check its environment: a security-relevant variable is \
-                 set twice, or more than {} entries begin like one: never approved in the kernel",
+                 set twice, a member of a family ({}) is set that no record approves, or more \
+                 than {} entries begin like one: never approved in the kernel",
+                crate::event::SECURITY_ENV_FAMILIES
+                    .iter()
+                    .map(|(p, _)| format!("{p}…"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 monitor_common::ENV_CAND_MAX
             );
         }

@@ -193,6 +193,13 @@ pub fn security_env(env: &[Vec<u8>]) -> std::collections::BTreeMap<String, Bytes
         if let Some(&known) = SECURITY_ENV.iter().find(|n| n.as_bytes() == name) {
             out.entry(known.to_string())
                 .or_insert_with(|| Bytes(value.to_vec()));
+        } else if let Ok(name) = std::str::from_utf8(name) {
+            // A member of a family (`LD_…`, `GIT_…`, `npm_config_…`). A name that
+            // is not UTF-8 cannot be approved; the kernel finds no record for it.
+            if crate::event::env_family(name).is_some() {
+                out.entry(name.to_owned())
+                    .or_insert_with(|| Bytes(value.to_vec()));
+            }
         }
     }
     out
@@ -224,9 +231,14 @@ mod tests {
             b"LD_PRELOAD=/second.so".to_vec(),
             b"NOEQUALS".to_vec(),
             b"ENV=".to_vec(),
+            b"GIT_CONFIG_COUNT=1".to_vec(),
+            b"NPM_CONFIG_REGISTRY=http://evil".to_vec(),
+            b"npm_package_name=x".to_vec(),
         ];
         let got = security_env(&env);
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(got["GIT_CONFIG_COUNT"].0, b"1");
+        assert_eq!(got["NPM_CONFIG_REGISTRY"].0, b"http://evil");
         assert_eq!(got["LD_PRELOAD"].0, b"/evil.so");
         assert_eq!(got["NODE_OPTIONS"].0, b"--require /x.js");
         assert_eq!(got["ENV"].0, b"");

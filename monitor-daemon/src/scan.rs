@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::{
     consent,
-    event::{shell_join, Bytes, SECURITY_ENV},
+    event::{shell_join, Bytes},
     hosts::import::{Entry, Imported},
     policy::record::{Record, Source},
 };
@@ -55,8 +55,8 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
     else {
         return Err("not a local server".into());
     };
-    for name in SECURITY_ENV {
-        if let Some(why) = env_unknown.get(*name) {
+    for name in crate::event::pinned_names(env_unknown.keys()) {
+        if let Some(why) = env_unknown.get(&name) {
             return Err(format!(
                 "{name} is set by the host to a value only it knows ({why}); \
                  approve the launch from its event instead"
@@ -99,15 +99,15 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         script_arg: script.as_ref().map(|s| s.arg),
         script: script.map(|s| s.path.display().to_string()),
         cwd: cwd.as_ref().map(|c| c.display().to_string()),
-        env: SECURITY_ENV
-            .iter()
+        env: crate::event::pinned_names(env.keys())
+            .into_iter()
             .map(|n| {
                 let v = env
-                    .get(*n)
+                    .get(&n)
                     .cloned()
                     .flatten()
                     .map(|v| Bytes::from(v.as_str()));
-                ((*n).to_owned(), v)
+                (n, v)
             })
             .collect(),
     })
@@ -187,9 +187,9 @@ fn approves(r: &Record, host: &str, uid: u32, cmd: &Resolved) -> bool {
         && r.cwd
             .as_ref()
             .is_none_or(|c| cmd.cwd.as_deref() == Some(c.lossy().as_ref()))
-        && SECURITY_ENV
+        && crate::event::pinned_names(r.env.keys().chain(cmd.env.keys()))
             .iter()
-            .all(|n| r.env.get(*n).cloned().flatten() == cmd.env.get(*n).cloned().flatten())
+            .all(|n| r.env.get(n).cloned().flatten() == cmd.env.get(n).cloned().flatten())
 }
 
 /// The status of `cmd` (the entry `source`, `FILE#SERVER`, of `host`) for `uid`.
@@ -266,9 +266,9 @@ pub fn diff(r: &Record, cmd: &Resolved) -> Vec<String> {
             cmd.cwd.as_deref().unwrap_or("(any)")
         ));
     }
-    for n in SECURITY_ENV {
-        let old = r.env.get(*n).cloned().flatten();
-        let new = cmd.env.get(*n).cloned().flatten();
+    for n in crate::event::pinned_names(r.env.keys().chain(cmd.env.keys())) {
+        let old = r.env.get(&n).cloned().flatten();
+        let new = cmd.env.get(&n).cloned().flatten();
         if old != new {
             let show = |v: &Option<Bytes>| {
                 v.as_ref()
@@ -309,6 +309,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::event::SECURITY_ENV;
     use crate::{
         hosts::import::Schema,
         policy::record::{FileBinding, Scope},

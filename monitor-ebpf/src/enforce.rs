@@ -4,14 +4,14 @@
 use aya_ebpf::helpers::generated::{bpf_loop, bpf_send_signal};
 use monitor_common::{
     allow_flags, envfilter_bit,
-    envscan::{below, mark_byte, name_key, starts, window},
+    envscan::{below, fold, mark_byte, name_key, name_mix, starts, stops, window},
     mode,
     sip::Sip,
     AllowKey, AllowValue, EnvScan, ExecEvent, Settings, ANY, ARGV_CAP, ENVSET_CAP, ENVSET_WORDS,
     ENV_CAND_MAX, ENV_CAP, PATH_CAP, SECENV_MAX, SECENV_NAME_CAP,
 };
 
-use crate::maps::{ALLOW, ENVSCAN, MODES, SECENV_FILTER, SECENV_NAMES, SETTINGS};
+use crate::maps::{ALLOW, ENVSCAN, MODES, SECENV_FAMILIES, SECENV_FILTER, SECENV_NAMES, SETTINGS};
 
 const SIGKILL: u32 = 9;
 const SIGSTOP: u32 = 19;
@@ -286,14 +286,54 @@ unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i
     if p >= c.len {
         return 0;
     }
-    let key = name_key(below(env_at(c.env, p), c.len - p));
+    let rem = c.len - p;
+    // The name's hash, word by word up to its `=` (`secenv_name_hash`).
+    let mut key = 0u64;
+    let mut nl: u32 = 0;
+    let mut j: u32 = 0;
+    while j < (SECENV_NAME_CAP / 8) as u32 {
+        let off = j * 8;
+        if off >= rem {
+            break;
+        }
+        let w = below(env_at(c.env, p + off), rem - off);
+        key = name_mix(key, name_key(w));
+        let st = stops(w);
+        if st != 0 {
+            nl = off + mark_byte(st & st.wrapping_neg()) + 1;
+            break;
+        }
+        j += 1;
+    }
+    if nl != 0 && env_name_is(c, s, p, nl, key) {
+        return 0;
+    }
+    // Not a name the kernel knows exactly: a member of a family (`LD_…`) that no
+    // record approves, so nothing can match.
+    let w = below(env_at(c.env, p), rem);
+    // SAFETY: plain map lookups.
+    let member = unsafe {
+        SECENV_FAMILIES.get(&below(w, 3)).is_some()
+            || SECENV_FAMILIES.get(&below(w, 4)).is_some()
+            || SECENV_FAMILIES.get(&fold(w)).is_some()
+    };
+    if member {
+        s.spoiled = 1;
+        return 1;
+    }
+    0
+}
+
+/// Whether the entry at `p` has the known name of `nl` bytes (`=` included) with
+/// hash `key`; if so, note it in the scan (a name found twice spoils it).
+#[inline(always)]
+fn env_name_is(c: &EnvNames, s: &mut EnvScan, p: u32, nl: u32, key: u64) -> bool {
     // SAFETY: plain map lookup; the value stays valid for this invocation.
     let Some(name) = (unsafe { SECENV_NAMES.get(&key) }) else {
-        return 0;
+        return false;
     };
-    let nl = name.len;
-    if nl as usize > SECENV_NAME_CAP || p + nl > c.len {
-        return 0;
+    if name.len != nl || nl as usize > SECENV_NAME_CAP || p + nl > c.len {
+        return false;
     }
     let words = name.name.as_ptr().cast::<u64>();
     let mut j: u32 = 0;
@@ -305,7 +345,7 @@ unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i
         // SAFETY: j < SECENV_NAME_CAP / 8: inside the name.
         let want = unsafe { words.wrapping_add(j as usize).read_unaligned() };
         if below(env_at(c.env, p + off), nl - off) != below(want, nl - off) {
-            return 0;
+            return false;
         }
         j += 1;
     }
@@ -314,11 +354,11 @@ unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i
     if s.found & bit != 0 {
         // The same name twice: which one a program reads is its own business.
         s.spoiled = 1;
-        return 1;
+        return true;
     }
     s.found |= bit;
     s.pos[id as usize] = p;
-    0
+    true
 }
 
 /// Pass 3 context.

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     stat, AllowKey, AllowValue, EnvFilter, EnvScan, ExeKey, ExecEvent, PathKey, SecEnvName,
-    Settings, TaskState, MODES_MAX, SECENV_MAX,
+    Settings, TaskState, MODES_MAX, SECENV_FAMILIES_MAX, SECENV_MAX,
 };
 
 /// `BPF_F_NO_PREALLOC`: `ALLOW` values are 5 KiB; allocate only what is used.
@@ -28,9 +28,14 @@ pub static MODES: Array<u32> = Array::with_max_entries(MODES_MAX, 0);
 #[map(name = "SETTINGS")]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
-/// Security-relevant env names by `secenv_key` of their first 8 bytes.
+/// Security-relevant env names by `secenv_name_hash` of the whole name.
 #[map(name = "SECENV_NAMES")]
 pub static SECENV_NAMES: HashMap<u64, SecEnvName> = HashMap::with_max_entries(SECENV_MAX as u32, 0);
+
+/// Families of security-relevant names (`LD_…`) by `secenv_family_key`: an entry
+/// of a family whose exact name is not in `SECENV_NAMES` spoils the scan.
+#[map(name = "SECENV_FAMILIES")]
+pub static SECENV_FAMILIES: HashMap<u64, u32> = HashMap::with_max_entries(SECENV_FAMILIES_MAX, 0);
 
 /// `SECENV_FILTER[0]`: the keyed filter of the names' first three bytes.
 #[map(name = "SECENV_FILTER")]

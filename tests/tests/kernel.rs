@@ -140,7 +140,12 @@ fn the_security_relevant_environment_of_an_approved_launch_is_compared_exactly()
     std::fs::copy("/usr/bin/touch", &prog).expect("copy touch");
     let target = tmp.path().join("ran");
     let approved = "NODE_OPTIONS=--max-old-space-size=512";
-    let base: Vec<String> = filler().into_iter().chain([approved.to_owned()]).collect();
+    // A member of a family (npm's configuration), approved with its value.
+    let npm = "npm_config_registry=https://registry.npmjs.org/";
+    let base: Vec<String> = filler()
+        .into_iter()
+        .chain([approved.to_owned(), npm.to_owned()])
+        .collect();
     let block: usize = base.iter().map(|e| e.len() + 1).sum();
     assert!((2048..=4096).contains(&block), "a realistic block: {block}");
 
@@ -212,22 +217,72 @@ fn the_security_relevant_environment_of_an_approved_launch_is_compared_exactly()
             with(&|env: &mut Vec<String>| {
                 env.extend(
                     [
-                        "LD_PRELOAD",
-                        "LD_PRELOADX=/x.so",
                         "NODE_OPTIONSX=1",
                         "NODE_OPTION=1",
                         "XLD_PRELOAD=/x",
+                        "npm_package_name=x",
+                        "npm_lifecycle_event=start",
+                        "GITHUB_TOKEN=x",
+                        "LDFLAGS=-s",
                     ]
                     .map(String::from),
                 );
             }),
             true,
         ),
+        // The families: any member nobody approved, in any case npm reads.
+        (
+            "npm config changed".into(),
+            with(&|env: &mut Vec<String>| {
+                env.retain(|e| e != npm);
+                env.push("npm_config_registry=http://evil.example/".into());
+            }),
+            false,
+        ),
+        (
+            "npm config absent".into(),
+            with(&|env: &mut Vec<String>| env.retain(|e| e != npm)),
+            false,
+        ),
+        (
+            "npm config in capitals added".into(),
+            with(&|env: &mut Vec<String>| env.push("NPM_CONFIG_SCRIPT_SHELL=/tmp/sh".into())),
+            false,
+        ),
+        (
+            "git config by environment".into(),
+            with(&|env: &mut Vec<String>| {
+                env.extend(
+                    [
+                        "GIT_CONFIG_COUNT=1",
+                        "GIT_CONFIG_KEY_0=core.sshCommand",
+                        "GIT_CONFIG_VALUE_0=/tmp/x",
+                    ]
+                    .map(String::from),
+                );
+            }),
+            false,
+        ),
+        (
+            "LD_ family member".into(),
+            with(&|env: &mut Vec<String>| env.push("LD_PRELOADX=/x.so".into())),
+            false,
+        ),
+        (
+            "LD_ family member without =".into(),
+            with(&|env: &mut Vec<String>| env.push("LD_PRELOAD".into())),
+            false,
+        ),
+        (
+            "unapproved LD_ members".into(),
+            with(&|env: &mut Vec<String>| env.extend((0..20).map(|i| format!("LD_X{i}=1")))),
+            false,
+        ),
         // More entries that look like security-relevant names than the kernel
         // examines: it cannot tell, so it does not approve.
         (
             "too many candidates".into(),
-            with(&|env: &mut Vec<String>| env.extend((0..20).map(|i| format!("LD_X{i}=1")))),
+            with(&|env: &mut Vec<String>| env.extend((0..70).map(|i| format!("NODE_X{i}=1")))),
             false,
         ),
     ]);
@@ -283,6 +338,14 @@ fn the_security_relevant_environment_of_an_approved_launch_is_compared_exactly()
         .expect("launch id");
     let out = d.cli(&["approve", &id.to_string(), "--yes"]);
     assert!(out.status.success(), "approve {id}: {out:?}");
+    let recs = d.cli(&["records", "--json"]);
+    let recs: Value = serde_json::from_slice(&recs.stdout).expect("records json");
+    let env = &recs["records"][0]["env"];
+    assert_eq!(
+        env["npm_config_registry"], "https://registry.npmjs.org/",
+        "the family member is part of the record: {env}"
+    );
+    assert_eq!(env["NODE_OPTIONS"], "--max-old-space-size=512", "{env}");
     let out = d.cli(&["mode", "envh", "enforce"]);
     assert!(out.status.success(), "mode: {out:?}");
 

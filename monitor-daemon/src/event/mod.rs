@@ -39,6 +39,52 @@ pub const SECURITY_ENV: &[&str] = &[
     "GIT_SSH_COMMAND",
 ];
 
+/// Families of variables that change what a program loads or runs, by prefix:
+/// every member is pinned like a name of [`SECURITY_ENV`] (its value as approved,
+/// or unset). `(prefix, ignore_case)`. The loader's `LD_*` (`LD_BIND_NOW`,
+/// `LD_PROFILE`, …), git's `GIT_*` (`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_0`/
+/// `GIT_CONFIG_VALUE_0` set any config, `GIT_ASKPASS`, `GIT_DIR`, …) and npm's
+/// configuration (`npm_config_registry`, `NPM_CONFIG_SCRIPT_SHELL`, any case: npm
+/// reads it so). The kernel knows a family by 3, 4 or 8 bytes (8 when case is
+/// ignored), so npm's is `npm_conf`.
+pub const SECURITY_ENV_FAMILIES: &[(&str, bool)] =
+    &[("LD_", false), ("GIT_", false), ("npm_conf", true)];
+
+/// The family `name` belongs to (its prefix, as in [`SECURITY_ENV_FAMILIES`]).
+pub fn env_family(name: &str) -> Option<&'static str> {
+    let b = name.as_bytes();
+    SECURITY_ENV_FAMILIES
+        .iter()
+        .find(|(prefix, fold)| {
+            let p = prefix.as_bytes();
+            b.len() >= p.len()
+                && if *fold {
+                    b[..p.len()].eq_ignore_ascii_case(p)
+                } else {
+                    &b[..p.len()] == p
+                }
+        })
+        .map(|(prefix, _)| *prefix)
+}
+
+/// Whether a record pins `name`: one of [`SECURITY_ENV`] or a member of one of
+/// [`SECURITY_ENV_FAMILIES`].
+pub fn is_security_env(name: &str) -> bool {
+    SECURITY_ENV.contains(&name) || env_family(name).is_some()
+}
+
+/// The names two environments must agree on to be the same launch: every name of
+/// [`SECURITY_ENV`] and every family member either of them names.
+pub fn pinned_names<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+) -> std::collections::BTreeSet<String> {
+    SECURITY_ENV
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain(names.into_iter().filter(|n| is_security_env(n)).cloned())
+        .collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -593,6 +639,39 @@ mod tests {
         assert_eq!(v["host"]["name"], "claude-code");
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn families_pin_their_members_and_only_them() {
+        for name in [
+            "LD_BIND_NOW",
+            "LD_",
+            "GIT_CONFIG_COUNT",
+            "GIT_ASKPASS",
+            "npm_config_registry",
+            "NPM_CONFIG_SCRIPT_SHELL",
+            "Npm_Config_x",
+            "NODE_OPTIONS",
+        ] {
+            assert!(is_security_env(name), "{name}");
+        }
+        for name in [
+            "LDFLAGS",
+            "GITHUB_TOKEN",
+            "npm_package_name",
+            "npm_lifecycle_event",
+            "ld_preload",
+            "git_dir",
+            "PATH",
+            "HOME",
+        ] {
+            assert!(!is_security_env(name), "{name}");
+        }
+        let extra = ["npm_config_cache".to_owned(), "HOME".to_owned()];
+        let names = pinned_names(&extra);
+        assert!(names.contains("npm_config_cache") && names.contains("LD_PRELOAD"));
+        assert!(!names.contains("HOME"));
+        assert_eq!(names.len(), SECURITY_ENV.len() + 1);
     }
 
     #[test]

@@ -330,12 +330,20 @@ pub(crate) fn is_sha256_hex(s: &str) -> bool {
 
 pub(crate) fn check_env_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
     for name in names {
-        if !SECURITY_ENV.contains(&name) {
+        if !crate::event::is_security_env(name) {
             return Err(format!(
                 "env names {name}, which is not a security-relevant variable; \
-                 records pin only {} (all others are not compared)",
-                SECURITY_ENV.join(", ")
+                 records pin only {} and the families {} (all others are not compared)",
+                SECURITY_ENV.join(", "),
+                crate::event::SECURITY_ENV_FAMILIES
+                    .iter()
+                    .map(|(p, _)| format!("{p}*"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
+        }
+        if name.bytes().any(|b| b == b'=' || b == 0) {
+            return Err(format!("env name {name:?} cannot contain `=` or NUL"));
         }
     }
     Ok(())
@@ -611,6 +619,40 @@ pub(crate) mod tests {
             &actual(&[("NODE_OPTIONS", "--a"), ("PYTHONPATH", "/x")])
         ));
         assert!(env_matches(&BTreeMap::new(), &BTreeMap::new()));
+        // A family member: pinned when the record has it, unset otherwise.
+        r.env.insert(
+            "npm_config_registry".to_owned(),
+            Some(Bytes::from("https://r/")),
+        );
+        let required = r.normalized_env();
+        assert!(env_matches(
+            &required,
+            &actual(&[
+                ("NODE_OPTIONS", "--a"),
+                ("npm_config_registry", "https://r/")
+            ])
+        ));
+        assert!(!env_matches(
+            &required,
+            &actual(&[
+                ("NODE_OPTIONS", "--a"),
+                ("npm_config_registry", "http://evil/")
+            ])
+        ));
+        assert!(!env_matches(
+            &required,
+            &actual(&[
+                ("NODE_OPTIONS", "--a"),
+                ("npm_config_registry", "https://r/"),
+                ("GIT_CONFIG_COUNT", "1")
+            ])
+        ));
+        assert!(r.validate().is_ok());
+        r.env.insert("HOME".to_owned(), None);
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .contains("not a security-relevant"));
     }
 
     #[test]

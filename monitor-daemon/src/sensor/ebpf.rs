@@ -178,6 +178,7 @@ pub struct Sensor {
     stats: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
     allow: HashMap<MapData, AllowKey, AllowValue>,
+    secenv: HashMap<MapData, u64, SecEnvName>,
     deny: HashMap<MapData, ExeKey, u32>,
     modes: Array<MapData, u32>,
     holds: Array<MapData, u64>,
@@ -219,6 +220,7 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         names::TRACKED => (4, s(size_of::<TaskState>())),
         names::HOST_EXES | names::DENY_EXES | names::CLASS_EXES => (s(size_of::<ExeKey>()), 4),
         names::DOOMED => (4, 4),
+        names::SECENV_FAMILIES => (8, 4),
         names::HOST_PATHS => (s(size_of::<PathKey>()), 4),
         names::EVENTS => (0, 0),
         names::STATS | names::MODES | names::PROFILE_FLAGS | names::HOLDS => (
@@ -416,8 +418,14 @@ impl Sensor {
 
         let mut secenv: HashMap<MapData, u64, SecEnvName> =
             take_map(&mut ebpf, names::SECENV_NAMES)?;
-        let (want, filter) = secenv_tables(settings.sip_k0);
-        sync_map(&mut secenv, names::SECENV_NAMES, &want)?;
+        sync_map(
+            &mut secenv,
+            names::SECENV_NAMES,
+            &secenv_names(crate::consent::EnvIds::fixed().names()),
+        )?;
+        let mut families: HashMap<MapData, u64, u32> = take_map(&mut ebpf, names::SECENV_FAMILIES)?;
+        sync_map(&mut families, names::SECENV_FAMILIES, &secenv_families())?;
+        let filter = secenv_filter(settings.sip_k0);
         let mut filter_map: Array<MapData, EnvFilter> = take_map(&mut ebpf, names::SECENV_FILTER)?;
         filter_map
             .set(0, filter, 0)
@@ -440,6 +448,7 @@ impl Sensor {
             stats,
             events,
             allow,
+            secenv,
             deny,
             modes,
             holds,
@@ -733,6 +742,13 @@ impl Sensor {
         sync_map(&mut self.allow, names::ALLOW, entries)
     }
 
+    /// Make `SECENV_NAMES` know exactly `names` (index = id, as the `ALLOW` values
+    /// use them). Values and names written at different moments cannot make a
+    /// launch match wrongly: a value's entries carry their names, compared whole.
+    pub fn set_env_names(&mut self, names: &[String]) -> Result<(), SensorError> {
+        sync_map(&mut self.secenv, names::SECENV_NAMES, &secenv_names(names))
+    }
+
     pub fn allow_keys(&self) -> Vec<AllowKey> {
         self.allow.keys().flatten().collect()
     }
@@ -863,26 +879,78 @@ impl Sensor {
     }
 }
 
-/// `SECENV_NAMES` (by the first 8 bytes of `NAME=`) and the keyed filter of the
-/// names' first three bytes that the kernel's environment scan consults first.
-fn secenv_tables(key: u64) -> (Vec<(u64, SecEnvName)>, EnvFilter) {
-    let mut want = Vec::new();
-    let mut filter = EnvFilter::default();
-    for name in crate::event::SECURITY_ENV {
+/// `SECENV_NAMES` (by `secenv_name_hash` of `NAME=`) for `names` (index = id).
+pub(crate) fn secenv_names(names: &[String]) -> Vec<(u64, SecEnvName)> {
+    let mut want: Vec<(u64, SecEnvName)> = Vec::new();
+    for (id, name) in names.iter().enumerate().take(monitor_common::SECENV_MAX) {
         let entry = format!("{name}=");
+        if entry.len() > SECENV_NAME_CAP {
+            continue;
+        }
         let mut v = SecEnvName {
             len: u32::try_from(entry.len()).unwrap_or(u32::MAX),
-            id: crate::consent::secenv_id(name).unwrap_or(0),
+            id: u32::try_from(id).unwrap_or(0),
             name: [0; SECENV_NAME_CAP],
         };
         v.name[..entry.len()].copy_from_slice(entry.as_bytes());
-        want.push((monitor_common::secenv_key(entry.as_bytes()), v));
-        let mut first3 = [0u8; 4];
-        first3[..3].copy_from_slice(&entry.as_bytes()[..3]);
-        let bit = monitor_common::envfilter_bit(u32::from_le_bytes(first3), key);
-        filter.bits[(bit >> 6) as usize] |= 1 << (bit & 63);
+        let key = monitor_common::secenv_name_hash(entry.as_bytes());
+        // Two names with one hash: the later one is not known (fail closed: the
+        // kernel finds no record for a launch that sets it).
+        if !want.iter().any(|(k, _)| *k == key) {
+            want.push((key, v));
+        }
     }
-    (want, filter)
+    want
+}
+
+/// `SECENV_FAMILIES`: the families' lookup keys.
+pub(crate) fn secenv_families() -> Vec<(u64, u32)> {
+    crate::event::SECURITY_ENV_FAMILIES
+        .iter()
+        .enumerate()
+        .map(|(i, (prefix, fold))| {
+            (
+                monitor_common::secenv_family_key(prefix.as_bytes(), *fold),
+                u32::try_from(i).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The keyed filter of the first three bytes of every security-relevant name and
+/// family (each case of a family that ignores case), which the kernel's
+/// environment scan consults first.
+pub(crate) fn secenv_filter(key: u64) -> EnvFilter {
+    let mut filter = EnvFilter::default();
+    let mut set = |first3: &[u8]| {
+        let bit = monitor_common::envfilter_bit(
+            u32::from_le_bytes([first3[0], first3[1], first3[2], 0]),
+            key,
+        );
+        filter.bits[(bit >> 6) as usize] |= 1 << (bit & 63);
+    };
+    for name in crate::event::SECURITY_ENV {
+        set(format!("{name}=").as_bytes());
+    }
+    for (prefix, fold) in crate::event::SECURITY_ENV_FAMILIES {
+        let p = prefix.as_bytes();
+        if *fold {
+            for case in 0..8u8 {
+                let mut f = [0u8; 3];
+                for (i, b) in f.iter_mut().enumerate() {
+                    *b = if case >> i & 1 == 1 {
+                        p[i].to_ascii_uppercase()
+                    } else {
+                        p[i].to_ascii_lowercase()
+                    };
+                }
+                set(&f);
+            }
+        } else {
+            set(p);
+        }
+    }
+    filter
 }
 
 /// `Settings::host_path_lens`: the `__data_loc` lengths (NUL included) of the
@@ -1132,23 +1200,43 @@ processed 1000001 insns (limit 1000000) max_states_per_insn 179 total_states 178
 
     #[test]
     fn the_kernel_tables_hold_every_security_relevant_name() {
-        let (names, filter) = secenv_tables(0x1234);
+        let ids = crate::consent::EnvIds::fixed();
+        let names = secenv_names(ids.names());
+        let filter = secenv_filter(0x1234);
         assert_eq!(names.len(), crate::event::SECURITY_ENV.len());
         assert!(crate::event::SECURITY_ENV.len() <= monitor_common::SECENV_MAX);
-        let mut keys: Vec<u64> = names.iter().map(|(k, _)| *k).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        assert_eq!(
-            keys.len(),
-            names.len(),
-            "two names share their first 8 bytes"
-        );
-        for (_, v) in &names {
+        let has = |first3: &[u8]| {
+            let bit = monitor_common::envfilter_bit(
+                u32::from_le_bytes([first3[0], first3[1], first3[2], 0]),
+                0x1234,
+            );
+            filter.bits[(bit >> 6) as usize] & (1 << (bit & 63)) != 0
+        };
+        for (i, (k, v)) in names.iter().enumerate() {
             // The kernel's filter reads three bytes of NAME=, and compares NAME= whole.
             assert!(v.len >= 3 && v.len as usize <= SECENV_NAME_CAP, "{v:?}");
-            let first3 = u32::from_le_bytes([v.name[0], v.name[1], v.name[2], 0]);
-            let bit = monitor_common::envfilter_bit(first3, 0x1234);
-            assert_ne!(filter.bits[(bit >> 6) as usize] & (1 << (bit & 63)), 0);
+            assert_eq!(v.id as usize, i);
+            assert_eq!(*k, monitor_common::secenv_name_hash(&v.name));
+            assert!(has(&v.name));
+        }
+        // Every case of npm's family passes the filter; each family has one key.
+        for first3 in [b"npm", b"NPM", b"nPm", b"LD_", b"GIT"] {
+            assert!(has(first3), "{first3:?}");
+        }
+        let fams = secenv_families();
+        assert_eq!(fams.len(), crate::event::SECURITY_ENV_FAMILIES.len());
+        assert!(fams.len() <= monitor_common::SECENV_FAMILIES_MAX as usize);
+        for (prefix, fold) in crate::event::SECURITY_ENV_FAMILIES {
+            // The kernel looks a family up by 3 or 4 bytes as they are, or by 8
+            // bytes folded to lower case.
+            assert!(
+                if *fold {
+                    prefix.len() == 8 && prefix.bytes().all(|b| !b.is_ascii_uppercase())
+                } else {
+                    prefix.len() == 3 || prefix.len() == 4
+                },
+                "{prefix}"
+            );
         }
     }
 
