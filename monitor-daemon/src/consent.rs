@@ -410,6 +410,43 @@ pub fn live_start(pid: u32) -> Option<u64> {
     proc_start(pid).and_then(|(start, _, state)| (state != 'Z' && state != 'X').then_some(start))
 }
 
+/// A pidfd for `pid`, or `None` when there is no such process.
+pub fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd as _;
+    let raw_pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: plain syscall; on success we own the returned fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: a fresh fd nobody else owns.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The pid a pidfd names now (`Pid:` of its fdinfo), `None` when its process
+/// exited (-1) or lives in another pid namespace (0).
+pub fn pidfd_pid(fd: &std::os::fd::OwnedFd) -> Option<u32> {
+    use std::os::fd::AsRawFd as _;
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|&p| p > 0)
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+/// Whether the process of a pidfd has exited (a pidfd is readable from then on,
+/// zombie or reaped).
+pub fn pidfd_exited(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd as _;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&raw mut p, 1, 0) };
+    n != 0
+}
+
 /// Signal `pid` only if it is still the process that started at `start`.
 pub fn signal_if_same(pid: u32, start: u64, sig: i32) -> bool {
     // pidfd first, then re-check the start time: a pid recycled in between is

@@ -126,6 +126,8 @@ pub struct Status {
     pub pending: usize,
     /// Consent store and managed policy problems (last good copies in force).
     pub policy_problems: Vec<String>,
+    /// How API callers are identified (`api::caller_pinning`).
+    pub caller_pinning: &'static str,
     /// Events the audit log could not take (disk full, I/O error).
     pub log_errors: u64,
     /// Whether events also go to the systemd journal, and how many it refused.
@@ -601,6 +603,7 @@ impl Core {
             journal: self.journal.is_some(),
             journal_drops: self.counters.journal_drops.load(Ordering::Relaxed),
             policy_problems: self.policy_problems(),
+            caller_pinning: crate::api::caller_pinning(),
         }
     }
 }

@@ -27,10 +27,60 @@ const DENY_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 pub type ApiError = (bool, String);
 
 /// Credentials of an API caller, as the bus daemon reports them.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Caller {
     pub pid: u32,
     pub uid: u32,
+    /// Who the caller is: a pidfd (from the bus, else opened when the call
+    /// arrived) and the process's start time then. `None`: it could not be
+    /// identified (already gone), and it may grant nothing.
+    pub ident: Option<CallerIdent>,
+}
+
+/// A caller's process, pinned when its call arrived.
+#[derive(Clone, Debug)]
+pub struct CallerIdent {
+    pub pidfd: std::sync::Arc<std::os::fd::OwnedFd>,
+    /// Start time (clock ticks after boot, /proc/PID/stat field 22).
+    pub start: u64,
+    /// The bus gave the pidfd (`ProcessFD`, from `SO_PEERPIDFD`: the very process
+    /// that connected); else the daemon opened it from the bus's pid.
+    pub from_bus: bool,
+}
+
+/// Pin the caller `pid`: with the bus's pidfd when given (it must name `pid`),
+/// else one opened now. `None` when the process is gone, a zombie, or the bus's
+/// pidfd names another process.
+pub fn identify(pid: u32, bus_fd: Option<std::os::fd::OwnedFd>) -> Option<CallerIdent> {
+    let from_bus = bus_fd.is_some();
+    let fd = match bus_fd {
+        Some(fd) => fd,
+        None => consent::pidfd_open(pid)?,
+    };
+    if consent::pidfd_pid(&fd) != Some(pid) {
+        return None;
+    }
+    let start = consent::live_start(pid)?;
+    // Read after the start time: the pidfd still names a live process, so the
+    // start time read was its own, not a recycled pid's.
+    if consent::pidfd_exited(&fd) {
+        return None;
+    }
+    Some(CallerIdent {
+        pidfd: std::sync::Arc::new(fd),
+        start,
+        from_bus,
+    })
+}
+
+impl Caller {
+    /// Whether the process pinned at arrival is still alive (not a zombie) and is
+    /// still the one at `pid`.
+    fn still_there(&self) -> bool {
+        self.ident.as_ref().is_some_and(|id| {
+            !consent::pidfd_exited(&id.pidfd) && consent::live_start(self.pid) == Some(id.start)
+        })
+    }
 }
 
 fn refused(msg: impl Into<String>) -> ApiError {
@@ -860,12 +910,12 @@ impl Core {
 
     /// Refuse consent operations from inside an agent's tree: the caller, or any
     /// ancestor, tracked by the kernel or the tracker. Records the refusal.
-    pub fn refuse_if_agent(&mut self, caller: Caller, what: &str) -> Result<(), ApiError> {
+    pub fn refuse_if_agent(&mut self, caller: &Caller, what: &str) -> Result<(), ApiError> {
         // The bus names the pid that opened the connection. When that process is
         // gone (or a zombie), another one holds the socket, and nobody can say
         // which: refuse. (An agent's process that exits leaves its connection to
         // a child; looked up, the dead pid had no tracked entry and no ancestors.)
-        if consent::live_start(caller.pid).is_none() {
+        if !caller.still_there() {
             let msg = format!(
                 "{what}: the process that opened this bus connection (pid {}) has exited; whoever holds the connection now cannot be identified, so it cannot grant, revoke or continue anything",
                 caller.pid
@@ -902,10 +952,18 @@ impl Core {
                 None => break,
             }
         }
+        // Still the same live process after the walk: its ancestry was its own.
+        if !caller.still_there() {
+            let msg = format!(
+                "{what}: the caller (pid {}) exited while its call was checked; it cannot grant, revoke or continue anything",
+                caller.pid
+            );
+            return Err(self.record_refusal(caller, &msg));
+        }
         Ok(())
     }
 
-    fn record_refusal(&mut self, caller: Caller, msg: &str) -> ApiError {
+    fn record_refusal(&mut self, caller: &Caller, msg: &str) -> ApiError {
         let mut e = self.new_event(Kind::Refused);
         e.pid = caller.pid;
         e.uid = Some(caller.uid);
@@ -965,7 +1023,7 @@ impl Core {
     fn record_for_event(
         &mut self,
         id: u64,
-        caller: Caller,
+        caller: &Caller,
         scope: Scope,
         note: String,
     ) -> Result<(Event, Record), ApiError> {
@@ -990,7 +1048,7 @@ impl Core {
         Ok((e, r))
     }
 
-    pub fn api_preview(&mut self, id: u64, caller: Caller) -> Result<Value, ApiError> {
+    pub fn api_preview(&mut self, id: u64, caller: &Caller) -> Result<Value, ApiError> {
         let (e, r) = self.record_for_event(id, caller, Scope::Always, String::new())?;
         Ok(self.preview_of(&e, &r))
     }
@@ -1000,7 +1058,7 @@ impl Core {
         id: u64,
         scope: &str,
         note: String,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
@@ -1015,7 +1073,7 @@ impl Core {
         cwd: &str,
         scope: Scope,
         note: String,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Record, ApiError> {
         if host.is_empty() {
             return Err(failed(
@@ -1111,7 +1169,7 @@ impl Core {
         project: &str,
         scope: Scope,
         note: String,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Record, ApiError> {
         use std::os::unix::fs::MetadataExt as _;
         let schema: Schema = serde_json::from_value(json!(schema))
@@ -1212,7 +1270,7 @@ impl Core {
         file: &str,
         server: &str,
         project: &str,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Value, ApiError> {
         let r = self.import_record(
             host,
@@ -1246,7 +1304,7 @@ impl Core {
         project: &str,
         scope: &str,
         note: String,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
@@ -1259,7 +1317,7 @@ impl Core {
         host: &str,
         argv: Vec<Vec<u8>>,
         cwd: &str,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Value, ApiError> {
         let r = self.command_record(host, argv, cwd, Scope::Always, String::new(), caller)?;
         let mut e = Event::new(Kind::Approve, 0, String::new());
@@ -1274,7 +1332,7 @@ impl Core {
         cwd: &str,
         scope: &str,
         note: String,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
@@ -1380,7 +1438,7 @@ impl Core {
             .collect()
     }
 
-    pub fn api_revoke(&mut self, id: RecordId, caller: Caller) -> Result<Value, ApiError> {
+    pub fn api_revoke(&mut self, id: RecordId, caller: &Caller) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "revoke")?;
         if id >= MANAGED_ID_BASE {
             return Err(refused(format!("record {id} comes from managed policy; only an administrator can remove it (edit the policy file)")));
@@ -1435,7 +1493,12 @@ impl Core {
     }
 
     /// Held launch `id` exists and `caller` may answer it: its owner, or root.
-    fn check_pending_owner(&mut self, id: u64, caller: Caller, verb: &str) -> Result<(), ApiError> {
+    fn check_pending_owner(
+        &mut self,
+        id: u64,
+        caller: &Caller,
+        verb: &str,
+    ) -> Result<(), ApiError> {
         let owner = self
             .consent
             .pending
@@ -1452,7 +1515,7 @@ impl Core {
         Ok(())
     }
 
-    pub fn api_allow(&mut self, id: u64, always: bool, caller: Caller) -> Result<Value, ApiError> {
+    pub fn api_allow(&mut self, id: u64, always: bool, caller: &Caller) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "allow")?;
         self.check_pending_owner(id, caller, "allow")?;
         let record = if always {
@@ -1479,7 +1542,7 @@ impl Core {
         Ok(json!({"pid": p.pid, "continued": continued, "record": record}))
     }
 
-    pub fn api_deny(&mut self, id: u64, caller: Caller) -> Result<Value, ApiError> {
+    pub fn api_deny(&mut self, id: u64, caller: &Caller) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "deny")?;
         self.check_pending_owner(id, caller, "deny")?;
         let Some(p) = self.consent.pending.remove(&id) else {
@@ -1495,7 +1558,7 @@ impl Core {
         &mut self,
         host: &str,
         mode: &str,
-        caller: Caller,
+        caller: &Caller,
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "mode")?;
         let m: Mode = match mode {
@@ -1548,7 +1611,7 @@ fn parse_scope(s: &str) -> Result<Scope, ApiError> {
 
 /// A user's home directory, for the risk flags (`~/.ssh` …).
 /// The caller's environment, from /proc (empty if it is gone).
-fn caller_environ(caller: Caller) -> Vec<(String, Vec<u8>)> {
+fn caller_environ(caller: &Caller) -> Vec<(String, Vec<u8>)> {
     let environ = std::fs::read(format!("/proc/{}/environ", caller.pid)).unwrap_or_default();
     environ
         .split(|&b| b == 0)
@@ -1563,7 +1626,7 @@ fn caller_environ(caller: Caller) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The caller's PATH, or the system default when it has none.
-fn caller_path(caller: Caller) -> Vec<u8> {
+fn caller_path(caller: &Caller) -> Vec<u8> {
     caller_environ(caller)
         .into_iter()
         .find_map(|(k, v)| (k == "PATH").then_some(v))
@@ -1623,4 +1686,49 @@ fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep")
+    }
+
+    #[test]
+    fn a_caller_is_pinned_by_its_process_not_its_pid() {
+        let mut a = sleeper();
+        let mut b = sleeper();
+        let c = Caller {
+            pid: a.id(),
+            uid: 0,
+            ident: identify(a.id(), None),
+        };
+        assert!(c.still_there());
+        assert!(!c.ident.as_ref().expect("ident").from_bus);
+        // A pidfd that names another process than the bus's pid is no identity.
+        assert!(identify(a.id(), consent::pidfd_open(b.id())).is_none());
+        assert!(identify(b.id(), consent::pidfd_open(b.id())).is_some_and(|i| i.from_bus));
+        // A zombie (killed, not reaped) cannot be identified, and the one pinned
+        // before is no longer there.
+        a.kill().expect("kill");
+        for _ in 0..200 {
+            if consent::live_start(a.id()).is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(identify(a.id(), None).is_none());
+        assert!(!c.still_there());
+        a.wait().expect("reap");
+        assert!(!c.still_there());
+        b.kill().expect("kill");
+        b.wait().expect("reap");
+        // Nobody at all.
+        assert!(identify(u32::MAX, None).is_none());
+    }
 }

@@ -236,6 +236,11 @@ def alive(pid):
 while alive(first):
     time.sleep(0.01)
 time.sleep(0.2)
+if os.environ.get("RECYCLE"):
+    # Wait until someone else has the dead pid (the test arranges it).
+    open(out + ".dead", "w").write(str(first))
+    while not os.path.exists(out + ".go"):
+        time.sleep(0.01)
 reply = conn.send_and_get_reply(new_method_call(addr, method, sig, tuple(args)))
 ok = reply.header.message_type == MessageType.method_return
 json.dump({"ok": ok, "body": [str(b) for b in reply.body]}, open(out + ".tmp", "w"))
@@ -248,9 +253,37 @@ fn dead_connection_call(
     sig: &str,
     args: &serde_json::Value,
 ) -> serde_json::Value {
+    dead_connection_call_as(d, method, sig, args, false).0
+}
+
+/// Start an untracked process that gets pid `pid` (by `ns_last_pid`, retried
+/// while other processes take it first).
+fn spawn_with_pid(pid: u32) -> Option<std::process::Child> {
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+        let mut c = Command::new("sleep").arg("60").spawn().ok()?;
+        if c.id() == pid {
+            return Some(c);
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    None
+}
+
+/// As `dead_connection_call`; with `recycle`, an untracked process takes the
+/// dead pid before the child calls (returned, to be killed by the caller).
+fn dead_connection_call_as(
+    d: &Daemon,
+    method: &str,
+    sig: &str,
+    args: &serde_json::Value,
+    recycle: bool,
+) -> (serde_json::Value, Option<std::process::Child>) {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("reply.json");
-    let st = run_cmd(
+    let mut holder = None;
+    let mut cmd = run_cmd(
         d,
         "agent",
         &[
@@ -262,12 +295,31 @@ fn dead_connection_call(
             &args.to_string(),
             out.to_str().expect("utf-8"),
         ],
-    )
-    .stderr(Stdio::inherit())
-    .status()
-    .expect("run the agent");
+    );
+    if recycle {
+        cmd.env("RECYCLE", "1");
+    }
+    let st = cmd
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("run the agent");
     assert!(st.success(), "{st}");
     let deadline = Instant::now() + Duration::from_secs(15);
+    if recycle {
+        let dead = out.with_extension("json.dead");
+        while !dead.exists() {
+            assert!(Instant::now() < deadline, "the agent's child never said");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid: u32 = std::fs::read_to_string(&dead)
+            .expect("dead pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        let c = spawn_with_pid(pid).expect("an untracked process with the dead pid");
+        holder = Some(c);
+        std::fs::write(out.with_extension("json.go"), "").expect("go");
+    }
     while !out.exists() {
         assert!(
             Instant::now() < deadline,
@@ -275,7 +327,8 @@ fn dead_connection_call(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    serde_json::from_str(&std::fs::read_to_string(&out).expect("reply")).expect("json")
+    let v = serde_json::from_str(&std::fs::read_to_string(&out).expect("reply")).expect("json");
+    (v, holder)
 }
 
 fn record_ids(d: &Daemon) -> Vec<u64> {
@@ -342,6 +395,50 @@ fn an_agent_cannot_approve_or_revoke_over_a_dead_processs_connection_or_from_ins
     d.wait_events("each refusal recorded", Duration::from_secs(10), |evs| {
         evs.iter().filter(|e| e["kind"] == "refused").count() >= 3
     });
+}
+
+/// The pid of the process that opened the agent's connection is recycled before
+/// the child calls: an untracked, live process (of root's, here) now has it, so a
+/// lookup by pid finds a process with no tracked ancestor. The daemon noted the
+/// connection's process (pid and start time) when the connection appeared, and
+/// the one at that pid now is another: refused.
+#[test]
+fn a_recycled_pid_cannot_pass_for_the_process_that_opened_the_connection() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("[defaults]\nmode = \"enforce\"");
+    let st = d.cli(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status json");
+    assert!(
+        ["pidfd at arrival", "bus ProcessFD"]
+            .contains(&st["caller_pinning"].as_str().unwrap_or("")),
+        "{}",
+        st["caller_pinning"]
+    );
+    let before = record_ids(&d);
+    let (r, holder) = dead_connection_call_as(
+        &d,
+        "ApproveCommand",
+        "saaysss",
+        &serde_json::json!([
+            "agent",
+            ["/usr/bin/touch", "/tmp/mcpwatch-self-approved"],
+            "",
+            "",
+            "self-approval through a recycled pid"
+        ]),
+        true,
+    );
+    let mut holder = holder.expect("holder");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        r["ok"], false,
+        "self-approval through a recycled pid accepted: {r}"
+    );
+    assert!(r.to_string().contains("has exited"), "{r}");
+    assert_eq!(record_ids(&d), before, "no record was added");
 }
 
 /// A host that runs `PROG TARGET` twice, plainly and under `PTRACE_TRACEME`

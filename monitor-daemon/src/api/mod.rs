@@ -25,17 +25,99 @@ pub struct DaemonApi {
     shared: Arc<Shared>,
 }
 
-/// Caller credentials as the bus daemon reports them.
+/// Caller credentials as the bus daemon reports them, and the caller's process
+/// pinned now: by the bus's `ProcessFD` (the process that connected, whatever
+/// happened to its pid since) when the bus gives one, else by a pidfd opened from
+/// the bus's pid as the call arrives.
 async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<Caller> {
     let sender = hdr
         .sender()
         .ok_or_else(|| fdo::Error::AccessDenied("no sender".into()))?;
     let dbus = fdo::DBusProxy::new(conn).await?;
-    let pid = dbus
-        .get_connection_unix_process_id(sender.clone().into())
+    let creds = dbus
+        .get_connection_credentials(sender.clone().into())
         .await?;
-    let uid = dbus.get_connection_unix_user(sender.clone().into()).await?;
-    Ok(Caller { pid, uid })
+    let (Some(pid), Some(uid)) = (creds.process_id(), creds.unix_user_id()) else {
+        return Err(fdo::Error::AccessDenied(
+            "the bus did not name the caller's process and user".into(),
+        ));
+    };
+    let mut ident = crate::decide::identify(pid, creds.into_process_fd().map(Into::into));
+    // Without the bus's pidfd, the pid may have been recycled since the process
+    // that connected exited: the process seen when the connection appeared must
+    // be the one there now.
+    if let Some(id) = ident.as_ref().filter(|id| !id.from_bus) {
+        let first = connections()
+            .lock()
+            .expect("connections lock")
+            .get(sender.as_str())
+            .copied();
+        if first.is_some_and(|(p, start)| p != pid || start != id.start) {
+            warn!(
+                caller_pid = pid,
+                sender = %sender,
+                "the process that opened this connection is gone and its pid now names another"
+            );
+            ident = None;
+        }
+    }
+    Ok(Caller { pid, uid, ident })
+}
+
+/// The process (pid, start time) each bus connection had when it appeared, seen
+/// through `NameOwnerChanged` while the daemon runs.
+fn connections() -> &'static std::sync::Mutex<std::collections::HashMap<String, (u32, u64)>> {
+    static MAP: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, (u32, u64)>>,
+    > = std::sync::OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+/// Connections remembered at most (the bus bounds connections per user; past
+/// this, new ones are pinned at their first call only).
+const CONNECTIONS_MAX: usize = 65_536;
+
+/// Note the process of every connection as it appears on the bus, and forget it
+/// when it goes.
+async fn watch_connections(conn: Connection) {
+    use futures_util::StreamExt as _;
+    let Ok(dbus) = fdo::DBusProxy::new(&conn).await else {
+        return;
+    };
+    let Ok(mut changes) = dbus.receive_name_owner_changed().await else {
+        warn!("cannot watch bus connections: callers are pinned at their call only");
+        return;
+    };
+    while let Some(sig) = changes.next().await {
+        let Ok(args) = sig.args() else { continue };
+        let name = args.name().to_string();
+        if !name.starts_with(':') {
+            continue;
+        }
+        match args.new_owner().as_ref() {
+            Some(_) => {
+                let Ok(creds) = dbus.get_connection_credentials(args.name().clone()).await else {
+                    continue;
+                };
+                let Some(pid) = creds.process_id() else {
+                    continue;
+                };
+                // Gone already: no later call over this connection can be its own
+                // (0 is no process's start time).
+                let start = crate::consent::live_start(pid).unwrap_or(0);
+                let mut map = connections().lock().expect("connections lock");
+                if map.len() < CONNECTIONS_MAX {
+                    map.insert(name, (pid, start));
+                }
+            }
+            None => {
+                connections()
+                    .lock()
+                    .expect("connections lock")
+                    .remove(&name);
+            }
+        }
+    }
 }
 
 #[interface(name = "org.mcpwatch1.Daemon")]
@@ -104,7 +186,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview(event_id, from))
+        answer(core.api_preview(event_id, &from))
     }
 
     /// What `approve --host H -- CMD…` would approve (resolved as the kernel will
@@ -119,7 +201,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview_command(&host, argv, &cwd, from))
+        answer(core.api_preview_command(&host, argv, &cwd, &from))
     }
 
     /// Approve exactly what launch event `event_id` showed. Refused from inside a
@@ -134,7 +216,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve(event_id, &scope, note, from))
+        answer(core.api_approve(event_id, &scope, note, &from))
     }
 
     /// Approve a command for a host.
@@ -151,7 +233,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve_command(&host, argv, &cwd, &scope, note, from))
+        answer(core.api_approve_command(&host, argv, &cwd, &scope, note, &from))
     }
 
     /// What `approve --from-config` would record for server `server` of config
@@ -170,7 +252,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview_import(&host, &schema, &file, &server, &project, from))
+        answer(core.api_preview_import(&host, &schema, &file, &server, &project, &from))
     }
 
     /// Approve one server of a config file, as `preview_import` shows it; the
@@ -190,9 +272,9 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(
-            core.api_approve_import(&host, &schema, &file, &server, &project, &scope, note, from),
-        )
+        answer(core.api_approve_import(
+            &host, &schema, &file, &server, &project, &scope, note, &from,
+        ))
     }
 
     async fn revoke(
@@ -203,7 +285,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_revoke(record_id, from))
+        answer(core.api_revoke(record_id, &from))
     }
 
     /// Launches held by ask mode. JSON array.
@@ -222,7 +304,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_allow(pending_id, always, from))
+        answer(core.api_allow(pending_id, always, &from))
     }
 
     /// Kill a held launch.
@@ -234,7 +316,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_deny(pending_id, from))
+        answer(core.api_deny(pending_id, &from))
     }
 
     /// Set a host's mode (root only; refused when managed policy locks it).
@@ -247,7 +329,7 @@ impl DaemonApi {
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
         let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_set_mode(&host, &mode, from))
+        answer(core.api_set_mode(&host, &mode, &from))
     }
 
     #[zbus(signal)]
@@ -277,7 +359,35 @@ pub async fn serve(shared: Arc<Shared>) -> anyhow::Result<Connection> {
         .await
         .context("connecting to the system D-Bus and owning org.mcpwatch1")?;
     info!(bus_name = BUS_NAME, path = OBJECT_PATH, "D-Bus API ready");
+    tokio::spawn(watch_connections(conn.clone()));
+    // Does the bus pin callers itself (`ProcessFD`)? Asked about our own name.
+    let pins = match (conn.unique_name(), fdo::DBusProxy::new(&conn).await) {
+        (Some(name), Ok(dbus)) => dbus
+            .get_connection_credentials(name.clone().into())
+            .await
+            .is_ok_and(|c| c.process_fd().is_some()),
+        _ => false,
+    };
+    BUS_PIDFD.store(if pins { 1 } else { 2 }, Ordering::Relaxed);
+    if !pins {
+        warn!(
+            "the bus gives no ProcessFD: callers are pinned by a pidfd opened from the bus's pid when their call arrives; a pid recycled between a caller's exit and its call could pass for it (dbus-broker, or a dbus-daemon with ProcessFD, closes this)"
+        );
+    }
     Ok(conn)
+}
+
+/// 0: not known yet; 1: the bus gives `ProcessFD`; 2: it does not.
+static BUS_PIDFD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// How API callers are pinned (`mcpwatch status`): `bus ProcessFD`, `pidfd at
+/// arrival`, or `unknown` (no bus).
+pub fn caller_pinning() -> &'static str {
+    match BUS_PIDFD.load(Ordering::Relaxed) {
+        1 => "bus ProcessFD",
+        2 => "pidfd at arrival",
+        _ => "unknown",
+    }
 }
 
 /// Re-emit recorded events as D-Bus signals. A listener slower than the daemon

@@ -606,6 +606,10 @@ fn print_consent_status(v: &serde_json::Value) {
             }
         );
     }
+    println!(
+        "callers:   pinned by {}",
+        v["caller_pinning"].as_str().unwrap_or("?")
+    );
     if let Some(problems) = v["policy_problems"].as_array() {
         for p in problems {
             println!("PROBLEM:   {}", p.as_str().unwrap_or("?"));
