@@ -510,6 +510,8 @@ pub struct EnvScan {
     pub found: u64,
     pub cand: [u32; ENV_CAND_MAX],
     pub pos: [u32; SECENV_MAX],
+    /// Lookup keys of the entry being examined (map memory, not stack).
+    pub keys: [u64; 4],
 }
 
 /// Bit of `SECENV_FILTER` for an env entry whose first three bytes, little-endian,
@@ -920,7 +922,8 @@ const _: () = assert!(
 );
 const _: () = assert!(core::mem::size_of::<SecEnvName>() == 8 + SECENV_NAME_CAP);
 const _: () = assert!(core::mem::size_of::<EnvFilter>() == 512);
-const _: () = assert!(core::mem::size_of::<EnvScan>() == 16 + 4 * ENV_CAND_MAX + 4 * SECENV_MAX);
+const _: () =
+    assert!(core::mem::size_of::<EnvScan>() == 16 + 4 * ENV_CAND_MAX + 4 * SECENV_MAX + 32);
 const _: () = assert!(core::mem::size_of::<Settings>() == 64);
 const _: () = assert!(ENV_CAND_MAX.is_power_of_two() && SECENV_MAX == 64);
 const _: () = assert!(SECENV_NAME_CAP.is_multiple_of(8));

@@ -265,18 +265,12 @@ unsafe extern "C" fn env_starts_step(index: u64, ctx: *mut core::ffi::c_void) ->
     0
 }
 
-/// Pass 2 context.
-#[repr(C)]
-struct EnvNames {
-    env: *const u8,
-    scan: *mut EnvScan,
-    len: u32,
-    _pad: u32,
-}
+// Pass 2 shares pass 1's context (one struct on the stack of `allow_step`, whose
+// chain of frames 6.1 counts against 512 bytes).
 
 unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: ctx is the caller's EnvNames on its stack; scan is per-CPU scratch.
-    let c = unsafe { &*ctx.cast::<EnvNames>() };
+    // SAFETY: ctx is the caller's EnvStarts on its stack; scan is per-CPU scratch.
+    let c = unsafe { &*ctx.cast::<EnvStarts>() };
     let s = unsafe { &mut *c.scan };
     let i = index as u32;
     if i >= s.ncand {
@@ -287,8 +281,9 @@ unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i
         return 0;
     }
     let rem = c.len - p;
-    // The name's hash, word by word up to its `=` (`secenv_name_hash`).
-    let mut key = 0u64;
+    // The name's hash, word by word up to its `=` (`secenv_name_hash`), kept in
+    // the scratch (fewer registers to spill to the stack).
+    s.keys[3] = 0;
     let mut nl: u32 = 0;
     let mut j: u32 = 0;
     while j < (SECENV_NAME_CAP / 8) as u32 {
@@ -297,7 +292,7 @@ unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i
             break;
         }
         let w = below(env_at(c.env, p + off), rem - off);
-        key = name_mix(key, name_key(w));
+        s.keys[3] = name_mix(s.keys[3], name_key(w));
         let st = stops(w);
         if st != 0 {
             nl = off + mark_byte(st & st.wrapping_neg()) + 1;
@@ -305,17 +300,20 @@ unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i
         }
         j += 1;
     }
-    if nl != 0 && env_name_is(c, s, p, nl, key) {
+    if nl != 0 && env_name_is(c, s, p, nl) {
         return 0;
     }
     // Not a name the kernel knows exactly: a member of a family (`LD_…`) that no
     // record approves, so nothing can match.
+    // The keys live in the scratch, not on the stack: this step runs inside
+    // `allow_step`, and 6.1 counts the stacks of the chain against 512 bytes.
     let w = below(env_at(c.env, p), rem);
-    // SAFETY: plain map lookups.
+    s.keys = [below(w, 3), below(w, 4), fold(w), 0];
+    // SAFETY: plain map lookups, keyed by map memory.
     let member = unsafe {
-        SECENV_FAMILIES.get(&below(w, 3)).is_some()
-            || SECENV_FAMILIES.get(&below(w, 4)).is_some()
-            || SECENV_FAMILIES.get(&fold(w)).is_some()
+        SECENV_FAMILIES.get(&s.keys[0]).is_some()
+            || SECENV_FAMILIES.get(&s.keys[1]).is_some()
+            || SECENV_FAMILIES.get(&s.keys[2]).is_some()
     };
     if member {
         s.spoiled = 1;
@@ -325,11 +323,12 @@ unsafe extern "C" fn env_name_step(index: u64, ctx: *mut core::ffi::c_void) -> i
 }
 
 /// Whether the entry at `p` has the known name of `nl` bytes (`=` included) with
-/// hash `key`; if so, note it in the scan (a name found twice spoils it).
+/// hash `s.keys[3]`; if so, note it in the scan (a name found twice spoils it).
 #[inline(always)]
-fn env_name_is(c: &EnvNames, s: &mut EnvScan, p: u32, nl: u32, key: u64) -> bool {
-    // SAFETY: plain map lookup; the value stays valid for this invocation.
-    let Some(name) = (unsafe { SECENV_NAMES.get(&key) }) else {
+fn env_name_is(c: &EnvStarts, s: &mut EnvScan, p: u32, nl: u32) -> bool {
+    // SAFETY: plain map lookup (keyed by map memory); the value stays valid for
+    // this invocation.
+    let Some(name) = (unsafe { SECENV_NAMES.get(&s.keys[3]) }) else {
         return false;
     };
     if name.len != nl || nl as usize > SECENV_NAME_CAP || p + nl > c.len {
@@ -436,21 +435,15 @@ fn env_scan(ev: &ExecEvent, key: u64) -> bool {
             0,
         )
     };
-    let mut names = EnvNames {
-        env: ev.body.env.as_ptr(),
-        scan,
-        len,
-        _pad: 0,
-    };
     // SAFETY: scan is per-CPU scratch.
     let ncand = unsafe { (*scan).ncand };
     if ncand != 0 {
-        // SAFETY: bpf_loop calls the step with a pointer to `names`.
+        // SAFETY: bpf_loop calls the step with a pointer to `starts`.
         unsafe {
             bpf_loop(
                 ncand,
                 env_name_step as *mut core::ffi::c_void,
-                core::ptr::from_mut(&mut names).cast(),
+                core::ptr::from_mut(&mut starts).cast(),
                 0,
             )
         };
