@@ -32,6 +32,7 @@ use crate::{
     logfile::LogWriter,
     sensor::{
         ebpf::{Attachment, KernelHosts, LsmSupport, ProgramStats, Sensor, SensorOptions},
+        kernel::Kernel,
         offsets,
     },
     tracker::Tracker,
@@ -153,7 +154,7 @@ pub struct HostKeys {
 /// State shared by the processor and the API, behind one mutex (never held across
 /// an await).
 pub struct Core {
-    pub sensor: Sensor,
+    pub sensor: Box<dyn Kernel>,
     pub tracker: Tracker,
     /// Host names by profile id; ids past the configured profiles are `mcpwatch run
     /// --host NAME` names.
@@ -182,6 +183,41 @@ pub struct Core {
 }
 
 impl Core {
+    /// A core over `sensor`, logging to `log`, with the consent store in
+    /// `config.state_dir` and managed policy in `config.policy_dir` (no journal:
+    /// set `journal` after). Tests build one in a temporary directory over a fake
+    /// kernel.
+    pub fn new(
+        config: &Config,
+        sensor: Box<dyn Kernel>,
+        log: LogWriter,
+        profiles: Vec<HostProfile>,
+        host_scripts: Vec<(PathKey, u32, PathBuf)>,
+    ) -> std::io::Result<Core> {
+        let now = std::time::Instant::now();
+        Ok(Core {
+            sensor,
+            tracker: Tracker::new(config.tracked_max as usize),
+            host_names: profiles.iter().map(|p| p.name.clone()).collect(),
+            profiles,
+            host_scripts,
+            clock: Clock::now(),
+            log,
+            events: 0,
+            bcast: broadcast::channel(4096).0,
+            counters: Arc::new(UserCounters::default()),
+            last_lost: LostCounts::default(),
+            started: enrich::now_rfc3339(),
+            consent: crate::consent::Consent::open(&config.state_dir, &config.policy_dir)?,
+            journal: None,
+            config: config.clone(),
+            last_verify: now,
+            configs: crate::configwatch::ConfigWatch::default(),
+            last_config_scan: now,
+            last_config_poll: now,
+        })
+    }
+
     fn next_id(&mut self) -> u64 {
         let id = self.log.next_id;
         self.log.next_id += 1;
@@ -540,17 +576,17 @@ impl Core {
             vec!["signal (bpf_send_signal from sched_process_exec): available".to_string()];
         let lsm_attached = self
             .sensor
-            .attachments
+            .attachments()
             .iter()
             .any(|a| a.program == "bprm_check_security");
         enforcement.push(if lsm_attached {
             "BPF LSM (bprm_check_security): active: execs of denied programs fail with EPERM".to_string()
-        } else if self.sensor.lsm.loadable {
+        } else if self.sensor.lsm().loadable {
             "BPF LSM (bprm_check_security): loadable, but this kernel's BTF lacks linux_binprm.file: denied programs are killed by signal".to_string()
         } else {
             format!(
                 "BPF LSM: unavailable: {}",
-                self.sensor.lsm.reason.clone().unwrap_or_default()
+                self.sensor.lsm().reason.clone().unwrap_or_default()
             )
         });
         Status {
@@ -583,13 +619,13 @@ impl Core {
                 profiles: self.profiles.iter().map(|p| p.name.clone()).collect(),
                 configs_watched: self.configs.len(),
             },
-            attachments: self.sensor.attachments.clone(),
+            attachments: self.sensor.attachments().to_vec(),
             programs: self.sensor.program_stats(),
-            lsm: self.sensor.lsm.clone(),
+            lsm: self.sensor.lsm().clone(),
             enforcement,
             tracker_overflow: self.tracker.overflow(),
             hash_cache: (0, 0),
-            pins: self.sensor.pins.clone(),
+            pins: self.sensor.pins().clone(),
             modes: self.modes_json(),
             records_active: self
                 .consent
@@ -751,42 +787,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!(bytes = len, to = %aside.display(), "the log ended in a torn record (a crash mid-write): set aside, not chained");
     }
 
-    let (bcast, _) = broadcast::channel(4096);
-    let counters = Arc::new(UserCounters::default());
-    let mut core = Core {
-        sensor,
-        tracker: Tracker::new(config.tracked_max as usize),
-        host_names: profiles.iter().map(|p| p.name.clone()).collect(),
-        profiles: profiles.clone(),
-        host_scripts: resolved.paths.clone(),
-        clock: Clock::now(),
+    let mut core = Core::new(
+        &config,
+        Box::new(sensor),
         log,
-        events: 0,
-        bcast: bcast.clone(),
-        counters: counters.clone(),
-        last_lost: LostCounts::default(),
-        started: enrich::now_rfc3339(),
-        consent: crate::consent::Consent::open(&config.state_dir, &config.policy_dir)
-            .context("opening the consent store")?,
-        config: config.clone(),
-        last_verify: std::time::Instant::now(),
-        configs: crate::configwatch::ConfigWatch::default(),
-        last_config_scan: std::time::Instant::now(),
-        last_config_poll: std::time::Instant::now(),
-        journal: match config.journal.as_str() {
-            "on" => Some(
-                crate::journal::Journal::connect(&config.journal_socket).with_context(|| {
-                    format!(
-                        "journal = \"on\": connecting to {}",
-                        config.journal_socket.display()
-                    )
-                })?,
-            ),
-            "auto" if crate::journal::under_systemd() => {
-                crate::journal::Journal::connect(&config.journal_socket).ok()
-            }
-            _ => None,
-        },
+        profiles.clone(),
+        resolved.paths.clone(),
+    )
+    .context("opening the consent store")?;
+    let (bcast, counters) = (core.bcast.clone(), core.counters.clone());
+    core.journal = match config.journal.as_str() {
+        "on" => Some(
+            crate::journal::Journal::connect(&config.journal_socket).with_context(|| {
+                format!(
+                    "journal = \"on\": connecting to {}",
+                    config.journal_socket.display()
+                )
+            })?,
+        ),
+        "auto" if crate::journal::under_systemd() => {
+            crate::journal::Journal::connect(&config.journal_socket).ok()
+        }
+        _ => None,
     };
     core.refresh_config_watch();
     info!(
@@ -800,12 +822,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.defaults.mode.as_str(),
         core.sensor
-            .attachments
+            .attachments()
             .iter()
             .map(|a| format!("{}:{}", a.hook, a.method))
             .collect::<Vec<_>>()
             .join(","),
-        if core.sensor.lsm.loadable {
+        if core.sensor.lsm().loadable {
             "loadable"
         } else {
             "refused"
@@ -832,7 +854,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         e.message = Some(p);
         core.record(&e);
     }
-    if !core.sensor.pins.reused_maps.is_empty() {
+    if !core.sensor.pins().reused_maps.is_empty() {
         let n = core.take_over_kernel_state();
         info!(adopted = n, "took over the pinned kernel state");
     }

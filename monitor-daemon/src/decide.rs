@@ -172,7 +172,7 @@ impl Core {
             }
             self.consent.once_armed.remove(&id);
         }
-        let (k0, k1) = (self.sensor.settings.sip_k0, self.sensor.settings.sip_k1);
+        let (k0, k1) = self.sensor.sip_keys();
         let now = time::OffsetDateTime::now_utc();
         let records: Vec<Record> = self.consent.all_records().cloned().collect();
         let ids = consent::EnvIds::for_records(records.iter().filter(|r| !r.is_expired(now)));
