@@ -2,3 +2,5 @@
 //! in a temporary directory, so every consent rule is unit-tested without root.
 #[cfg(test)]
 pub mod fake;
+#[cfg(test)]
+mod tests;
