@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 use crate::{
     adopt,
     config::Config,
+    engine::task::{Engine, Msg},
     enrich::{self, Clock, HashCache},
     event::{
         raw::{self, kernel_dev_to_user, RawEvent, RawExec, Role},
@@ -391,8 +392,9 @@ impl Core {
     }
 
     /// Turn one kernel event into a recorded event. `hash` is the executable's
-    /// hash for execs, computed before the core lock was taken (see `process_loop`).
-    fn process(&mut self, ev: RawEvent, hash: Option<enrich::HashResult>) {
+    /// hash for execs, computed before the event reached the engine (see
+    /// `engine::task::hash_stage`).
+    pub(crate) fn process(&mut self, ev: RawEvent, hash: Option<enrich::HashResult>) {
         match ev {
             RawEvent::Fork(f) => {
                 let lineage = self.tracker.on_fork(&f);
@@ -644,29 +646,26 @@ impl Core {
     }
 }
 
+/// What the API handlers share: the way to the engine (which owns the core), and
+/// what they read without it.
 pub struct Shared {
-    pub core: Mutex<Core>,
-    /// Executable hashes, outside the core lock: hashing a large binary the first
-    /// time must not hold up the API (Track, Status) behind it.
-    pub hashes: Mutex<HashCache>,
+    pub engine: Engine,
+    /// Executable hashes, kept by the hashing stage outside the engine: hashing a
+    /// large binary the first time must not hold up the API (Track, Status).
+    pub hashes: Arc<Mutex<HashCache>>,
     pub config: Config,
     pub bcast: broadcast::Sender<Arc<str>>,
     pub counters: Arc<UserCounters>,
 }
 
 impl Shared {
-    pub fn status(&self) -> Status {
-        let mut st = self.core.lock().expect("core lock").status(&self.config);
+    /// The status, from the engine; `None` once it has stopped.
+    pub async fn status(&self) -> Option<Status> {
+        let cfg = self.config.clone();
+        let mut st = self.engine.call(move |core| core.status(&cfg)).await?;
         let h = self.hashes.lock().expect("hash lock");
         st.hash_cache = (h.hits, h.misses);
-        st
-    }
-
-    /// Hash the executable of an exec event (cached; blocking file I/O on a miss).
-    fn prehash(&self, ev: &RawEvent) -> Option<enrich::HashResult> {
-        let RawEvent::Exec(x) = ev else { return None };
-        let mut h = self.hashes.lock().expect("hash lock");
-        Some(h.hash(x.common.pid, x.exe, x.exe_path.as_deref()))
+        Some(st)
     }
 }
 
@@ -873,9 +872,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     core.log.flush().ok();
 
+    let (engine, engine_rx) = Engine::channel();
+    let hashes = Arc::new(Mutex::new(HashCache::default()));
     let shared = Arc::new(Shared {
-        core: Mutex::new(core),
-        hashes: Mutex::new(HashCache::default()),
+        engine: engine.clone(),
+        hashes: hashes.clone(),
         config: config.clone(),
         bcast: bcast.clone(),
         counters: counters.clone(),
@@ -892,7 +893,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .spawn(move || read_ring(ring, &tx, &stop, &counters))
             .context("starting the ring buffer reader")?
     };
-    let processor = tokio::spawn(process_loop(shared.clone(), rx));
+    let engine_task = tokio::spawn(crate::engine::task::run(core, engine_rx));
+    let stage = tokio::spawn(crate::engine::task::hash_stage(rx, hashes, engine.clone()));
 
     let api = match crate::api::serve(shared.clone()).await {
         Ok(conn) => Some(conn),
@@ -910,9 +912,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!("shutting down");
     stop.store(true, Ordering::SeqCst);
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
-    let _ = processor.await;
+    // The stage ends when the reader's queue closes, after sending the rest.
+    let _ = stage.await;
+    engine.send(Msg::Stop).await;
+    let mut core = engine_task.await.context("the engine task failed")?;
     {
-        let mut core = shared.core.lock().expect("core lock");
         core.check_losses();
         // Nobody will answer held launches any more; from now on ask means enforce.
         core.sensor.release();
@@ -1020,59 +1024,6 @@ fn read_ring(
             // side's wakeup_flags); otherwise this timeout bounds the latency.
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&raw mut pfd, 1, POLL_INTERVAL_MS) };
-        }
-    }
-}
-
-async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            ev = rx.recv() => {
-                let Some(ev) = ev else { break };
-                // Take what is already queued, hash outside the core lock (a first
-                // hash of a 100 MB binary takes a moment), then record the batch in
-                // order under the lock and flush once.
-                let mut batch = vec![ev];
-                while batch.len() < 4096 {
-                    match rx.try_recv() {
-                        Ok(ev) => batch.push(ev),
-                        Err(_) => break,
-                    }
-                }
-                // Urgent first: a held launch resumed behind our back is acted on
-                // before the batch's hashing (the kernel already killed it where it
-                // could; what it forked goes now, not after a large file's hash).
-                let (urgent, batch): (Vec<_>, Vec<_>) = batch
-                    .into_iter()
-                    .partition(|ev| matches!(ev, RawEvent::HoldBypass(_)));
-                if !urgent.is_empty() {
-                    let mut core = shared.core.lock().expect("core lock");
-                    for ev in urgent {
-                        core.process(ev, None);
-                    }
-                }
-                let hashed: Vec<_> = tokio::task::block_in_place(|| {
-                    batch.into_iter().map(|ev| {
-                        let h = shared.prehash(&ev);
-                        (ev, h)
-                    }).collect()
-                });
-                let mut core = shared.core.lock().expect("core lock");
-                for (ev, h) in hashed {
-                    core.process(ev, h);
-                }
-                if let Err(e) = core.log.flush() {
-                    error!(error = %anyhow::Error::from(e), "flushing the event log");
-                }
-            }
-            _ = tick.tick() => {
-                let mut core = shared.core.lock().expect("core lock");
-                core.check_losses();
-                core.tick_consent();
-                core.tick_configs();
-                let _ = core.log.flush();
-            }
         }
     }
 }

@@ -151,30 +151,29 @@ impl DaemonApi {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(fdo::Error::InvalidArgs(format!("no process {pid}")));
         }
-        let mut core = self.shared.core.lock().expect("core lock");
-        let notice = core
-            .track_run(pid, &host)
+        let notice = self
+            .on_engine(move |core| core.track_run(pid, &host))
+            .await?
             .map_err(|e| fdo::Error::Failed(format!("{e:#}")))?;
         Ok(notice.unwrap_or_default())
     }
 
     /// JSON status document (see README, `mcpwatch status --json`).
-    fn status(&self) -> fdo::Result<String> {
-        let st = self.shared.status();
+    async fn status(&self) -> fdo::Result<String> {
+        let st = self.shared.status().await.ok_or_else(stopping)?;
         serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
     }
 
     /// Consent records, host modes (and who set them), problems. JSON.
-    fn records(&self) -> String {
-        let core = self.shared.core.lock().expect("core lock");
-        core.api_records().to_string()
+    async fn records(&self) -> fdo::Result<String> {
+        self.on_engine(|core| core.api_records().to_string()).await
     }
 
     /// The host profiles in effect (built-in and the config's `[[host]]`), as a
     /// JSON array: what `mcpwatch scan` reads configs for.
-    fn profiles(&self) -> String {
-        let core = self.shared.core.lock().expect("core lock");
-        serde_json::to_string(&core.profiles).unwrap_or_else(|_| "[]".into())
+    async fn profiles(&self) -> fdo::Result<String> {
+        self.on_engine(|core| serde_json::to_string(&core.profiles).unwrap_or_else(|_| "[]".into()))
+            .await
     }
 
     /// What `approve EVENT_ID` would approve, with its risk flags. JSON.
@@ -185,8 +184,8 @@ impl DaemonApi {
         event_id: u64,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview(event_id, &from))
+        self.on_engine(move |core| answer(core.api_preview(event_id, &from)))
+            .await?
     }
 
     /// What `approve --host H -- CMD…` would approve (resolved as the kernel will
@@ -200,8 +199,8 @@ impl DaemonApi {
         cwd: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview_command(&host, argv, &cwd, &from))
+        self.on_engine(move |core| answer(core.api_preview_command(&host, argv, &cwd, &from)))
+            .await?
     }
 
     /// Approve exactly what launch event `event_id` showed. Refused from inside a
@@ -215,8 +214,8 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve(event_id, &scope, note, &from))
+        self.on_engine(move |core| answer(core.api_approve(event_id, &scope, note, &from)))
+            .await?
     }
 
     /// Approve a command for a host.
@@ -232,8 +231,10 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve_command(&host, argv, &cwd, &scope, note, &from))
+        self.on_engine(move |core| {
+            answer(core.api_approve_command(&host, argv, &cwd, &scope, note, &from))
+        })
+        .await?
     }
 
     /// What `approve --from-config` would record for server `server` of config
@@ -251,8 +252,10 @@ impl DaemonApi {
         project: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview_import(&host, &schema, &file, &server, &project, &from))
+        self.on_engine(move |core| {
+            answer(core.api_preview_import(&host, &schema, &file, &server, &project, &from))
+        })
+        .await?
     }
 
     /// Approve one server of a config file, as `preview_import` shows it; the
@@ -271,10 +274,12 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve_import(
-            &host, &schema, &file, &server, &project, &scope, note, &from,
-        ))
+        self.on_engine(move |core| {
+            answer(core.api_approve_import(
+                &host, &schema, &file, &server, &project, &scope, note, &from,
+            ))
+        })
+        .await?
     }
 
     async fn revoke(
@@ -284,14 +289,13 @@ impl DaemonApi {
         record_id: u64,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_revoke(record_id, &from))
+        self.on_engine(move |core| answer(core.api_revoke(record_id, &from)))
+            .await?
     }
 
     /// Launches held by ask mode. JSON array.
-    fn pending(&self) -> String {
-        let core = self.shared.core.lock().expect("core lock");
-        core.api_pending().to_string()
+    async fn pending(&self) -> fdo::Result<String> {
+        self.on_engine(|core| core.api_pending().to_string()).await
     }
 
     /// Continue a held launch (and with `always`, approve it for good).
@@ -303,8 +307,8 @@ impl DaemonApi {
         always: bool,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_allow(pending_id, always, &from))
+        self.on_engine(move |core| answer(core.api_allow(pending_id, always, &from)))
+            .await?
     }
 
     /// Kill a held launch.
@@ -315,8 +319,8 @@ impl DaemonApi {
         pending_id: u64,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_deny(pending_id, &from))
+        self.on_engine(move |core| answer(core.api_deny(pending_id, &from)))
+            .await?
     }
 
     /// Set a host's mode (root only; refused when managed policy locks it).
@@ -328,12 +332,26 @@ impl DaemonApi {
         mode: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_set_mode(&host, &mode, &from))
+        self.on_engine(move |core| answer(core.api_set_mode(&host, &mode, &from)))
+            .await?
     }
 
     #[zbus(signal)]
     async fn event(emitter: &SignalEmitter<'_>, json: &str) -> zbus::Result<()>;
+}
+
+impl DaemonApi {
+    /// Run `f` on the engine (after what is queued before it).
+    async fn on_engine<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::daemon::Core) -> R + Send + 'static,
+    ) -> fdo::Result<R> {
+        self.shared.engine.call(f).await.ok_or_else(stopping)
+    }
+}
+
+fn stopping() -> fdo::Error {
+    fdo::Error::Failed("mcpwatchd is stopping".into())
 }
 
 /// A consent operation's result as the D-Bus answer: JSON, `AccessDenied`, or `Failed`.

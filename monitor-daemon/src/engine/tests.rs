@@ -55,12 +55,12 @@ impl Env {
 
     fn has_event(&mut self, kind: Kind, text: &str) -> bool {
         self.events().iter().any(|e| {
-            e.kind == kind && e.message.as_deref().is_some_and(|m| m.contains(text))
-                || e.kind == kind
-                    && e.verdict
-                        .as_ref()
-                        .and_then(|v| v.reason.as_deref())
-                        .is_some_and(|r| r.contains(text))
+            let reason = e.verdict.as_ref().and_then(|v| v.reason.as_deref());
+            e.kind == kind
+                && [e.message.as_deref(), reason]
+                    .iter()
+                    .flatten()
+                    .any(|m| m.contains(text))
         })
     }
 
@@ -184,7 +184,10 @@ fn a_tracked_caller_can_grant_revoke_continue_or_set_nothing() {
     let id = env.approve(&prog, "always", &admin.caller(0));
     let agent = Proc::sleep();
     hold(&mut env, 7, &agent, 0);
-    env.kernel.maps().tracked.insert(agent.pid(), tracked_host());
+    env.kernel
+        .maps()
+        .tracked
+        .insert(agent.pid(), tracked_host());
     let from = agent.caller(0);
     let argv = vec![prog.as_os_str().as_encoded_bytes().to_vec()];
     let refusals = [
@@ -193,7 +196,16 @@ fn a_tracked_caller_can_grant_revoke_continue_or_set_nothing() {
             .err(),
         env.core.api_approve(1, "", String::new(), &from).err(),
         env.core
-            .api_approve_import("test", "mcp-servers", "/x", "s", "", "", String::new(), &from)
+            .api_approve_import(
+                "test",
+                "mcp-servers",
+                "/x",
+                "s",
+                "",
+                "",
+                String::new(),
+                &from,
+            )
             .err(),
         env.core.api_revoke(id, &from).err(),
         env.core.api_allow(7, true, &from).err(),
@@ -227,7 +239,10 @@ fn a_caller_below_a_tracked_ancestor_is_refused() {
         .api_set_mode("test", "monitor", &child.caller(0))
         .expect_err("refused");
     assert!(denied && msg.contains(AGENT), "{msg}");
-    assert!(msg.contains(&format!("pid {} is tracked", std::process::id())), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {} is tracked", std::process::id())),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -274,7 +289,10 @@ fn only_the_owner_or_root_may_allow_a_held_launch() {
         .core
         .api_allow(11, false, &other.caller(1001))
         .expect_err("another user");
-    assert!(denied && msg.contains("may not allow launch 11 of uid 1000"), "{msg}");
+    assert!(
+        denied && msg.contains("may not allow launch 11 of uid 1000"),
+        "{msg}"
+    );
     assert!(env.core.consent.pending.contains_key(&11));
     assert!(env.kernel.maps().cleared.is_empty());
     let v = env
@@ -303,7 +321,10 @@ fn only_the_owner_or_root_may_deny_a_held_launch() {
         .core
         .api_deny(21, &other.caller(1001))
         .expect_err("another user");
-    assert!(denied && msg.contains("may not deny launch 21 of uid 1000"), "{msg}");
+    assert!(
+        denied && msg.contains("may not deny launch 21 of uid 1000"),
+        "{msg}"
+    );
     assert!(!held.gone() || crate::consent::live_start(held.pid()).is_some());
     let v = env.core.api_deny(21, &other.caller(0)).expect("root");
     assert_eq!(v["killed"], true);
@@ -328,7 +349,10 @@ fn users_approve_only_their_own_launches() {
         .core
         .api_approve(31, "", String::new(), &p.caller(1001))
         .expect_err("another user's launch");
-    assert!(denied && msg.contains("users approve their own launches"), "{msg}");
+    assert!(
+        denied && msg.contains("users approve their own launches"),
+        "{msg}"
+    );
     assert_eq!(env.core.consent.store.records().len(), 0);
 }
 
@@ -345,10 +369,7 @@ fn only_root_sets_modes() {
         .api_set_mode("test", "enforce", &p.caller(0))
         .expect("root");
     let id = env.core.profile_id("test").expect("id") as usize;
-    assert_eq!(
-        env.kernel.maps().modes[id],
-        monitor_common::mode::ENFORCE
-    );
+    assert_eq!(env.kernel.maps().modes[id], monitor_common::mode::ENFORCE);
 }
 
 // ---- scopes -----------------------------------------------------------------
@@ -387,7 +408,10 @@ fn a_once_key_the_kernel_no_longer_has_retires_its_record() {
     // Consumed in the kernel before its event reached the daemon.
     env.kernel.maps().allow.retain(|(k, _)| *k != key);
     env.core.sync_kernel();
-    assert!(env.core.consent.store.get(once).is_none(), "retired, not re-armed");
+    assert!(
+        env.core.consent.store.get(once).is_none(),
+        "retired, not re-armed"
+    );
     assert!(env.core.consent.store.get(always).is_some());
     assert_eq!(env.kernel.maps().allow.len(), 1);
 }
@@ -444,7 +468,10 @@ fn a_managed_deny_wins_over_a_user_record_of_the_same_program() {
     env.core.sync_kernel();
     let meta = std::fs::metadata(&prog).expect("stat");
     let key = crate::hosts::exe_key(&meta);
-    assert!(env.kernel.maps().deny.iter().any(|(k, _)| *k == key), "denied in the kernel by identity");
+    assert!(
+        env.kernel.maps().deny.iter().any(|(k, _)| *k == key),
+        "denied in the kernel by identity"
+    );
     // A copy elsewhere, launched and allowed by a record: denied by its content.
     let sha = crate::consent::sha256_file(&prog).expect("hash");
     let mut e = Event::new(Kind::Launch, 51, String::new());
@@ -455,11 +482,19 @@ fn a_managed_deny_wins_over_a_user_record_of_the_same_program() {
         sha256: Some(sha),
         ..crate::event::Exe::default()
     });
-    env.core
-        .verdict(&mut e, ef::LAUNCH | ef::ALLOWED, monitor_common::mode::MONITOR, id);
+    env.core.verdict(
+        &mut e,
+        ef::LAUNCH | ef::ALLOWED,
+        monitor_common::mode::MONITOR,
+        id,
+    );
     let v = e.verdict.expect("verdict");
     assert_eq!(v.decision, "denied", "{v:?}");
-    assert!(v.reason.as_deref().unwrap_or("").contains("managed policy denies"));
+    assert!(v
+        .reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("managed policy denies"));
 }
 
 // ---- staleness --------------------------------------------------------------
@@ -498,7 +533,10 @@ fn a_held_launch_without_an_answer_in_time_is_killed() {
     let held = Proc::sleep();
     hold(&mut env, 61, &held, 1000);
     env.core.tick_consent();
-    assert!(env.core.consent.pending.contains_key(&61), "within the timeout");
+    assert!(
+        env.core.consent.pending.contains_key(&61),
+        "within the timeout"
+    );
     env.core.config.ask_timeout_secs = 0;
     env.core.tick_consent();
     assert!(!env.core.consent.pending.contains_key(&61));
