@@ -1066,8 +1066,56 @@ impl Core {
         self.add_record(r, caller.uid, Some(id))
     }
 
+    /// Off the engine (a blocking thread): hash the files `PreviewCommand` and
+    /// `ApproveCommand` will bind, resolved exactly as they resolve them. The engine
+    /// takes the result into its cache ([`consent::FileHashes::absorb`]) and then
+    /// finds every file there, unless it changed since (then it hashes it again).
+    pub fn prehash_command(
+        host: &str,
+        argv: Vec<Vec<u8>>,
+        cwd: &str,
+        caller: &Caller,
+    ) -> consent::FileHashes {
+        let mut hashes = consent::FileHashes::default();
+        let _ = Self::command_record(
+            &mut hashes,
+            host,
+            argv,
+            cwd,
+            Scope::Always,
+            String::new(),
+            caller,
+        );
+        hashes
+    }
+
+    /// Off the engine: hash the files `PreviewImport` and `ApproveImport` will
+    /// bind (see [`Self::prehash_command`]).
+    pub fn prehash_import(
+        host: &str,
+        schema: &str,
+        file: &str,
+        server: &str,
+        project: &str,
+        caller: &Caller,
+    ) -> consent::FileHashes {
+        let mut hashes = consent::FileHashes::default();
+        let _ = Self::import_record(
+            &mut hashes,
+            host,
+            schema,
+            file,
+            server,
+            project,
+            Scope::Always,
+            String::new(),
+            caller,
+        );
+        hashes
+    }
+
     fn command_record(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         host: &str,
         argv: Vec<Vec<u8>>,
         cwd: &str,
@@ -1088,8 +1136,8 @@ impl Core {
         let (kargv, exe, script) =
             consent::kernel_command(&argv, &path_var, dir).map_err(failed)?;
         let prog = consent::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
-        let resolved = self.bind_program(prog.as_ref())?;
-        let (exe, script) = self.bind_files(&exe, script.as_ref())?;
+        let resolved = Self::bind_program(hashes, prog.as_ref())?;
+        let (exe, script) = Self::bind_files(hashes, &exe, script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
@@ -1114,13 +1162,12 @@ impl Core {
 
     /// The executable's (and script's) content binding, hashed now.
     fn bind_files(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         exe: &Path,
         script: Option<&consent::ScriptRef>,
     ) -> Result<(FileBinding, Option<FileBinding>), ApiError> {
         let mut bind = |p: &Path, arg: Option<usize>| {
-            self.consent
-                .hashes
+            hashes
                 .get(p)
                 .map(|(_, sha256)| FileBinding {
                     path: p.display().to_string(),
@@ -1136,13 +1183,11 @@ impl Core {
 
     /// The binding of the program `env` runs, hashed now.
     fn bind_program(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         prog: Option<&consent::ScriptRef>,
     ) -> Result<Option<FileBinding>, ApiError> {
         let Some(p) = prog else { return Ok(None) };
-        let (_, sha256) = self
-            .consent
-            .hashes
+        let (_, sha256) = hashes
             .get(&p.path)
             .map_err(|e| failed(format!("{}: {e}", p.path.display())))?;
         Ok(Some(FileBinding {
@@ -1161,7 +1206,7 @@ impl Core {
         reason = "the D-Bus call's arguments, passed through"
     )]
     fn import_record(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         host: &str,
         schema: &str,
         file: &str,
@@ -1237,8 +1282,8 @@ impl Core {
         };
         let prog = consent::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
             .map_err(failed)?;
-        let resolved = self.bind_program(prog.as_ref())?;
-        let (exe, script) = self.bind_files(Path::new(&cmd.exe), script.as_ref())?;
+        let resolved = Self::bind_program(hashes, prog.as_ref())?;
+        let (exe, script) = Self::bind_files(hashes, Path::new(&cmd.exe), script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
@@ -1272,7 +1317,8 @@ impl Core {
         project: &str,
         caller: &Caller,
     ) -> Result<Value, ApiError> {
-        let r = self.import_record(
+        let r = Self::import_record(
+            &mut self.consent.hashes,
             host,
             schema,
             file,
@@ -1308,7 +1354,17 @@ impl Core {
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
-        let r = self.import_record(host, schema, file, server, project, scope, note, caller)?;
+        let r = Self::import_record(
+            &mut self.consent.hashes,
+            host,
+            schema,
+            file,
+            server,
+            project,
+            scope,
+            note,
+            caller,
+        )?;
         self.add_record(r, caller.uid, None)
     }
 
@@ -1319,7 +1375,15 @@ impl Core {
         cwd: &str,
         caller: &Caller,
     ) -> Result<Value, ApiError> {
-        let r = self.command_record(host, argv, cwd, Scope::Always, String::new(), caller)?;
+        let r = Self::command_record(
+            &mut self.consent.hashes,
+            host,
+            argv,
+            cwd,
+            Scope::Always,
+            String::new(),
+            caller,
+        )?;
         let mut e = Event::new(Kind::Approve, 0, String::new());
         e.uid = Some(caller.uid);
         Ok(self.preview_of(&e, &r))
@@ -1336,7 +1400,15 @@ impl Core {
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
-        let r = self.command_record(host, argv, cwd, scope, note, caller)?;
+        let r = Self::command_record(
+            &mut self.consent.hashes,
+            host,
+            argv,
+            cwd,
+            scope,
+            note,
+            caller,
+        )?;
         self.add_record(r, caller.uid, None)
     }
 

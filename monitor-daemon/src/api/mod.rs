@@ -15,7 +15,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connection};
 
-use crate::{daemon::Shared, decide::Caller};
+use crate::{
+    daemon::{Core, Shared},
+    decide::Caller,
+};
 
 pub const BUS_NAME: &str = "org.mcpwatch1";
 pub const OBJECT_PATH: &str = "/org/mcpwatch1/Daemon";
@@ -199,8 +202,16 @@ impl DaemonApi {
         cwd: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        self.on_engine(move |core| answer(core.api_preview_command(&host, argv, &cwd, &from)))
-            .await?
+        let pre = off_engine({
+            let (host, argv, cwd, from) = (host.clone(), argv.clone(), cwd.clone(), from.clone());
+            move || Core::prehash_command(&host, argv, &cwd, &from)
+        })
+        .await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_preview_command(&host, argv, &cwd, &from))
+        })
+        .await?
     }
 
     /// Approve exactly what launch event `event_id` showed. Refused from inside a
@@ -231,7 +242,13 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
+        let pre = off_engine({
+            let (host, argv, cwd, from) = (host.clone(), argv.clone(), cwd.clone(), from.clone());
+            move || Core::prehash_command(&host, argv, &cwd, &from)
+        })
+        .await;
         self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
             answer(core.api_approve_command(&host, argv, &cwd, &scope, note, &from))
         })
         .await?
@@ -252,7 +269,20 @@ impl DaemonApi {
         project: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
+        let pre = off_engine({
+            let (host, schema, file, server, project, from) = (
+                host.clone(),
+                schema.clone(),
+                file.clone(),
+                server.clone(),
+                project.clone(),
+                from.clone(),
+            );
+            move || Core::prehash_import(&host, &schema, &file, &server, &project, &from)
+        })
+        .await;
         self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
             answer(core.api_preview_import(&host, &schema, &file, &server, &project, &from))
         })
         .await?
@@ -274,7 +304,20 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
+        let pre = off_engine({
+            let (host, schema, file, server, project, from) = (
+                host.clone(),
+                schema.clone(),
+                file.clone(),
+                server.clone(),
+                project.clone(),
+                from.clone(),
+            );
+            move || Core::prehash_import(&host, &schema, &file, &server, &project, &from)
+        })
+        .await;
         self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
             answer(core.api_approve_import(
                 &host, &schema, &file, &server, &project, &scope, note, &from,
             ))
@@ -344,10 +387,18 @@ impl DaemonApi {
     /// Run `f` on the engine (after what is queued before it).
     async fn on_engine<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut crate::daemon::Core) -> R + Send + 'static,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
     ) -> fdo::Result<R> {
         self.shared.engine.call(f).await.ok_or_else(stopping)
     }
+}
+
+/// Slow work of a command (hashing the files it binds) on a blocking thread, so the
+/// engine does not do it while kernel events wait.
+async fn off_engine(
+    f: impl FnOnce() -> crate::consent::FileHashes + Send + 'static,
+) -> crate::consent::FileHashes {
+    tokio::task::spawn_blocking(f).await.unwrap_or_default()
 }
 
 fn stopping() -> fdo::Error {

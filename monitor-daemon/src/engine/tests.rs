@@ -544,3 +544,32 @@ fn a_held_launch_without_an_answer_in_time_is_killed() {
     assert_eq!(env.kernel.maps().cleared, vec![held.pid()]);
     assert!(env.has_event(Kind::Decision, "no answer in time"));
 }
+
+// ---- the engine task --------------------------------------------------------
+
+#[tokio::test]
+async fn the_engine_runs_commands_in_order_and_hands_its_core_back() {
+    use super::task::{run, Engine, Msg};
+    let Env {
+        core,
+        kernel,
+        dir: _dir,
+    } = env();
+    let (engine, rx) = Engine::channel();
+    let task = tokio::spawn(run(core, rx));
+    let p = Proc::sleep();
+    let from = p.caller(0);
+    let set = engine
+        .call(move |c| c.api_set_mode("test", "ask", &from).is_ok())
+        .await;
+    assert_eq!(set, Some(true));
+    let id = engine
+        .call(|c| c.profile_id("test").expect("id") as usize)
+        .await
+        .expect("engine");
+    assert_eq!(kernel.maps().modes[id], monitor_common::mode::ASK);
+    assert!(engine.send(Msg::Stop).await);
+    let core = task.await.expect("engine task");
+    assert_eq!(core.consent.store.modes().len(), 1);
+    assert_eq!(engine.call(|_| ()).await, None, "stopped");
+}
