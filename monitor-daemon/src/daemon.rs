@@ -181,6 +181,11 @@ pub struct Core {
     pub(crate) configs: crate::configwatch::ConfigWatch,
     pub(crate) last_config_scan: std::time::Instant,
     pub(crate) last_config_poll: std::time::Instant,
+    /// The way back to the engine, for work done off it (config rediscovery) whose
+    /// result returns as a command. `None` before the engine runs (and in tests).
+    pub(crate) engine: Option<Engine>,
+    /// A config rediscovery is under way off the engine.
+    pub(crate) rediscovering: bool,
 }
 
 impl Core {
@@ -216,6 +221,8 @@ impl Core {
             configs: crate::configwatch::ConfigWatch::default(),
             last_config_scan: now,
             last_config_poll: now,
+            engine: None,
+            rediscovering: false,
         })
     }
 
@@ -893,6 +900,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .spawn(move || read_ring(ring, &tx, &stop, &counters))
             .context("starting the ring buffer reader")?
     };
+    core.engine = Some(engine.clone());
     let engine_task = tokio::spawn(crate::engine::task::run(core, engine_rx));
     let stage = tokio::spawn(crate::engine::task::hash_stage(rx, hashes, engine.clone()));
 
