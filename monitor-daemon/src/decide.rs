@@ -23,8 +23,16 @@ use crate::{
 /// Where the deny list's bare names are looked up.
 const DENY_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A refused or failed API call: (access denied?, message).
-pub type ApiError = (bool, String);
+/// A refused or failed API call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The caller may not do this (D-Bus `AccessDenied`).
+    #[error("{0}")]
+    Refused(String),
+    /// It could not be done (D-Bus `Failed`).
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// Credentials of an API caller, as the bus daemon reports them.
 #[derive(Clone, Debug)]
@@ -84,11 +92,11 @@ impl Caller {
 }
 
 fn refused(msg: impl Into<String>) -> ApiError {
-    (true, msg.into())
+    ApiError::Refused(msg.into())
 }
 
 fn failed(msg: impl Into<String>) -> ApiError {
-    (false, msg.into())
+    ApiError::Failed(msg.into())
 }
 
 fn mode_name(m: u32) -> &'static str {
@@ -982,7 +990,7 @@ impl Core {
         all.into_iter()
             .find(|e| e.id == id)
             .filter(|e| matches!(e.kind, Kind::Launch | Kind::Exec))
-            .ok_or_else(|| (false, format!("no launch event with id {id}")))
+            .ok_or_else(|| failed(format!("no launch event with id {id}")))
     }
 
     fn preview_of(&self, e: &Event, r: &Record) -> Value {

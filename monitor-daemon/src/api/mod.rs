@@ -409,8 +409,8 @@ fn stopping() -> fdo::Error {
 fn answer(r: Result<serde_json::Value, crate::decide::ApiError>) -> fdo::Result<String> {
     match r {
         Ok(v) => Ok(v.to_string()),
-        Err((true, msg)) => Err(fdo::Error::AccessDenied(msg)),
-        Err((false, msg)) => Err(fdo::Error::Failed(msg)),
+        Err(crate::decide::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
+        Err(crate::decide::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::{
     config::{Config, Mode},
     consent::{Pending, RecordState},
     daemon::Core,
-    decide::{identify, Caller},
+    decide::{identify, ApiError, Caller},
     event::{Bytes, Event, Kind},
     logfile::LogWriter,
     policy::{managed::ManagedLoader, record::Scope},
@@ -172,6 +172,14 @@ fn hold(env: &mut Env, id: u64, p: &Proc, uid: u32) {
     );
 }
 
+/// (refused?, message) of an API error.
+fn split(e: ApiError) -> (bool, String) {
+    match e {
+        ApiError::Refused(m) => (true, m),
+        ApiError::Failed(m) => (false, m),
+    }
+}
+
 const AGENT: &str = "an agent cannot grant itself consent";
 
 // ---- self-approval ----------------------------------------------------------
@@ -193,8 +201,12 @@ fn a_tracked_caller_can_grant_revoke_continue_or_set_nothing() {
     let refusals = [
         env.core
             .api_approve_command("test", argv, "", "always", String::new(), &from)
+            .map_err(split)
             .err(),
-        env.core.api_approve(1, "", String::new(), &from).err(),
+        env.core
+            .api_approve(1, "", String::new(), &from)
+            .map_err(split)
+            .err(),
         env.core
             .api_approve_import(
                 "test",
@@ -206,11 +218,15 @@ fn a_tracked_caller_can_grant_revoke_continue_or_set_nothing() {
                 String::new(),
                 &from,
             )
+            .map_err(split)
             .err(),
-        env.core.api_revoke(id, &from).err(),
-        env.core.api_allow(7, true, &from).err(),
-        env.core.api_deny(7, &from).err(),
-        env.core.api_set_mode("test", "monitor", &from).err(),
+        env.core.api_revoke(id, &from).map_err(split).err(),
+        env.core.api_allow(7, true, &from).map_err(split).err(),
+        env.core.api_deny(7, &from).map_err(split).err(),
+        env.core
+            .api_set_mode("test", "monitor", &from)
+            .map_err(split)
+            .err(),
     ];
     for r in refusals {
         let (denied, msg) = r.expect("refused");
@@ -237,6 +253,7 @@ fn a_caller_below_a_tracked_ancestor_is_refused() {
     let (denied, msg) = env
         .core
         .api_set_mode("test", "monitor", &child.caller(0))
+        .map_err(split)
         .expect_err("refused");
     assert!(denied && msg.contains(AGENT), "{msg}");
     assert!(
@@ -256,6 +273,7 @@ fn a_caller_whose_process_is_gone_is_refused() {
     let (denied, msg) = env
         .core
         .api_set_mode("test", "ask", &nobody)
+        .map_err(split)
         .expect_err("unidentified");
     assert!(denied && msg.contains("has exited"), "{msg}");
     // Pinned while alive, gone (a zombie, then reaped) when the call is checked.
@@ -266,12 +284,14 @@ fn a_caller_whose_process_is_gone_is_refused() {
     let (denied, msg) = env
         .core
         .api_set_mode("test", "ask", &pinned)
+        .map_err(split)
         .expect_err("zombie");
     assert!(denied && msg.contains("has exited"), "{msg}");
     p.0.wait().expect("reap");
     let (denied, _) = env
         .core
         .api_set_mode("test", "ask", &pinned)
+        .map_err(split)
         .expect_err("reaped");
     assert!(denied);
     assert!(env.has_event(Kind::Refused, "has exited"));
@@ -288,6 +308,7 @@ fn only_the_owner_or_root_may_allow_a_held_launch() {
     let (denied, msg) = env
         .core
         .api_allow(11, false, &other.caller(1001))
+        .map_err(split)
         .expect_err("another user");
     assert!(
         denied && msg.contains("may not allow launch 11 of uid 1000"),
@@ -320,6 +341,7 @@ fn only_the_owner_or_root_may_deny_a_held_launch() {
     let (denied, msg) = env
         .core
         .api_deny(21, &other.caller(1001))
+        .map_err(split)
         .expect_err("another user");
     assert!(
         denied && msg.contains("may not deny launch 21 of uid 1000"),
@@ -348,6 +370,7 @@ fn users_approve_only_their_own_launches() {
     let (denied, msg) = env
         .core
         .api_approve(31, "", String::new(), &p.caller(1001))
+        .map_err(split)
         .expect_err("another user's launch");
     assert!(
         denied && msg.contains("users approve their own launches"),
@@ -363,6 +386,7 @@ fn only_root_sets_modes() {
     let (denied, msg) = env
         .core
         .api_set_mode("test", "enforce", &p.caller(1000))
+        .map_err(split)
         .expect_err("a user");
     assert!(denied && msg.contains("may not change modes"), "{msg}");
     env.core
@@ -445,6 +469,7 @@ fn a_managed_mode_lock_holds_against_root_and_the_user_store() {
     let (denied, msg) = env
         .core
         .api_set_mode("test", "monitor", &p.caller(0))
+        .map_err(split)
         .expect_err("locked");
     assert!(denied && msg.contains("locked by managed policy"), "{msg}");
     // A user mode in the store (written before the lock) does not weaken it.
