@@ -12,7 +12,7 @@ use crate::{
     config::Mode,
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
     daemon::Core,
-    event::{raw::RawHoldBypass, Bytes, Event, Kind, Verdict},
+    event::{raw::RawHoldBypass, Bytes, Decision, Event, Kind, Verdict},
     hosts::import::{parse_config_bytes, Entry, ImportContext, Schema},
     policy::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
@@ -99,11 +99,12 @@ fn failed(msg: impl Into<String>) -> ApiError {
     ApiError::Failed(msg.into())
 }
 
-fn mode_name(m: u32) -> &'static str {
+/// The mode of the kernel's encoding (anything else: monitor).
+fn mode_of(m: u32) -> Mode {
     match m {
-        monitor_common::mode::ASK => "ask",
-        monitor_common::mode::ENFORCE => "enforce",
-        _ => "monitor",
+        monitor_common::mode::ASK => Mode::Ask,
+        monitor_common::mode::ENFORCE => Mode::Enforce,
+        _ => Mode::Monitor,
     }
 }
 
@@ -293,7 +294,7 @@ impl Core {
             .path
             .as_ref()
             .map_or_else(|| "?".to_owned(), |p| p.lossy().into_owned());
-        let enforce = mode_name(mode) != "monitor";
+        let enforce = mode_of(mode) != Mode::Monitor;
         let mut killed = false;
         if enforce {
             if let Some(start) = consent::live_start(e.pid) {
@@ -318,8 +319,8 @@ impl Core {
         }
         warn!(pid = e.pid, program = %name, path = %path, "a copy of a denied program ran");
         Some(Verdict {
-            decision: "denied".into(),
-            mode: mode_name(mode).to_owned(),
+            decision: Decision::Denied,
+            mode: mode_of(mode),
             record: None,
             reason: Some(format!(
                 "managed policy denies {name} inside every session; {path} has its content (sha256 {sha}){}; the kernel denies this file from now on",
@@ -352,15 +353,15 @@ impl Core {
             return;
         }
         let mut v = Verdict {
-            decision: String::new(),
-            mode: mode_name(mode).to_owned(),
+            decision: Decision::Unapproved,
+            mode: mode_of(mode),
             record: None,
             reason: None,
             pending: None,
             killed: f(ef::KILLED),
         };
         if f(ef::DENIED) {
-            v.decision = "denied".into();
+            v.decision = Decision::Denied;
             v.reason = Some(format!(
                 "managed policy denies {} inside every session",
                 e.exe
@@ -369,7 +370,7 @@ impl Core {
                     .map_or_else(|| "this program".into(), |p| p.lossy().into_owned())
             ));
         } else if f(ef::ALLOWED) {
-            v.decision = "allowed".into();
+            v.decision = Decision::Allowed;
             v.record = Some(record_id);
             if f(ef::ONCE_CONSUMED) {
                 self.retire_once(record_id);
@@ -379,13 +380,12 @@ impl Core {
             }
         } else {
             v.decision = if f(ef::HELD) {
-                "held"
+                Decision::Held
             } else if f(ef::KILLED) {
-                "killed"
+                Decision::Killed
             } else {
-                "unapproved"
-            }
-            .into();
+                Decision::Unapproved
+            };
             let mut reason = self.explain_miss(e, flags);
             if f(ef::ASK_DEGRADED) {
                 reason.push_str("; ask mode had no daemon to ask: killed");
@@ -521,11 +521,11 @@ impl Core {
                 }
             }
             Ok(()) => {}
-            Err(why) if held || flags & ef::KILLED == 0 && v.mode != "monitor" => {
+            Err(why) if held || flags & ef::KILLED == 0 && v.mode != Mode::Monitor => {
                 let n = self.kill_session(e.pid, start);
                 self.sensor.clear_held(e.pid);
                 warn!(record = id, pid = e.pid, reason = %why, "script check failed: session killed");
-                v.decision = "killed".into();
+                v.decision = Decision::Killed;
                 v.killed = true;
                 v.reason = Some(format!(
                     "record {id} matched, but {why}: session killed ({n} process{})",
@@ -690,7 +690,11 @@ impl Core {
             };
         if let Some((id, _)) = entry {
             if let Some(p) = self.consent.pending.remove(&id) {
-                self.decision(&p, "killed", "resumed by someone other than mcpwatch");
+                self.decision(
+                    &p,
+                    Decision::Killed,
+                    "resumed by someone other than mcpwatch",
+                );
             }
         }
         if b.signal == 17 && !kernel_killed {
@@ -749,8 +753,8 @@ impl Core {
             ..crate::event::Exe::default()
         });
         e.verdict = Some(Verdict {
-            decision: "denied".into(),
-            mode: mode_name(d.mode).to_owned(),
+            decision: Decision::Denied,
+            mode: mode_of(d.mode),
             record: None,
             reason: Some(format!(
                 "managed policy denies {} inside every session: execve refused with EPERM (BPF LSM)",
@@ -818,7 +822,7 @@ impl Core {
             };
             if kill {
                 consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
-                self.decision(&p, "killed", why);
+                self.decision(&p, Decision::Killed, why);
             }
             self.sensor.clear_held(p.pid);
         }
@@ -827,18 +831,18 @@ impl Core {
         }
     }
 
-    fn decision(&mut self, p: &Pending, decision: &str, why: &str) {
+    fn decision(&mut self, p: &Pending, decision: Decision, why: &str) {
         let mut e = self.new_event(Kind::Decision);
         e.pid = p.pid;
         e.host.clone_from(&p.event.host);
         e.argv.clone_from(&p.event.argv);
         e.verdict = Some(Verdict {
-            decision: decision.into(),
-            mode: "ask".into(),
+            decision,
+            mode: Mode::Ask,
             record: None,
             reason: Some(why.into()),
             pending: Some(p.id),
-            killed: decision == "killed",
+            killed: decision == Decision::Killed,
         });
         e.message = Some(format!(
             "held launch {} ({}): {decision}: {why}",
@@ -863,8 +867,8 @@ impl Core {
                 let mut e = self.new_event(Kind::Decision);
                 e.pid = pid;
                 e.verdict = Some(Verdict {
-                    decision: "killed".into(),
-                    mode: "ask".into(),
+                    decision: Decision::Killed,
+                    mode: Mode::Ask,
                     record: None,
                     reason: Some(
                         "held when the previous daemon stopped; nobody could answer".into(),
@@ -1612,7 +1616,7 @@ impl Core {
         let continued = consent::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
         self.decision(
             &p,
-            "continued",
+            Decision::Continued,
             &format!(
                 "allowed by uid {}{}",
                 caller.uid,
@@ -1630,7 +1634,11 @@ impl Core {
         };
         let killed = consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
         self.sensor.clear_held(p.pid);
-        self.decision(&p, "killed", &format!("denied by uid {}", caller.uid));
+        self.decision(
+            &p,
+            Decision::Killed,
+            &format!("denied by uid {}", caller.uid),
+        );
         Ok(json!({"pid": p.pid, "killed": killed}))
     }
 

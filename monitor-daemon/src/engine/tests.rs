@@ -414,7 +414,10 @@ fn a_once_record_is_retired_when_its_launch_used_it() {
         monitor_common::mode::ENFORCE,
         id,
     );
-    assert_eq!(e.verdict.as_ref().expect("verdict").decision, "allowed");
+    assert_eq!(
+        e.verdict.as_ref().expect("verdict").decision,
+        crate::event::Decision::Allowed
+    );
     assert!(env.core.consent.store.get(id).is_none(), "retired");
     assert!(!env.core.consent.once_armed.contains_key(&id));
     assert!(env.has_event(Kind::Revoke, "once record used"));
@@ -514,7 +517,7 @@ fn a_managed_deny_wins_over_a_user_record_of_the_same_program() {
         id,
     );
     let v = e.verdict.expect("verdict");
-    assert_eq!(v.decision, "denied", "{v:?}");
+    assert_eq!(v.decision, crate::event::Decision::Denied, "{v:?}");
     assert!(v
         .reason
         .as_deref()
@@ -597,4 +600,39 @@ async fn the_engine_runs_commands_in_order_and_hands_its_core_back() {
     let core = task.await.expect("engine task");
     assert_eq!(core.consent.store.modes().len(), 1);
     assert_eq!(engine.call(|_| ()).await, None, "stopped");
+}
+
+// ---- contracts --------------------------------------------------------------
+
+#[test]
+fn verdicts_serialise_their_decision_and_mode_as_the_same_strings() {
+    use crate::event::{Decision, Verdict};
+    let all = [
+        (Decision::Allowed, "allowed"),
+        (Decision::Unapproved, "unapproved"),
+        (Decision::Held, "held"),
+        (Decision::Killed, "killed"),
+        (Decision::Denied, "denied"),
+        (Decision::Continued, "continued"),
+    ];
+    for (d, s) in all {
+        for (m, ms) in [
+            (Mode::Monitor, "monitor"),
+            (Mode::Ask, "ask"),
+            (Mode::Enforce, "enforce"),
+        ] {
+            let v = Verdict {
+                decision: d,
+                mode: m,
+                record: None,
+                reason: None,
+                pending: None,
+                killed: false,
+            };
+            let text = serde_json::to_string(&v).expect("json");
+            assert_eq!(text, format!(r#"{{"decision":"{s}","mode":"{ms}"}}"#));
+            assert_eq!(serde_json::from_str::<Verdict>(&text).expect("parse"), v);
+            assert_eq!(d.to_string(), s);
+        }
+    }
 }
