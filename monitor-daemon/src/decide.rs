@@ -1078,6 +1078,21 @@ impl Core {
         self.add_record(r, caller.uid, Some(id))
     }
 
+    /// Off the engine: hash the files approving launch event `e` binds (`Preview`,
+    /// `Approve`, `Allow` with `always`), as [`Self::record_for_event`] will.
+    pub fn prehash_event(e: &Event) -> consent::FileHashes {
+        let mut hashes = consent::FileHashes::default();
+        let _ = consent::record_from_event(
+            e,
+            &mut hashes,
+            Scope::Always,
+            String::new(),
+            Source::User(0),
+            0,
+        );
+        hashes
+    }
+
     /// Off the engine (a blocking thread): hash the files `PreviewCommand` and
     /// `ApproveCommand` will bind, resolved exactly as they resolve them. The engine
     /// takes the result into its cache ([`consent::FileHashes::absorb`]) and then

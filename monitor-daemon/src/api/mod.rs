@@ -187,8 +187,12 @@ impl DaemonApi {
         event_id: u64,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        self.on_engine(move |core| answer(core.api_preview(event_id, &from)))
-            .await?
+        let pre = self.prehash_event(event_id).await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_preview(event_id, &from))
+        })
+        .await?
     }
 
     /// What `approve --host H -- CMD…` would approve (resolved as the kernel will
@@ -225,8 +229,12 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        self.on_engine(move |core| answer(core.api_approve(event_id, &scope, note, &from)))
-            .await?
+        let pre = self.prehash_event(event_id).await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_approve(event_id, &scope, note, &from))
+        })
+        .await?
     }
 
     /// Approve a command for a host.
@@ -350,8 +358,16 @@ impl DaemonApi {
         always: bool,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        self.on_engine(move |core| answer(core.api_allow(pending_id, always, &from)))
-            .await?
+        let pre = if always {
+            self.prehash_event(pending_id).await
+        } else {
+            crate::consent::FileHashes::default()
+        };
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_allow(pending_id, always, &from))
+        })
+        .await?
     }
 
     /// Kill a held launch.
@@ -384,6 +400,18 @@ impl DaemonApi {
 }
 
 impl DaemonApi {
+    /// The files approving launch event `id` binds, hashed off the engine (when the
+    /// engine still has the event in memory; else it reads the log and hashes).
+    async fn prehash_event(&self, id: u64) -> crate::consent::FileHashes {
+        let Ok(Some(e)) = self
+            .on_engine(move |core| core.consent.find_recent(id).cloned())
+            .await
+        else {
+            return crate::consent::FileHashes::default();
+        };
+        off_engine(move || Core::prehash_event(&e)).await
+    }
+
     /// Run `f` on the engine (after what is queued before it).
     async fn on_engine<R: Send + 'static>(
         &self,
