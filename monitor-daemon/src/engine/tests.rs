@@ -406,6 +406,9 @@ fn a_once_record_is_retired_when_its_launch_used_it() {
     let id = env.approve(&prog, "once", &admin.caller(0));
     assert_eq!(env.kernel.maps().allow.len(), 1);
     assert!(env.core.consent.once_armed.contains_key(&id));
+    // Still in the kernel: a resync keeps it armed.
+    env.core.sync_kernel();
+    assert!(env.core.consent.store.get(id).is_some());
     let mut e = Event::new(Kind::Launch, 41, String::new());
     e.uid = Some(0);
     env.core.verdict(
@@ -635,4 +638,91 @@ fn verdicts_serialise_their_decision_and_mode_as_the_same_strings() {
             assert_eq!(d.to_string(), s);
         }
     }
+}
+
+// ---- more owner and hold rules ----------------------------------------------
+
+#[test]
+fn users_revoke_only_their_own_records_and_nobody_revokes_managed_ones() {
+    let mut env = env();
+    let prog = env.program("prog");
+    let user = Proc::sleep();
+    let id = env.approve(&prog, "always", &user.caller(1000));
+    let (denied, msg) = env
+        .core
+        .api_revoke(id, &user.caller(1001))
+        .map_err(split)
+        .expect_err("another user");
+    assert!(denied && msg.contains("may not revoke record"), "{msg}");
+    assert!(env.core.consent.store.get(id).is_some());
+    let (denied, msg) = env
+        .core
+        .api_revoke(crate::consent::MANAGED_ID_BASE, &user.caller(0))
+        .map_err(split)
+        .expect_err("managed");
+    assert!(denied && msg.contains("comes from managed policy"), "{msg}");
+    env.core
+        .api_revoke(id, &user.caller(1000))
+        .expect("the owner");
+    assert!(env.core.consent.store.get(id).is_none());
+    assert!(env.kernel.maps().allow.is_empty(), "out of the kernel");
+}
+
+#[test]
+fn a_held_launch_whose_parent_exited_is_killed() {
+    let mut env = env_with(|c| c.ask_timeout_secs = 3600);
+    let held = Proc::sleep();
+    hold(&mut env, 81, &held, 1000);
+    // As if another process (gone now) had forked it.
+    if let Some(p) = env.core.consent.pending.get_mut(&81) {
+        p.ppid = 4_000_000;
+        p.ppid_start = 1;
+    }
+    env.core.tick_consent();
+    assert!(!env.core.consent.pending.contains_key(&81));
+    assert!(held.gone(), "killed");
+    assert!(env.has_event(Kind::Decision, "its parent exited while it waited"));
+}
+
+#[test]
+fn a_held_launch_continued_behind_our_back_loses_its_session() {
+    use crate::event::raw::{Common, RawHoldBypass, Role};
+    let mut env = env();
+    let held = Proc::sleep();
+    let member = Proc::sleep();
+    hold(&mut env, 91, &held, 1000);
+    let session = TaskState {
+        role: role::SESSION,
+        session_pid: held.pid(),
+        ..tracked_host()
+    };
+    env.kernel.maps().tracked.insert(member.pid(), session);
+    let common = Common {
+        ts_ns: 0,
+        pid: 4_000_000,
+        tid: 4_000_000,
+        ppid: 1,
+        uid: 1000,
+        gid: 1000,
+        ns_pid: 4_000_000,
+        ns_level: 0,
+        pidns_inum: 0,
+        role: Role::None,
+        host_pid: 0,
+        host_profile: 0,
+        session_pid: 0,
+        comm: b"kill".to_vec(),
+        flags: 0,
+        lineage_parent: 0,
+    };
+    env.core.hold_bypass(&RawHoldBypass {
+        common,
+        target: held.pid(),
+        signal: 18,
+    });
+    assert!(held.gone() && member.gone(), "the whole session is killed");
+    assert!(!env.core.consent.pending.contains_key(&91));
+    assert!(env.kernel.maps().cleared.contains(&held.pid()));
+    assert!(env.has_event(Kind::Decision, "resumed by someone other than mcpwatch"));
+    assert!(env.has_event(Kind::HoldBypass, "sent SIGCONT to held launch"));
 }
