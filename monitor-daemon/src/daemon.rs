@@ -2,7 +2,8 @@
 //! events into recorded events until SIGINT/SIGTERM.
 //!
 //! Data path: ring buffer → reader thread (decode; bounded queue, overflow counted)
-//! → processor task (tracker, enrichment, log, broadcast to followers). Every place an
+//! → hashing stage → the engine task (`engine::task`: tracker, enrichment, log,
+//! broadcast to followers; it also runs the API's commands, in arrival order). Every place an
 //! event can be lost has a counter, visible in `mcpwatch status` and as `lost` events.
 use std::{
     os::unix::fs::MetadataExt as _,

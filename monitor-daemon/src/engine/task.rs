@@ -37,8 +37,11 @@ pub enum Msg {
     Stop,
 }
 
-/// Messages waiting for the engine at most (each event message is a batch).
-pub const CHANNEL_CAPACITY: usize = 256;
+/// Messages waiting for the engine at most. Each event message is a batch of up to
+/// 4096 events: kept small so that a slow engine backs the hashing stage up into
+/// the reader's bounded queue, where loss is counted, instead of buffering without
+/// bound here. Senders wait (nothing is dropped on this channel).
+pub const CHANNEL_CAPACITY: usize = 8;
 
 /// The way to the engine.
 #[derive(Clone)]
