@@ -10,9 +10,26 @@
 //!                      D-Bus handlers (Engine::call) ──┘
 //! ```
 //!
-//! Slow work stays off the engine where it can: execs are hashed by the hashing
-//! stage before their batch is sent, and API commands that bind files have them
-//! hashed on a blocking thread before the command is sent (`api`).
+//! Slow work stays off the engine where it can:
+//! - execs are hashed by the hashing stage before their batch is sent;
+//! - `Preview*`, `Approve*` and `Allow --always` have the files they bind resolved
+//!   and hashed on a blocking thread first (`Core::prehash_*`); the engine takes
+//!   the hashes into its cache and only `stat`s the files again;
+//! - the 30 s rediscovery of MCP config files (the walk over every home) runs on a
+//!   blocking thread and comes back as a command.
+//!
+//! What still runs on the engine, and can take a moment:
+//! - `sync_kernel` re-hashes a record's file whose identity changed (an upgrade):
+//!   from the 2 s re-check in `tick_consent`, from an approve or revoke, and from
+//!   `explain_miss` (a launch of an approved command that the kernel did not
+//!   match); `sync_deny` likewise for the deny list's files;
+//! - `verify_held` hashes a held launch's script as the launch sees it (the launch
+//!   waits for that answer);
+//! - `Approve` of an event no longer in memory reads the whole log to find it;
+//! - `ApproveImport` reads and parses the config file again, and rediscovers the
+//!   config files in place (so the imported project is watched before the reply);
+//! - writing the consent store (approve, revoke, mode, a used `once`), reading
+//!   policy files that changed, polling the watched configs' metadata each second.
 use std::{
     sync::{Arc, Mutex},
     time::Duration,

@@ -686,7 +686,7 @@ fn a_held_launch_whose_parent_exited_is_killed() {
 
 #[test]
 fn a_held_launch_continued_behind_our_back_loses_its_session() {
-    use crate::event::raw::{Common, RawHoldBypass, Role};
+    use crate::event::raw::RawHoldBypass;
     let mut env = env();
     let held = Proc::sleep();
     let member = Proc::sleep();
@@ -697,26 +697,8 @@ fn a_held_launch_continued_behind_our_back_loses_its_session() {
         ..tracked_host()
     };
     env.kernel.maps().tracked.insert(member.pid(), session);
-    let common = Common {
-        ts_ns: 0,
-        pid: 4_000_000,
-        tid: 4_000_000,
-        ppid: 1,
-        uid: 1000,
-        gid: 1000,
-        ns_pid: 4_000_000,
-        ns_level: 0,
-        pidns_inum: 0,
-        role: Role::None,
-        host_pid: 0,
-        host_profile: 0,
-        session_pid: 0,
-        comm: b"kill".to_vec(),
-        flags: 0,
-        lineage_parent: 0,
-    };
     env.core.hold_bypass(&RawHoldBypass {
-        common,
+        common: common(4_000_000),
         target: held.pid(),
         signal: 18,
     });
@@ -725,4 +707,59 @@ fn a_held_launch_continued_behind_our_back_loses_its_session() {
     assert!(env.kernel.maps().cleared.contains(&held.pid()));
     assert!(env.has_event(Kind::Decision, "resumed by someone other than mcpwatch"));
     assert!(env.has_event(Kind::HoldBypass, "sent SIGCONT to held launch"));
+}
+
+/// What every kernel event carries, for process `pid` (untracked).
+fn common(pid: u32) -> crate::event::raw::Common {
+    crate::event::raw::Common {
+        ts_ns: 0,
+        pid,
+        tid: pid,
+        ppid: 1,
+        uid: 1000,
+        gid: 1000,
+        ns_pid: pid,
+        ns_level: 0,
+        pidns_inum: 0,
+        role: crate::event::raw::Role::None,
+        host_pid: 0,
+        host_profile: 0,
+        session_pid: 0,
+        comm: b"kill".to_vec(),
+        flags: 0,
+        lineage_parent: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hashing_stage_sends_urgent_events_first_then_the_rest_in_order() {
+    use super::task::{hash_stage, Engine, Msg};
+    use crate::event::raw::{RawEvent, RawFork, RawHoldBypass, Role};
+    let fork = |child| {
+        RawEvent::Fork(RawFork {
+            common: common(10),
+            child_pid: child,
+            parent_role: Role::None,
+        })
+    };
+    let bypass = RawEvent::HoldBypass(RawHoldBypass {
+        common: common(11),
+        target: 12,
+        signal: 18,
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    for ev in [fork(1), bypass.clone(), fork(2)] {
+        tx.send(ev).await.expect("queue");
+    }
+    drop(tx);
+    let (engine, mut engine_rx) = Engine::channel();
+    hash_stage(rx, std::sync::Arc::default(), engine).await;
+    let mut got = Vec::new();
+    while let Ok(msg) = engine_rx.try_recv() {
+        let Msg::Events(batch) = msg else {
+            panic!("only events")
+        };
+        got.push(batch.into_iter().map(|(ev, _)| ev).collect::<Vec<_>>());
+    }
+    assert_eq!(got, vec![vec![bypass], vec![fork(1), fork(2)]]);
 }
