@@ -597,3 +597,19 @@ pub mod client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::ApiError;
+
+    #[test]
+    fn refusals_are_access_denied_and_failures_failed() {
+        let refused = answer(Err(ApiError::Refused("no".into())));
+        assert!(matches!(refused, Err(fdo::Error::AccessDenied(m)) if m == "no"));
+        let failed = answer(Err(ApiError::Failed("broke".into())));
+        assert!(matches!(failed, Err(fdo::Error::Failed(m)) if m == "broke"));
+        let ok = answer(Ok(serde_json::json!({"pid": 1})));
+        assert_eq!(ok.expect("ok"), r#"{"pid":1}"#);
+    }
+}
