@@ -352,39 +352,84 @@ const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);
 /// How often the watched files' metadata is checked.
 const POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The MCP config files to watch: every host's user-level and system configs in
+/// every home, and the project-level configs of the projects records were imported
+/// from (`imported`: their config files) and of the projects in each
+/// ~/.claude.json. Blocking file I/O over every home: run off the engine when it can.
+fn discover_files(
+    profiles: &[crate::hosts::HostProfile],
+    imported: &[String],
+) -> Vec<import::ConfigFile> {
+    use crate::hosts::{import::UserHome, HostFs as _, RealFs};
+    let homes: Vec<PathBuf> = RealFs.home_dirs();
+    let mut projects = project_dirs_of(imported);
+    for home in &homes {
+        let file = home.join(".claude.json");
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            if let Ok(m) = import::claude_code_approvals(&file, &text) {
+                projects.extend(m.into_keys());
+            }
+        }
+    }
+    projects.sort();
+    projects.dedup();
+    let users: Vec<UserHome> = homes.into_iter().map(UserHome::new).collect();
+    import::discover(profiles, &users, &projects, &RealFs).files
+}
+
 impl crate::daemon::Core {
-    /// Rebuild the watched set: every host's user-level and system configs in every
-    /// home, and the project-level configs of the projects records were imported
-    /// from and of the projects in each ~/.claude.json.
-    pub fn refresh_config_watch(&mut self) {
-        use crate::{
-            hosts::{import::UserHome, HostFs as _, RealFs},
-            policy::record::Source,
-        };
-        let homes: Vec<PathBuf> = RealFs.home_dirs();
-        let imported: Vec<String> = self
-            .consent
+    /// The config files records were imported from.
+    fn imported_files(&self) -> Vec<String> {
+        use crate::policy::record::Source;
+        self.consent
             .all_records()
             .filter_map(|r| match &r.source {
                 Source::Import { file, .. } => Some(file.clone()),
                 _ => None,
             })
-            .collect();
-        let mut projects = project_dirs_of(&imported);
-        for home in &homes {
-            let file = home.join(".claude.json");
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                if let Ok(m) = import::claude_code_approvals(&file, &text) {
-                    projects.extend(m.into_keys());
-                }
-            }
-        }
-        projects.sort();
-        projects.dedup();
-        let users: Vec<UserHome> = homes.into_iter().map(UserHome::new).collect();
-        let found = import::discover(&self.profiles, &users, &projects, &RealFs);
-        self.configs.set_files(found.files, &RealFs);
+            .collect()
+    }
+
+    /// Rebuild the watched set now (see [`discover_files`]).
+    pub fn refresh_config_watch(&mut self) {
+        let files = discover_files(&self.profiles, &self.imported_files());
+        self.watch_config_files(files);
+    }
+
+    fn watch_config_files(&mut self, files: Vec<import::ConfigFile>) {
+        self.configs.set_files(files, &crate::hosts::RealFs);
         self.last_config_scan = std::time::Instant::now();
+    }
+
+    /// The periodic rediscovery: with the engine running, the walk over the homes
+    /// runs on a blocking thread and its result comes back to the engine as a
+    /// command; without one (start-up, unit tests), now.
+    fn rediscover_configs(&mut self) {
+        let Some(engine) = self
+            .engine
+            .clone()
+            .filter(|_| tokio::runtime::Handle::try_current().is_ok())
+        else {
+            return self.refresh_config_watch();
+        };
+        if self.rediscovering {
+            return;
+        }
+        self.rediscovering = true;
+        self.last_config_scan = std::time::Instant::now();
+        let (profiles, imported) = (self.profiles.clone(), self.imported_files());
+        tokio::spawn(async move {
+            let found =
+                tokio::task::spawn_blocking(move || discover_files(&profiles, &imported)).await;
+            engine
+                .call(move |core| {
+                    core.rediscovering = false;
+                    if let Ok(files) = found {
+                        core.watch_config_files(files);
+                    }
+                })
+                .await;
+        });
     }
 
     /// Report what changed in the watched configs (see the module docs).
@@ -393,7 +438,7 @@ impl crate::daemon::Core {
 
         use crate::{event::Kind, policy::record::Source};
         if self.last_config_scan.elapsed() >= REDISCOVER {
-            self.refresh_config_watch();
+            self.rediscover_configs();
         }
         if self.last_config_poll.elapsed() < POLL {
             return;

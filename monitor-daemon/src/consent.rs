@@ -112,6 +112,12 @@ impl FileHashes {
         self.cache.insert(path.to_path_buf(), (id, sha.clone()));
         Ok((id, sha))
     }
+
+    /// Take in hashes computed elsewhere (off the engine) by [`Self::get`]: each is
+    /// trusted only while its file keeps the identity it was hashed at.
+    pub fn absorb(&mut self, other: FileHashes) {
+        self.cache.extend(other.cache);
+    }
 }
 
 /// The argv block exactly as the kernel lays it out: each argument NUL-terminated.

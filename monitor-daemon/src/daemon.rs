@@ -2,7 +2,8 @@
 //! events into recorded events until SIGINT/SIGTERM.
 //!
 //! Data path: ring buffer → reader thread (decode; bounded queue, overflow counted)
-//! → processor task (tracker, enrichment, log, broadcast to followers). Every place an
+//! → hashing stage → the engine task (`engine::task`: tracker, enrichment, log,
+//! broadcast to followers; it also runs the API's commands, in arrival order). Every place an
 //! event can be lost has a counter, visible in `mcpwatch status` and as `lost` events.
 use std::{
     os::unix::fs::MetadataExt as _,
@@ -23,6 +24,7 @@ use tracing::{debug, error, info, warn};
 use crate::{
     adopt,
     config::Config,
+    engine::task::{Engine, Msg},
     enrich::{self, Clock, HashCache},
     event::{
         raw::{self, kernel_dev_to_user, RawEvent, RawExec, Role},
@@ -32,6 +34,7 @@ use crate::{
     logfile::LogWriter,
     sensor::{
         ebpf::{Attachment, KernelHosts, LsmSupport, ProgramStats, Sensor, SensorOptions},
+        kernel::Kernel,
         offsets,
     },
     tracker::Tracker,
@@ -153,7 +156,7 @@ pub struct HostKeys {
 /// State shared by the processor and the API, behind one mutex (never held across
 /// an await).
 pub struct Core {
-    pub sensor: Sensor,
+    pub sensor: Box<dyn Kernel>,
     pub tracker: Tracker,
     /// Host names by profile id; ids past the configured profiles are `mcpwatch run
     /// --host NAME` names.
@@ -179,9 +182,51 @@ pub struct Core {
     pub(crate) configs: crate::configwatch::ConfigWatch,
     pub(crate) last_config_scan: std::time::Instant,
     pub(crate) last_config_poll: std::time::Instant,
+    /// The way back to the engine, for work done off it (config rediscovery) whose
+    /// result returns as a command. `None` before the engine runs (and in tests).
+    pub(crate) engine: Option<Engine>,
+    /// A config rediscovery is under way off the engine.
+    pub(crate) rediscovering: bool,
 }
 
 impl Core {
+    /// A core over `sensor`, logging to `log`, with the consent store in
+    /// `config.state_dir` and managed policy in `config.policy_dir` (no journal:
+    /// set `journal` after). Tests build one in a temporary directory over a fake
+    /// kernel.
+    pub fn new(
+        config: &Config,
+        sensor: Box<dyn Kernel>,
+        log: LogWriter,
+        profiles: Vec<HostProfile>,
+        host_scripts: Vec<(PathKey, u32, PathBuf)>,
+    ) -> std::io::Result<Core> {
+        let now = std::time::Instant::now();
+        Ok(Core {
+            sensor,
+            tracker: Tracker::new(config.tracked_max as usize),
+            host_names: profiles.iter().map(|p| p.name.clone()).collect(),
+            profiles,
+            host_scripts,
+            clock: Clock::now(),
+            log,
+            events: 0,
+            bcast: broadcast::channel(4096).0,
+            counters: Arc::new(UserCounters::default()),
+            last_lost: LostCounts::default(),
+            started: enrich::now_rfc3339(),
+            consent: crate::consent::Consent::open(&config.state_dir, &config.policy_dir)?,
+            journal: None,
+            config: config.clone(),
+            last_verify: now,
+            configs: crate::configwatch::ConfigWatch::default(),
+            last_config_scan: now,
+            last_config_poll: now,
+            engine: None,
+            rediscovering: false,
+        })
+    }
+
     fn next_id(&mut self) -> u64 {
         let id = self.log.next_id;
         self.log.next_id += 1;
@@ -355,8 +400,9 @@ impl Core {
     }
 
     /// Turn one kernel event into a recorded event. `hash` is the executable's
-    /// hash for execs, computed before the core lock was taken (see `process_loop`).
-    fn process(&mut self, ev: RawEvent, hash: Option<enrich::HashResult>) {
+    /// hash for execs, computed before the event reached the engine (see
+    /// `engine::task::hash_stage`).
+    pub(crate) fn process(&mut self, ev: RawEvent, hash: Option<enrich::HashResult>) {
         match ev {
             RawEvent::Fork(f) => {
                 let lineage = self.tracker.on_fork(&f);
@@ -540,17 +586,17 @@ impl Core {
             vec!["signal (bpf_send_signal from sched_process_exec): available".to_string()];
         let lsm_attached = self
             .sensor
-            .attachments
+            .attachments()
             .iter()
             .any(|a| a.program == "bprm_check_security");
         enforcement.push(if lsm_attached {
             "BPF LSM (bprm_check_security): active: execs of denied programs fail with EPERM".to_string()
-        } else if self.sensor.lsm.loadable {
+        } else if self.sensor.lsm().loadable {
             "BPF LSM (bprm_check_security): loadable, but this kernel's BTF lacks linux_binprm.file: denied programs are killed by signal".to_string()
         } else {
             format!(
                 "BPF LSM: unavailable: {}",
-                self.sensor.lsm.reason.clone().unwrap_or_default()
+                self.sensor.lsm().reason.clone().unwrap_or_default()
             )
         });
         Status {
@@ -583,13 +629,13 @@ impl Core {
                 profiles: self.profiles.iter().map(|p| p.name.clone()).collect(),
                 configs_watched: self.configs.len(),
             },
-            attachments: self.sensor.attachments.clone(),
+            attachments: self.sensor.attachments().to_vec(),
             programs: self.sensor.program_stats(),
-            lsm: self.sensor.lsm.clone(),
+            lsm: self.sensor.lsm().clone(),
             enforcement,
             tracker_overflow: self.tracker.overflow(),
             hash_cache: (0, 0),
-            pins: self.sensor.pins.clone(),
+            pins: self.sensor.pins().clone(),
             modes: self.modes_json(),
             records_active: self
                 .consent
@@ -608,29 +654,26 @@ impl Core {
     }
 }
 
+/// What the API handlers share: the way to the engine (which owns the core), and
+/// what they read without it.
 pub struct Shared {
-    pub core: Mutex<Core>,
-    /// Executable hashes, outside the core lock: hashing a large binary the first
-    /// time must not hold up the API (Track, Status) behind it.
-    pub hashes: Mutex<HashCache>,
+    pub engine: Engine,
+    /// Executable hashes, kept by the hashing stage outside the engine: hashing a
+    /// large binary the first time must not hold up the API (Track, Status).
+    pub hashes: Arc<Mutex<HashCache>>,
     pub config: Config,
     pub bcast: broadcast::Sender<Arc<str>>,
     pub counters: Arc<UserCounters>,
 }
 
 impl Shared {
-    pub fn status(&self) -> Status {
-        let mut st = self.core.lock().expect("core lock").status(&self.config);
+    /// The status, from the engine; `None` once it has stopped.
+    pub async fn status(&self) -> Option<Status> {
+        let cfg = self.config.clone();
+        let mut st = self.engine.call(move |core| core.status(&cfg)).await?;
         let h = self.hashes.lock().expect("hash lock");
         st.hash_cache = (h.hits, h.misses);
-        st
-    }
-
-    /// Hash the executable of an exec event (cached; blocking file I/O on a miss).
-    fn prehash(&self, ev: &RawEvent) -> Option<enrich::HashResult> {
-        let RawEvent::Exec(x) = ev else { return None };
-        let mut h = self.hashes.lock().expect("hash lock");
-        Some(h.hash(x.common.pid, x.exe, x.exe_path.as_deref()))
+        Some(st)
     }
 }
 
@@ -751,42 +794,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!(bytes = len, to = %aside.display(), "the log ended in a torn record (a crash mid-write): set aside, not chained");
     }
 
-    let (bcast, _) = broadcast::channel(4096);
-    let counters = Arc::new(UserCounters::default());
-    let mut core = Core {
-        sensor,
-        tracker: Tracker::new(config.tracked_max as usize),
-        host_names: profiles.iter().map(|p| p.name.clone()).collect(),
-        profiles: profiles.clone(),
-        host_scripts: resolved.paths.clone(),
-        clock: Clock::now(),
+    let mut core = Core::new(
+        &config,
+        Box::new(sensor),
         log,
-        events: 0,
-        bcast: bcast.clone(),
-        counters: counters.clone(),
-        last_lost: LostCounts::default(),
-        started: enrich::now_rfc3339(),
-        consent: crate::consent::Consent::open(&config.state_dir, &config.policy_dir)
-            .context("opening the consent store")?,
-        config: config.clone(),
-        last_verify: std::time::Instant::now(),
-        configs: crate::configwatch::ConfigWatch::default(),
-        last_config_scan: std::time::Instant::now(),
-        last_config_poll: std::time::Instant::now(),
-        journal: match config.journal.as_str() {
-            "on" => Some(
-                crate::journal::Journal::connect(&config.journal_socket).with_context(|| {
-                    format!(
-                        "journal = \"on\": connecting to {}",
-                        config.journal_socket.display()
-                    )
-                })?,
-            ),
-            "auto" if crate::journal::under_systemd() => {
-                crate::journal::Journal::connect(&config.journal_socket).ok()
-            }
-            _ => None,
-        },
+        profiles.clone(),
+        resolved.paths.clone(),
+    )
+    .context("opening the consent store")?;
+    let (bcast, counters) = (core.bcast.clone(), core.counters.clone());
+    core.journal = match config.journal.as_str() {
+        "on" => Some(
+            crate::journal::Journal::connect(&config.journal_socket).with_context(|| {
+                format!(
+                    "journal = \"on\": connecting to {}",
+                    config.journal_socket.display()
+                )
+            })?,
+        ),
+        "auto" if crate::journal::under_systemd() => {
+            crate::journal::Journal::connect(&config.journal_socket).ok()
+        }
+        _ => None,
     };
     core.refresh_config_watch();
     info!(
@@ -800,12 +829,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         config.defaults.mode.as_str(),
         core.sensor
-            .attachments
+            .attachments()
             .iter()
             .map(|a| format!("{}:{}", a.hook, a.method))
             .collect::<Vec<_>>()
             .join(","),
-        if core.sensor.lsm.loadable {
+        if core.sensor.lsm().loadable {
             "loadable"
         } else {
             "refused"
@@ -832,7 +861,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         e.message = Some(p);
         core.record(&e);
     }
-    if !core.sensor.pins.reused_maps.is_empty() {
+    if !core.sensor.pins().reused_maps.is_empty() {
         let n = core.take_over_kernel_state();
         info!(adopted = n, "took over the pinned kernel state");
     }
@@ -851,9 +880,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     core.log.flush().ok();
 
+    let (engine, engine_rx) = Engine::channel();
+    let hashes = Arc::new(Mutex::new(HashCache::default()));
     let shared = Arc::new(Shared {
-        core: Mutex::new(core),
-        hashes: Mutex::new(HashCache::default()),
+        engine: engine.clone(),
+        hashes: hashes.clone(),
         config: config.clone(),
         bcast: bcast.clone(),
         counters: counters.clone(),
@@ -870,7 +901,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .spawn(move || read_ring(ring, &tx, &stop, &counters))
             .context("starting the ring buffer reader")?
     };
-    let processor = tokio::spawn(process_loop(shared.clone(), rx));
+    core.engine = Some(engine.clone());
+    let engine_task = tokio::spawn(crate::engine::task::run(core, engine_rx));
+    let stage = tokio::spawn(crate::engine::task::hash_stage(rx, hashes, engine.clone()));
 
     let api = match crate::api::serve(shared.clone()).await {
         Ok(conn) => Some(conn),
@@ -888,9 +921,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!("shutting down");
     stop.store(true, Ordering::SeqCst);
     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
-    let _ = processor.await;
+    // The stage ends when the reader's queue closes, after sending the rest.
+    let _ = stage.await;
+    engine.send(Msg::Stop).await;
+    let mut core = engine_task.await.context("the engine task failed")?;
     {
-        let mut core = shared.core.lock().expect("core lock");
         core.check_losses();
         // Nobody will answer held launches any more; from now on ask means enforce.
         core.sensor.release();
@@ -998,59 +1033,6 @@ fn read_ring(
             // side's wakeup_flags); otherwise this timeout bounds the latency.
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&raw mut pfd, 1, POLL_INTERVAL_MS) };
-        }
-    }
-}
-
-async fn process_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<RawEvent>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            ev = rx.recv() => {
-                let Some(ev) = ev else { break };
-                // Take what is already queued, hash outside the core lock (a first
-                // hash of a 100 MB binary takes a moment), then record the batch in
-                // order under the lock and flush once.
-                let mut batch = vec![ev];
-                while batch.len() < 4096 {
-                    match rx.try_recv() {
-                        Ok(ev) => batch.push(ev),
-                        Err(_) => break,
-                    }
-                }
-                // Urgent first: a held launch resumed behind our back is acted on
-                // before the batch's hashing (the kernel already killed it where it
-                // could; what it forked goes now, not after a large file's hash).
-                let (urgent, batch): (Vec<_>, Vec<_>) = batch
-                    .into_iter()
-                    .partition(|ev| matches!(ev, RawEvent::HoldBypass(_)));
-                if !urgent.is_empty() {
-                    let mut core = shared.core.lock().expect("core lock");
-                    for ev in urgent {
-                        core.process(ev, None);
-                    }
-                }
-                let hashed: Vec<_> = tokio::task::block_in_place(|| {
-                    batch.into_iter().map(|ev| {
-                        let h = shared.prehash(&ev);
-                        (ev, h)
-                    }).collect()
-                });
-                let mut core = shared.core.lock().expect("core lock");
-                for (ev, h) in hashed {
-                    core.process(ev, h);
-                }
-                if let Err(e) = core.log.flush() {
-                    error!(error = %anyhow::Error::from(e), "flushing the event log");
-                }
-            }
-            _ = tick.tick() => {
-                let mut core = shared.core.lock().expect("core lock");
-                core.check_losses();
-                core.tick_consent();
-                core.tick_configs();
-                let _ = core.log.flush();
-            }
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::{
     config::Mode,
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
     daemon::Core,
-    event::{raw::RawHoldBypass, Bytes, Event, Kind, Verdict},
+    event::{raw::RawHoldBypass, Bytes, Decision, Event, Kind, Verdict},
     hosts::import::{parse_config_bytes, Entry, ImportContext, Schema},
     policy::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
@@ -23,8 +23,16 @@ use crate::{
 /// Where the deny list's bare names are looked up.
 const DENY_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A refused or failed API call: (access denied?, message).
-pub type ApiError = (bool, String);
+/// A refused or failed API call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The caller may not do this (D-Bus `AccessDenied`).
+    #[error("{0}")]
+    Refused(String),
+    /// It could not be done (D-Bus `Failed`).
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// Credentials of an API caller, as the bus daemon reports them.
 #[derive(Clone, Debug)]
@@ -84,18 +92,19 @@ impl Caller {
 }
 
 fn refused(msg: impl Into<String>) -> ApiError {
-    (true, msg.into())
+    ApiError::Refused(msg.into())
 }
 
 fn failed(msg: impl Into<String>) -> ApiError {
-    (false, msg.into())
+    ApiError::Failed(msg.into())
 }
 
-fn mode_name(m: u32) -> &'static str {
+/// The mode of the kernel's encoding (anything else: monitor).
+fn mode_of(m: u32) -> Mode {
     match m {
-        monitor_common::mode::ASK => "ask",
-        monitor_common::mode::ENFORCE => "enforce",
-        _ => "monitor",
+        monitor_common::mode::ASK => Mode::Ask,
+        monitor_common::mode::ENFORCE => Mode::Enforce,
+        _ => Mode::Monitor,
     }
 }
 
@@ -172,7 +181,7 @@ impl Core {
             }
             self.consent.once_armed.remove(&id);
         }
-        let (k0, k1) = (self.sensor.settings.sip_k0, self.sensor.settings.sip_k1);
+        let (k0, k1) = self.sensor.sip_keys();
         let now = time::OffsetDateTime::now_utc();
         let records: Vec<Record> = self.consent.all_records().cloned().collect();
         let ids = consent::EnvIds::for_records(records.iter().filter(|r| !r.is_expired(now)));
@@ -285,7 +294,7 @@ impl Core {
             .path
             .as_ref()
             .map_or_else(|| "?".to_owned(), |p| p.lossy().into_owned());
-        let enforce = mode_name(mode) != "monitor";
+        let enforce = mode_of(mode) != Mode::Monitor;
         let mut killed = false;
         if enforce {
             if let Some(start) = consent::live_start(e.pid) {
@@ -310,8 +319,8 @@ impl Core {
         }
         warn!(pid = e.pid, program = %name, path = %path, "a copy of a denied program ran");
         Some(Verdict {
-            decision: "denied".into(),
-            mode: mode_name(mode).to_owned(),
+            decision: Decision::Denied,
+            mode: mode_of(mode),
             record: None,
             reason: Some(format!(
                 "managed policy denies {name} inside every session; {path} has its content (sha256 {sha}){}; the kernel denies this file from now on",
@@ -344,15 +353,15 @@ impl Core {
             return;
         }
         let mut v = Verdict {
-            decision: String::new(),
-            mode: mode_name(mode).to_owned(),
+            decision: Decision::Unapproved,
+            mode: mode_of(mode),
             record: None,
             reason: None,
             pending: None,
             killed: f(ef::KILLED),
         };
         if f(ef::DENIED) {
-            v.decision = "denied".into();
+            v.decision = Decision::Denied;
             v.reason = Some(format!(
                 "managed policy denies {} inside every session",
                 e.exe
@@ -361,7 +370,7 @@ impl Core {
                     .map_or_else(|| "this program".into(), |p| p.lossy().into_owned())
             ));
         } else if f(ef::ALLOWED) {
-            v.decision = "allowed".into();
+            v.decision = Decision::Allowed;
             v.record = Some(record_id);
             if f(ef::ONCE_CONSUMED) {
                 self.retire_once(record_id);
@@ -371,13 +380,12 @@ impl Core {
             }
         } else {
             v.decision = if f(ef::HELD) {
-                "held"
+                Decision::Held
             } else if f(ef::KILLED) {
-                "killed"
+                Decision::Killed
             } else {
-                "unapproved"
-            }
-            .into();
+                Decision::Unapproved
+            };
             let mut reason = self.explain_miss(e, flags);
             if f(ef::ASK_DEGRADED) {
                 reason.push_str("; ask mode had no daemon to ask: killed");
@@ -513,11 +521,11 @@ impl Core {
                 }
             }
             Ok(()) => {}
-            Err(why) if held || flags & ef::KILLED == 0 && v.mode != "monitor" => {
+            Err(why) if held || flags & ef::KILLED == 0 && v.mode != Mode::Monitor => {
                 let n = self.kill_session(e.pid, start);
                 self.sensor.clear_held(e.pid);
                 warn!(record = id, pid = e.pid, reason = %why, "script check failed: session killed");
-                v.decision = "killed".into();
+                v.decision = Decision::Killed;
                 v.killed = true;
                 v.reason = Some(format!(
                     "record {id} matched, but {why}: session killed ({n} process{})",
@@ -682,7 +690,11 @@ impl Core {
             };
         if let Some((id, _)) = entry {
             if let Some(p) = self.consent.pending.remove(&id) {
-                self.decision(&p, "killed", "resumed by someone other than mcpwatch");
+                self.decision(
+                    &p,
+                    Decision::Killed,
+                    "resumed by someone other than mcpwatch",
+                );
             }
         }
         if b.signal == 17 && !kernel_killed {
@@ -741,8 +753,8 @@ impl Core {
             ..crate::event::Exe::default()
         });
         e.verdict = Some(Verdict {
-            decision: "denied".into(),
-            mode: mode_name(d.mode).to_owned(),
+            decision: Decision::Denied,
+            mode: mode_of(d.mode),
             record: None,
             reason: Some(format!(
                 "managed policy denies {} inside every session: execve refused with EPERM (BPF LSM)",
@@ -810,7 +822,7 @@ impl Core {
             };
             if kill {
                 consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
-                self.decision(&p, "killed", why);
+                self.decision(&p, Decision::Killed, why);
             }
             self.sensor.clear_held(p.pid);
         }
@@ -819,18 +831,18 @@ impl Core {
         }
     }
 
-    fn decision(&mut self, p: &Pending, decision: &str, why: &str) {
+    fn decision(&mut self, p: &Pending, decision: Decision, why: &str) {
         let mut e = self.new_event(Kind::Decision);
         e.pid = p.pid;
         e.host.clone_from(&p.event.host);
         e.argv.clone_from(&p.event.argv);
         e.verdict = Some(Verdict {
-            decision: decision.into(),
-            mode: "ask".into(),
+            decision,
+            mode: Mode::Ask,
             record: None,
             reason: Some(why.into()),
             pending: Some(p.id),
-            killed: decision == "killed",
+            killed: decision == Decision::Killed,
         });
         e.message = Some(format!(
             "held launch {} ({}): {decision}: {why}",
@@ -855,8 +867,8 @@ impl Core {
                 let mut e = self.new_event(Kind::Decision);
                 e.pid = pid;
                 e.verdict = Some(Verdict {
-                    decision: "killed".into(),
-                    mode: "ask".into(),
+                    decision: Decision::Killed,
+                    mode: Mode::Ask,
                     record: None,
                     reason: Some(
                         "held when the previous daemon stopped; nobody could answer".into(),
@@ -982,7 +994,7 @@ impl Core {
         all.into_iter()
             .find(|e| e.id == id)
             .filter(|e| matches!(e.kind, Kind::Launch | Kind::Exec))
-            .ok_or_else(|| (false, format!("no launch event with id {id}")))
+            .ok_or_else(|| failed(format!("no launch event with id {id}")))
     }
 
     fn preview_of(&self, e: &Event, r: &Record) -> Value {
@@ -1066,8 +1078,71 @@ impl Core {
         self.add_record(r, caller.uid, Some(id))
     }
 
+    /// Off the engine: hash the files approving launch event `e` binds (`Preview`,
+    /// `Approve`, `Allow` with `always`), as [`Self::record_for_event`] will.
+    pub fn prehash_event(e: &Event) -> consent::FileHashes {
+        let mut hashes = consent::FileHashes::default();
+        let _ = consent::record_from_event(
+            e,
+            &mut hashes,
+            Scope::Always,
+            String::new(),
+            Source::User(0),
+            0,
+        );
+        hashes
+    }
+
+    /// Off the engine (a blocking thread): hash the files `PreviewCommand` and
+    /// `ApproveCommand` will bind, resolved exactly as they resolve them. The engine
+    /// takes the result into its cache ([`consent::FileHashes::absorb`]) and then
+    /// finds every file there, unless it changed since (then it hashes it again).
+    pub fn prehash_command(
+        host: &str,
+        argv: Vec<Vec<u8>>,
+        cwd: &str,
+        caller: &Caller,
+    ) -> consent::FileHashes {
+        let mut hashes = consent::FileHashes::default();
+        let _ = Self::command_record(
+            &mut hashes,
+            host,
+            argv,
+            cwd,
+            Scope::Always,
+            String::new(),
+            caller,
+        );
+        hashes
+    }
+
+    /// Off the engine: hash the files `PreviewImport` and `ApproveImport` will
+    /// bind (see [`Self::prehash_command`]).
+    pub fn prehash_import(
+        host: &str,
+        schema: &str,
+        file: &str,
+        server: &str,
+        project: &str,
+        caller: &Caller,
+    ) -> consent::FileHashes {
+        let mut hashes = consent::FileHashes::default();
+        let _ = Self::import_record(
+            &mut hashes,
+            host,
+            schema,
+            file,
+            server,
+            project,
+            Scope::Always,
+            String::new(),
+            caller,
+        );
+        hashes
+    }
+
     fn command_record(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         host: &str,
         argv: Vec<Vec<u8>>,
         cwd: &str,
@@ -1088,8 +1163,8 @@ impl Core {
         let (kargv, exe, script) =
             consent::kernel_command(&argv, &path_var, dir).map_err(failed)?;
         let prog = consent::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
-        let resolved = self.bind_program(prog.as_ref())?;
-        let (exe, script) = self.bind_files(&exe, script.as_ref())?;
+        let resolved = Self::bind_program(hashes, prog.as_ref())?;
+        let (exe, script) = Self::bind_files(hashes, &exe, script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
@@ -1114,13 +1189,12 @@ impl Core {
 
     /// The executable's (and script's) content binding, hashed now.
     fn bind_files(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         exe: &Path,
         script: Option<&consent::ScriptRef>,
     ) -> Result<(FileBinding, Option<FileBinding>), ApiError> {
         let mut bind = |p: &Path, arg: Option<usize>| {
-            self.consent
-                .hashes
+            hashes
                 .get(p)
                 .map(|(_, sha256)| FileBinding {
                     path: p.display().to_string(),
@@ -1136,13 +1210,11 @@ impl Core {
 
     /// The binding of the program `env` runs, hashed now.
     fn bind_program(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         prog: Option<&consent::ScriptRef>,
     ) -> Result<Option<FileBinding>, ApiError> {
         let Some(p) = prog else { return Ok(None) };
-        let (_, sha256) = self
-            .consent
-            .hashes
+        let (_, sha256) = hashes
             .get(&p.path)
             .map_err(|e| failed(format!("{}: {e}", p.path.display())))?;
         Ok(Some(FileBinding {
@@ -1161,7 +1233,7 @@ impl Core {
         reason = "the D-Bus call's arguments, passed through"
     )]
     fn import_record(
-        &mut self,
+        hashes: &mut consent::FileHashes,
         host: &str,
         schema: &str,
         file: &str,
@@ -1237,8 +1309,8 @@ impl Core {
         };
         let prog = consent::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
             .map_err(failed)?;
-        let resolved = self.bind_program(prog.as_ref())?;
-        let (exe, script) = self.bind_files(Path::new(&cmd.exe), script.as_ref())?;
+        let resolved = Self::bind_program(hashes, prog.as_ref())?;
+        let (exe, script) = Self::bind_files(hashes, Path::new(&cmd.exe), script.as_ref())?;
         let r = Record {
             id: 0,
             host: host.to_owned(),
@@ -1272,7 +1344,8 @@ impl Core {
         project: &str,
         caller: &Caller,
     ) -> Result<Value, ApiError> {
-        let r = self.import_record(
+        let r = Self::import_record(
+            &mut self.consent.hashes,
             host,
             schema,
             file,
@@ -1308,7 +1381,17 @@ impl Core {
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
-        let r = self.import_record(host, schema, file, server, project, scope, note, caller)?;
+        let r = Self::import_record(
+            &mut self.consent.hashes,
+            host,
+            schema,
+            file,
+            server,
+            project,
+            scope,
+            note,
+            caller,
+        )?;
         self.add_record(r, caller.uid, None)
     }
 
@@ -1319,7 +1402,15 @@ impl Core {
         cwd: &str,
         caller: &Caller,
     ) -> Result<Value, ApiError> {
-        let r = self.command_record(host, argv, cwd, Scope::Always, String::new(), caller)?;
+        let r = Self::command_record(
+            &mut self.consent.hashes,
+            host,
+            argv,
+            cwd,
+            Scope::Always,
+            String::new(),
+            caller,
+        )?;
         let mut e = Event::new(Kind::Approve, 0, String::new());
         e.uid = Some(caller.uid);
         Ok(self.preview_of(&e, &r))
@@ -1336,7 +1427,15 @@ impl Core {
     ) -> Result<Value, ApiError> {
         self.refuse_if_agent(caller, "approve")?;
         let scope = parse_scope(scope)?;
-        let r = self.command_record(host, argv, cwd, scope, note, caller)?;
+        let r = Self::command_record(
+            &mut self.consent.hashes,
+            host,
+            argv,
+            cwd,
+            scope,
+            note,
+            caller,
+        )?;
         self.add_record(r, caller.uid, None)
     }
 
@@ -1532,7 +1631,7 @@ impl Core {
         let continued = consent::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
         self.decision(
             &p,
-            "continued",
+            Decision::Continued,
             &format!(
                 "allowed by uid {}{}",
                 caller.uid,
@@ -1550,7 +1649,11 @@ impl Core {
         };
         let killed = consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
         self.sensor.clear_held(p.pid);
-        self.decision(&p, "killed", &format!("denied by uid {}", caller.uid));
+        self.decision(
+            &p,
+            Decision::Killed,
+            &format!("denied by uid {}", caller.uid),
+        );
         Ok(json!({"pid": p.pid, "killed": killed}))
     }
 

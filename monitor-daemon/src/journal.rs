@@ -111,8 +111,8 @@ mod tests {
             Bytes::from("a\nb"),
         ]);
         e.verdict = Some(Verdict {
-            decision: "killed".into(),
-            mode: "enforce".into(),
+            decision: crate::event::Decision::Killed,
+            mode: crate::config::Mode::Enforce,
             record: None,
             reason: None,
             pending: None,

@@ -7,6 +7,7 @@ pub mod configwatch;
 pub mod consent;
 pub mod daemon;
 pub mod decide;
+pub mod engine;
 pub mod enrich;
 pub mod event;
 pub mod hosts;

@@ -15,7 +15,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connection};
 
-use crate::{daemon::Shared, decide::Caller};
+use crate::{
+    daemon::{Core, Shared},
+    decide::Caller,
+};
 
 pub const BUS_NAME: &str = "org.mcpwatch1";
 pub const OBJECT_PATH: &str = "/org/mcpwatch1/Daemon";
@@ -151,30 +154,29 @@ impl DaemonApi {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(fdo::Error::InvalidArgs(format!("no process {pid}")));
         }
-        let mut core = self.shared.core.lock().expect("core lock");
-        let notice = core
-            .track_run(pid, &host)
+        let notice = self
+            .on_engine(move |core| core.track_run(pid, &host))
+            .await?
             .map_err(|e| fdo::Error::Failed(format!("{e:#}")))?;
         Ok(notice.unwrap_or_default())
     }
 
     /// JSON status document (see README, `mcpwatch status --json`).
-    fn status(&self) -> fdo::Result<String> {
-        let st = self.shared.status();
+    async fn status(&self) -> fdo::Result<String> {
+        let st = self.shared.status().await.ok_or_else(stopping)?;
         serde_json::to_string(&st).map_err(|e| fdo::Error::Failed(e.to_string()))
     }
 
     /// Consent records, host modes (and who set them), problems. JSON.
-    fn records(&self) -> String {
-        let core = self.shared.core.lock().expect("core lock");
-        core.api_records().to_string()
+    async fn records(&self) -> fdo::Result<String> {
+        self.on_engine(|core| core.api_records().to_string()).await
     }
 
     /// The host profiles in effect (built-in and the config's `[[host]]`), as a
     /// JSON array: what `mcpwatch scan` reads configs for.
-    fn profiles(&self) -> String {
-        let core = self.shared.core.lock().expect("core lock");
-        serde_json::to_string(&core.profiles).unwrap_or_else(|_| "[]".into())
+    async fn profiles(&self) -> fdo::Result<String> {
+        self.on_engine(|core| serde_json::to_string(&core.profiles).unwrap_or_else(|_| "[]".into()))
+            .await
     }
 
     /// What `approve EVENT_ID` would approve, with its risk flags. JSON.
@@ -185,8 +187,12 @@ impl DaemonApi {
         event_id: u64,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview(event_id, &from))
+        let pre = self.prehash_event(event_id).await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_preview(event_id, &from))
+        })
+        .await?
     }
 
     /// What `approve --host H -- CMD…` would approve (resolved as the kernel will
@@ -200,8 +206,16 @@ impl DaemonApi {
         cwd: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview_command(&host, argv, &cwd, &from))
+        let pre = off_engine({
+            let (host, argv, cwd, from) = (host.clone(), argv.clone(), cwd.clone(), from.clone());
+            move || Core::prehash_command(&host, argv, &cwd, &from)
+        })
+        .await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_preview_command(&host, argv, &cwd, &from))
+        })
+        .await?
     }
 
     /// Approve exactly what launch event `event_id` showed. Refused from inside a
@@ -215,8 +229,12 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve(event_id, &scope, note, &from))
+        let pre = self.prehash_event(event_id).await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_approve(event_id, &scope, note, &from))
+        })
+        .await?
     }
 
     /// Approve a command for a host.
@@ -232,8 +250,16 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve_command(&host, argv, &cwd, &scope, note, &from))
+        let pre = off_engine({
+            let (host, argv, cwd, from) = (host.clone(), argv.clone(), cwd.clone(), from.clone());
+            move || Core::prehash_command(&host, argv, &cwd, &from)
+        })
+        .await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_approve_command(&host, argv, &cwd, &scope, note, &from))
+        })
+        .await?
     }
 
     /// What `approve --from-config` would record for server `server` of config
@@ -251,8 +277,23 @@ impl DaemonApi {
         project: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_preview_import(&host, &schema, &file, &server, &project, &from))
+        let pre = off_engine({
+            let (host, schema, file, server, project, from) = (
+                host.clone(),
+                schema.clone(),
+                file.clone(),
+                server.clone(),
+                project.clone(),
+                from.clone(),
+            );
+            move || Core::prehash_import(&host, &schema, &file, &server, &project, &from)
+        })
+        .await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_preview_import(&host, &schema, &file, &server, &project, &from))
+        })
+        .await?
     }
 
     /// Approve one server of a config file, as `preview_import` shows it; the
@@ -271,10 +312,25 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_approve_import(
-            &host, &schema, &file, &server, &project, &scope, note, &from,
-        ))
+        let pre = off_engine({
+            let (host, schema, file, server, project, from) = (
+                host.clone(),
+                schema.clone(),
+                file.clone(),
+                server.clone(),
+                project.clone(),
+                from.clone(),
+            );
+            move || Core::prehash_import(&host, &schema, &file, &server, &project, &from)
+        })
+        .await;
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_approve_import(
+                &host, &schema, &file, &server, &project, &scope, note, &from,
+            ))
+        })
+        .await?
     }
 
     async fn revoke(
@@ -284,14 +340,13 @@ impl DaemonApi {
         record_id: u64,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_revoke(record_id, &from))
+        self.on_engine(move |core| answer(core.api_revoke(record_id, &from)))
+            .await?
     }
 
     /// Launches held by ask mode. JSON array.
-    fn pending(&self) -> String {
-        let core = self.shared.core.lock().expect("core lock");
-        core.api_pending().to_string()
+    async fn pending(&self) -> fdo::Result<String> {
+        self.on_engine(|core| core.api_pending().to_string()).await
     }
 
     /// Continue a held launch (and with `always`, approve it for good).
@@ -303,8 +358,16 @@ impl DaemonApi {
         always: bool,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_allow(pending_id, always, &from))
+        let pre = if always {
+            self.prehash_event(pending_id).await
+        } else {
+            crate::consent::FileHashes::default()
+        };
+        self.on_engine(move |core| {
+            core.consent.hashes.absorb(pre);
+            answer(core.api_allow(pending_id, always, &from))
+        })
+        .await?
     }
 
     /// Kill a held launch.
@@ -315,8 +378,8 @@ impl DaemonApi {
         pending_id: u64,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_deny(pending_id, &from))
+        self.on_engine(move |core| answer(core.api_deny(pending_id, &from)))
+            .await?
     }
 
     /// Set a host's mode (root only; refused when managed policy locks it).
@@ -328,20 +391,54 @@ impl DaemonApi {
         mode: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let mut core = self.shared.core.lock().expect("core lock");
-        answer(core.api_set_mode(&host, &mode, &from))
+        self.on_engine(move |core| answer(core.api_set_mode(&host, &mode, &from)))
+            .await?
     }
 
     #[zbus(signal)]
     async fn event(emitter: &SignalEmitter<'_>, json: &str) -> zbus::Result<()>;
 }
 
+impl DaemonApi {
+    /// The files approving launch event `id` binds, hashed off the engine (when the
+    /// engine still has the event in memory; else it reads the log and hashes).
+    async fn prehash_event(&self, id: u64) -> crate::consent::FileHashes {
+        let Ok(Some(e)) = self
+            .on_engine(move |core| core.consent.find_recent(id).cloned())
+            .await
+        else {
+            return crate::consent::FileHashes::default();
+        };
+        off_engine(move || Core::prehash_event(&e)).await
+    }
+
+    /// Run `f` on the engine (after what is queued before it).
+    async fn on_engine<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
+    ) -> fdo::Result<R> {
+        self.shared.engine.call(f).await.ok_or_else(stopping)
+    }
+}
+
+/// Slow work of a command (hashing the files it binds) on a blocking thread, so the
+/// engine does not do it while kernel events wait.
+async fn off_engine(
+    f: impl FnOnce() -> crate::consent::FileHashes + Send + 'static,
+) -> crate::consent::FileHashes {
+    tokio::task::spawn_blocking(f).await.unwrap_or_default()
+}
+
+fn stopping() -> fdo::Error {
+    fdo::Error::Failed("mcpwatchd is stopping".into())
+}
+
 /// A consent operation's result as the D-Bus answer: JSON, `AccessDenied`, or `Failed`.
 fn answer(r: Result<serde_json::Value, crate::decide::ApiError>) -> fdo::Result<String> {
     match r {
         Ok(v) => Ok(v.to_string()),
-        Err((true, msg)) => Err(fdo::Error::AccessDenied(msg)),
-        Err((false, msg)) => Err(fdo::Error::Failed(msg)),
+        Err(crate::decide::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
+        Err(crate::decide::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
     }
 }
 
@@ -498,5 +595,21 @@ pub mod client {
             }
             Err(_) => Connection::system().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::ApiError;
+
+    #[test]
+    fn refusals_are_access_denied_and_failures_failed() {
+        let refused = answer(Err(ApiError::Refused("no".into())));
+        assert!(matches!(refused, Err(fdo::Error::AccessDenied(m)) if m == "no"));
+        let failed = answer(Err(ApiError::Failed("broke".into())));
+        assert!(matches!(failed, Err(fdo::Error::Failed(m)) if m == "broke"));
+        let ok = answer(Ok(serde_json::json!({"pid": 1})));
+        assert_eq!(ok.expect("ok"), r#"{"pid":1}"#);
     }
 }

@@ -96,7 +96,7 @@ impl Filter {
             return false;
         }
         if let Some(d) = &self.verdict {
-            if e.verdict.as_ref().is_none_or(|v| v.decision != *d) {
+            if e.verdict.as_ref().is_none_or(|v| v.decision.as_str() != d) {
                 return false;
             }
         }
@@ -625,8 +625,8 @@ mod tests {
             Bytes::from("@scope/server a"),
         ]);
         e.verdict = Some(Verdict {
-            decision: "allowed".into(),
-            mode: "enforce".into(),
+            decision: crate::event::Decision::Allowed,
+            mode: crate::config::Mode::Enforce,
             record: Some(12),
             reason: None,
             pending: None,

@@ -411,7 +411,11 @@ fn command(e: &Event) -> String {
 fn exec_notes(e: &Event) -> Vec<String> {
     let mut n = Vec::new();
     if let Some(v) = &e.verdict {
-        let mut s = format!("{} ({})", v.decision.to_uppercase(), v.mode);
+        let mut s = format!(
+            "{} ({})",
+            v.decision.as_str().to_uppercase(),
+            v.mode.as_str()
+        );
         if let Some(r) = v.record {
             let _ = write!(s, " by record {r}");
         }
@@ -421,7 +425,7 @@ fn exec_notes(e: &Event) -> Vec<String> {
         if let Some(p) = v.pending {
             let _ = write!(s, ", pending {p}");
         }
-        if v.decision != "allowed" {
+        if v.decision != crate::event::Decision::Allowed {
             if let Some(reason) = &v.reason {
                 let _ = write!(s, ": {reason}");
             }

@@ -353,6 +353,44 @@ impl LostCounts {
     }
 }
 
+/// A verdict's decision, serialised as its lowercase name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// A consent record matched.
+    Allowed,
+    /// Monitor mode: it ran, and this is the alert.
+    Unapproved,
+    /// Ask mode: stopped, waiting for an answer.
+    Held,
+    /// Killed before its first instruction (enforce, or ask with no daemon), or a
+    /// held launch denied.
+    Killed,
+    /// The managed deny list.
+    Denied,
+    /// A held launch allowed.
+    Continued,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Unapproved => "unapproved",
+            Self::Held => "held",
+            Self::Killed => "killed",
+            Self::Denied => "denied",
+            Self::Continued => "continued",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the kernel (and the daemon) decided about a launch or session exec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -360,9 +398,9 @@ pub struct Verdict {
     /// (ask: stopped, waiting), `killed` (enforce, or ask with no daemon),
     /// `denied` (managed deny; killed unless the host is in monitor mode),
     /// `continued` / `killed` (a held launch answered).
-    pub decision: String,
+    pub decision: Decision,
     /// The host's mode at the time.
-    pub mode: String,
+    pub mode: crate::config::Mode,
     /// The consent record that allowed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<u64>,

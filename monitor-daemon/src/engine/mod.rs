@@ -1,0 +1,8 @@
+//! The engine: the task that owns all mutable state (`task`), and its seams for
+//! tests: an in-memory kernel (`fake`) and a `Core` built in a temporary directory,
+//! so every consent rule is unit-tested without root.
+#[cfg(test)]
+pub mod fake;
+pub mod task;
+#[cfg(test)]
+mod tests;
