@@ -24,9 +24,9 @@ use monitor_common::{
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    config::Mode,
     event::{Bytes, Event, SECURITY_ENV},
     interp::ScriptArg,
+    model::Mode,
     policy::{
         managed::{Managed, ManagedLoader},
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},

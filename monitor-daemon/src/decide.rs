@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::{
-    config::Mode,
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
     daemon::Core,
     event::{raw::RawHoldBypass, Bytes, Event, Kind, Verdict},
     hosts::import::{parse_config_bytes, Entry, ImportContext, Schema},
+    model::Mode,
     policy::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,

@@ -463,7 +463,7 @@ pub struct Event {
     pub verdict: Option<Verdict>,
     /// Config change: the file, server and what changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<crate::configwatch::ConfigChange>,
+    pub config: Option<crate::model::ConfigChange>,
     /// Approve / revoke / stale: the consent record concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<u64>,

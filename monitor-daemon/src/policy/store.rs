@@ -27,11 +27,11 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    line_column, location,
-    record::{Record, RecordId},
+use super::record::{Record, RecordId};
+use crate::model::{
+    text::{line_column, location},
+    Mode,
 };
-use crate::config::Mode;
 
 pub const STORE_FILE: &str = "records.json";
 pub const LAST_GOOD_FILE: &str = "records.last-good.json";
