@@ -9,10 +9,9 @@
 //! again (on the next launch that misses, or the periodic re-check).
 use std::{
     collections::{BTreeMap, VecDeque},
-    fmt::Write as _,
     fs, io,
     io::Read as _,
-    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -21,7 +20,6 @@ use monitor_common::{
     allow_flags, sip, AllowKey, AllowValue, ANY, ARGV_CAP, ENVSET_CAP, ENVSET_WORDS, PATH_CAP,
     SECENV_MAX,
 };
-use sha2::{Digest as _, Sha256};
 
 use crate::{
     event::{Bytes, Event, SECURITY_ENV},
@@ -32,87 +30,17 @@ use crate::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         store::Store,
     },
+    sys::{
+        clock,
+        fs::write_atomic,
+        hash::{self, ident, HashCache, Ident},
+        hex,
+    },
 };
 
 /// Ids of records from managed policy (not in the store): this base plus the
 /// index of the `[[approve]]` entry.
 pub const MANAGED_ID_BASE: RecordId = 1 << 48;
-
-/// Identity of a file as stat(2) reports it; a change means "hash it again".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ident {
-    pub dev: u64,
-    pub ino: u64,
-    pub ctime_sec: i64,
-    pub ctime_nsec: i64,
-    pub size: u64,
-}
-
-pub fn ident(path: &Path) -> io::Result<Ident> {
-    let m = fs::metadata(path)?;
-    Ok(Ident {
-        dev: m.dev(),
-        ino: m.ino(),
-        ctime_sec: m.ctime(),
-        ctime_nsec: m.ctime_nsec(),
-        size: m.size(),
-    })
-}
-
-/// SHA-256 of a regular file, without following a final symlink into a FIFO or
-/// device (opened non-blocking, checked regular before reading).
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    sha256_open(&mut f)
-}
-
-/// SHA-256 of what is left to read of an open file.
-pub fn sha256_open(f: &mut fs::File) -> io::Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().fold(String::new(), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    }))
-}
-
-/// Hashes by file identity: a record's files are hashed once per content change.
-#[derive(Default)]
-pub struct FileHashes {
-    cache: BTreeMap<PathBuf, (Ident, String)>,
-}
-
-impl FileHashes {
-    pub fn get(&mut self, path: &Path) -> io::Result<(Ident, String)> {
-        let id = ident(path)?;
-        if let Some((cached, sha)) = self.cache.get(path) {
-            if *cached == id {
-                return Ok((id, sha.clone()));
-            }
-        }
-        let sha = sha256_file(path)?;
-        // The file may have changed while we read it: only trust a stable identity.
-        let after = ident(path)?;
-        if after != id {
-            return Err(io::Error::other("the file changed while it was hashed"));
-        }
-        self.cache.insert(path.to_path_buf(), (id, sha.clone()));
-        Ok((id, sha))
-    }
-}
 
 /// The argv block exactly as the kernel lays it out: each argument NUL-terminated.
 pub fn argv_block(argv: &[Bytes]) -> Vec<u8> {
@@ -255,17 +183,6 @@ pub fn set_env(
     Ok(())
 }
 
-/// Nanoseconds on `CLOCK_BOOTTIME` (the kernel's `bpf_ktime_get_boot_ns`).
-pub fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid timespec out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
 /// Why a record is or is not in the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordState {
@@ -296,7 +213,7 @@ pub struct Compiled {
 pub fn compile(
     r: &Record,
     profile: u32,
-    hashes: &mut FileHashes,
+    hashes: &mut HashCache,
     ids: &EnvIds,
     (k0, k1): (u64, u64),
 ) -> Result<Compiled, String> {
@@ -359,7 +276,7 @@ pub fn compile(
             if left_ns == 0 {
                 return Err("expired".into());
             }
-            value.expires_boot_ns = boot_ns() + left_ns;
+            value.expires_boot_ns = clock::boot_ns() + left_ns;
         }
     }
     let key = AllowKey {
@@ -392,90 +309,6 @@ pub struct Pending {
     pub since: Instant,
 }
 
-/// Start time (clock ticks since boot) and parent of a live process.
-pub fn proc_start(pid: u32) -> Option<(u64, u32, char)> {
-    let stat_line = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat_line.rsplit_once(") ")?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let state = fields.first()?.chars().next()?;
-    let parent = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((start, parent, state))
-}
-
-/// Start time of `pid` while it is a live process: not a zombie, not dead. A
-/// zombie keeps `/proc/PID` but has already left the kernel's maps and lets go of
-/// nothing it held, so nothing may be trusted to it.
-pub fn live_start(pid: u32) -> Option<u64> {
-    proc_start(pid).and_then(|(start, _, state)| (state != 'Z' && state != 'X').then_some(start))
-}
-
-/// A pidfd for `pid`, or `None` when there is no such process.
-pub fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd as _;
-    let raw_pid = libc::pid_t::try_from(pid).ok()?;
-    // SAFETY: plain syscall; on success we own the returned fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: a fresh fd nobody else owns.
-    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
-/// The pid a pidfd names now (`Pid:` of its fdinfo), `None` when its process
-/// exited (-1) or lives in another pid namespace (0).
-pub fn pidfd_pid(fd: &std::os::fd::OwnedFd) -> Option<u32> {
-    use std::os::fd::AsRawFd as _;
-    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("Pid:"))
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|&p| p > 0)
-        .and_then(|p| u32::try_from(p).ok())
-}
-
-/// Whether the process of a pidfd has exited (a pidfd is readable from then on,
-/// zombie or reaped).
-pub fn pidfd_exited(fd: &std::os::fd::OwnedFd) -> bool {
-    use std::os::fd::AsRawFd as _;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no wait.
-    let n = unsafe { libc::poll(&raw mut p, 1, 0) };
-    n != 0
-}
-
-/// Signal `pid` only if it is still the process that started at `start`.
-pub fn signal_if_same(pid: u32, start: u64, sig: i32) -> bool {
-    // pidfd first, then re-check the start time: a pid recycled in between is
-    // caught by the check, one recycled after is not signalled (the pidfd is bound).
-    // A pid beyond pid_t is no process (pidfd_open would refuse it as negative).
-    let Ok(raw_pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: plain syscalls on our own fd.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, raw_pid, 0);
-        if fd < 0 {
-            return false;
-        }
-        let fd = i32::try_from(fd).unwrap_or(-1);
-        let same = proc_start(pid).is_some_and(|(s, _, _)| s == start);
-        let ok = same
-            && libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd,
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            ) == 0;
-        libc::close(fd);
-        ok
-    }
-}
-
 /// The consent state of the daemon.
 pub struct Consent {
     pub store: Store,
@@ -487,7 +320,7 @@ pub struct Consent {
     /// Records from managed `[[approve]]` entries (ids from `MANAGED_ID_BASE`).
     pub managed_records: Vec<Record>,
     pub states: BTreeMap<RecordId, RecordState>,
-    pub hashes: FileHashes,
+    pub hashes: HashCache,
     /// Files each active record depends on, re-checked periodically.
     pub watched: BTreeMap<RecordId, Vec<(PathBuf, Ident)>>,
     /// Keys in the kernel per record (for `once` bookkeeping and revocation).
@@ -526,7 +359,7 @@ impl Consent {
             managed_problems: problems.iter().map(ToString::to_string).collect(),
             managed_records: Vec::new(),
             states: BTreeMap::new(),
-            hashes: FileHashes::default(),
+            hashes: HashCache::default(),
             watched: BTreeMap::new(),
             keys: BTreeMap::new(),
             once_armed: read_once_armed(state_dir),
@@ -608,7 +441,7 @@ impl Consent {
     /// pins no hash). Problems come back as text.
     pub fn build_managed_records(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        let created = crate::enrich::now_rfc3339();
+        let created = clock::now_rfc3339();
         let mut out = Vec::new();
         for (i, a) in self.managed.approves.iter().enumerate() {
             let exe = self.hashes.get(Path::new(&a.exe)).map(|(_, s)| s);
@@ -676,16 +509,12 @@ impl Consent {
 pub const ONCE_ARMED_FILE: &str = "once-armed.json";
 
 fn key_hex(k: &AllowKey) -> String {
-    use std::fmt::Write as _;
     // SAFETY: AllowKey is repr(C) plain data without padding (layout pinned in
     // monitor-common); its bytes are its value.
     let bytes = unsafe {
         std::slice::from_raw_parts(std::ptr::from_ref(k).cast::<u8>(), size_of::<AllowKey>())
     };
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
 fn key_from_hex(h: &str) -> Option<AllowKey> {
@@ -742,23 +571,6 @@ fn read_last_good_policy(state_dir: &Path) -> BTreeMap<PathBuf, String> {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
-}
-
-/// Write a small state file atomically (temp, fsync, rename, fsync dir), 0600.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
 }
 
 /// Resolve a command the way execvp does with `path_var`: a name with a `/` as
@@ -1011,7 +823,7 @@ pub fn env_program_of_task(pid: u32, name: &[u8]) -> Result<(String, String), St
         if !exec {
             continue;
         }
-        let sha = sha256_open(&mut found.file)
+        let sha = hash::sha256_open(&mut found.file)
             .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&c)))?;
         return Ok((String::from_utf8_lossy(&c).into_owned(), sha));
     }
@@ -1127,7 +939,7 @@ pub fn binding_risks(
 /// A record approving exactly what a launch event showed.
 pub fn record_from_event(
     e: &Event,
-    hashes: &mut FileHashes,
+    hashes: &mut HashCache,
     scope: Scope,
     note: String,
     source: Source,
@@ -1213,7 +1025,7 @@ pub fn record_from_event(
         env,
         scope,
         source,
-        created: crate::enrich::now_rfc3339(),
+        created: clock::now_rfc3339(),
         note,
         uid,
     };
@@ -1589,7 +1401,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("bin");
         fs::write(&exe, b"one").unwrap();
-        let sha = sha256_file(&exe).unwrap();
+        let sha = HashCache::default().get(&exe).unwrap().1;
         let r = Record {
             id: 7,
             host: "h".into(),
@@ -1609,7 +1421,7 @@ mod tests {
             note: String::new(),
             uid: 1000,
         };
-        let mut h = FileHashes::default();
+        let mut h = HashCache::default();
         let c = compile(&r, 3, &mut h, &EnvIds::fixed(), (1, 2)).unwrap();
         assert_eq!(c.key.argv_len, 8);
         assert_eq!(c.key.uid, 1000);

@@ -18,6 +18,7 @@ use crate::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,
     },
+    sys::{clock, procfs},
 };
 
 /// Where the deny list's bare names are looked up.
@@ -55,15 +56,15 @@ pub fn identify(pid: u32, bus_fd: Option<std::os::fd::OwnedFd>) -> Option<Caller
     let from_bus = bus_fd.is_some();
     let fd = match bus_fd {
         Some(fd) => fd,
-        None => consent::pidfd_open(pid)?,
+        None => procfs::pidfd_open(pid)?,
     };
-    if consent::pidfd_pid(&fd) != Some(pid) {
+    if procfs::pidfd_pid(&fd) != Some(pid) {
         return None;
     }
-    let start = consent::live_start(pid)?;
+    let start = procfs::live_start(pid)?;
     // Read after the start time: the pidfd still names a live process, so the
     // start time read was its own, not a recycled pid's.
-    if consent::pidfd_exited(&fd) {
+    if procfs::pidfd_exited(&fd) {
         return None;
     }
     Some(CallerIdent {
@@ -78,7 +79,7 @@ impl Caller {
     /// still the one at `pid`.
     fn still_there(&self) -> bool {
         self.ident.as_ref().is_some_and(|id| {
-            !consent::pidfd_exited(&id.pidfd) && consent::live_start(self.pid) == Some(id.start)
+            !procfs::pidfd_exited(&id.pidfd) && procfs::live_start(self.pid) == Some(id.start)
         })
     }
 }
@@ -288,8 +289,8 @@ impl Core {
         let enforce = mode_name(mode) != "monitor";
         let mut killed = false;
         if enforce {
-            if let Some(start) = consent::live_start(e.pid) {
-                killed = consent::signal_if_same(e.pid, start, libc::SIGKILL);
+            if let Some(start) = procfs::live_start(e.pid) {
+                killed = procfs::signal_if_same(e.pid, start, libc::SIGKILL);
             }
         }
         if let Ok(m) =
@@ -497,7 +498,7 @@ impl Core {
     /// reported).
     fn verify_held(&mut self, e: &Event, id: RecordId, flags: u32, v: &mut Verdict) {
         let held = flags & ef::HELD != 0;
-        let Some(start) = consent::live_start(e.pid) else {
+        let Some(start) = procfs::live_start(e.pid) else {
             if held {
                 self.sensor.clear_held(e.pid);
             }
@@ -508,7 +509,7 @@ impl Core {
             Ok(()) if held => {
                 // Clear the hold mark first: the SIGCONT must not look like a bypass.
                 self.sensor.clear_held(e.pid);
-                if !consent::signal_if_same(e.pid, start, libc::SIGCONT) {
+                if !procfs::signal_if_same(e.pid, start, libc::SIGCONT) {
                     v.reason = Some("verified, but it was gone before it could resume".into());
                 }
             }
@@ -589,7 +590,7 @@ impl Core {
                 written.lossy()
             )
         })?;
-        let sha = consent::sha256_open(&mut found.file)
+        let sha = crate::sys::hash::sha256_open(&mut found.file)
             .map_err(|err| format!("its script {}: {err}", written.lossy()))?;
         if sha != script.sha256 {
             return Err(format!(
@@ -605,7 +606,7 @@ impl Core {
     /// the kernel's tracked entries with that session, until none is left (it may
     /// fork meanwhile). Returns how many were killed.
     pub(crate) fn kill_session(&mut self, pid: u32, start: u64) -> usize {
-        let mut n = usize::from(consent::signal_if_same(pid, start, libc::SIGKILL));
+        let mut n = usize::from(procfs::signal_if_same(pid, start, libc::SIGKILL));
         for _ in 0..8 {
             let members: Vec<u32> = self
                 .sensor
@@ -616,8 +617,8 @@ impl Core {
                 .collect();
             let mut killed = 0;
             for m in members {
-                if let Some(s) = consent::live_start(m) {
-                    if consent::signal_if_same(m, s, libc::SIGKILL) {
+                if let Some(s) = procfs::live_start(m) {
+                    if procfs::signal_if_same(m, s, libc::SIGKILL) {
                         killed += 1;
                     }
                 }
@@ -631,7 +632,7 @@ impl Core {
     }
 
     fn hold(&mut self, e: &Event) {
-        let Some((start, _, _)) = consent::proc_start(e.pid) else {
+        let Some((start, _, _)) = procfs::proc_start(e.pid) else {
             return;
         };
         // The process that forked it (lineage, fixed at fork in the kernel), not the
@@ -639,8 +640,8 @@ impl Core {
         // even exec'd. If that process is gone by now, start 0 never matches and
         // the next tick kills the orphan.
         let ppid = e.lineage.get(1).copied().unwrap_or(e.ppid);
-        let ppid_start = consent::proc_start(ppid)
-            .filter(|_| consent::proc_start(e.pid).is_some_and(|(_, pp, _)| pp == ppid))
+        let ppid_start = procfs::proc_start(ppid)
+            .filter(|_| procfs::proc_start(e.pid).is_some_and(|(_, pp, _)| pp == ppid))
             .map_or(0, |(s, _, _)| s);
         info!(pid = e.pid, id = e.id, "launch held, waiting for the user");
         self.consent.pending.insert(
@@ -673,10 +674,7 @@ impl Core {
             .map(|(id, p)| (*id, p.start_time));
         // Not killed in the kernel: it may have run and forked; its whole session goes.
         let killed = kernel_killed
-            || match entry
-                .map(|(_, s)| s)
-                .or_else(|| consent::live_start(target))
-            {
+            || match entry.map(|(_, s)| s).or_else(|| procfs::live_start(target)) {
                 Some(start) => self.kill_session(target, start) > 0,
                 None => false,
             };
@@ -772,7 +770,7 @@ impl Core {
                 .watched
                 .values()
                 .flatten()
-                .any(|(p, id)| consent::ident(p).ok().as_ref() != Some(id));
+                .any(|(p, id)| crate::sys::hash::ident(p).ok().as_ref() != Some(id));
             let expired = {
                 let now = time::OffsetDateTime::now_utc();
                 self.consent.all_records().any(|r| {
@@ -790,14 +788,14 @@ impl Core {
         let timeout = self.config.ask_timeout_secs;
         let mut done = Vec::new();
         for (id, p) in &self.consent.pending {
-            let alive = consent::live_start(p.pid) == Some(p.start_time);
+            let alive = procfs::live_start(p.pid) == Some(p.start_time);
             if !alive {
                 done.push((*id, "gone", false));
                 continue;
             }
-            let parent_alive = consent::proc_start(p.ppid)
+            let parent_alive = procfs::proc_start(p.ppid)
                 .is_some_and(|(s, _, _)| s == p.ppid_start)
-                && consent::proc_start(p.pid).is_some_and(|(_, pp, _)| pp == p.ppid);
+                && procfs::proc_start(p.pid).is_some_and(|(_, pp, _)| pp == p.ppid);
             if !parent_alive {
                 done.push((*id, "its parent exited while it waited", true));
             } else if p.since.elapsed().as_secs() >= timeout {
@@ -809,7 +807,7 @@ impl Core {
                 continue;
             };
             if kill {
-                consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+                procfs::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
                 self.decision(&p, "killed", why);
             }
             self.sensor.clear_held(p.pid);
@@ -844,13 +842,13 @@ impl Core {
     pub fn take_over_kernel_state(&mut self) -> usize {
         let mut n = 0;
         for (pid, st) in self.sensor.tracked_entries() {
-            let Some((_, ppid, _)) = consent::proc_start(pid) else {
+            let Some((_, ppid, _)) = procfs::proc_start(pid) else {
                 self.sensor.untrack(pid);
                 continue;
             };
             if st.flags & task_flags::HELD != 0 {
-                if let Some((start, _, _)) = consent::proc_start(pid) {
-                    consent::signal_if_same(pid, start, libc::SIGKILL);
+                if let Some((start, _, _)) = procfs::proc_start(pid) {
+                    procfs::signal_if_same(pid, start, libc::SIGKILL);
                 }
                 let mut e = self.new_event(Kind::Decision);
                 e.pid = pid;
@@ -881,7 +879,7 @@ impl Core {
                 st.host_profile,
                 r,
                 session,
-                crate::enrich::Clock::boot_ns_now(),
+                clock::boot_ns(),
             );
             let mut e = self.new_event(Kind::Adopt);
             e.pid = pid;
@@ -947,7 +945,7 @@ impl Core {
                 self.record(&e);
                 return Err(refused(msg));
             }
-            match consent::proc_start(pid) {
+            match procfs::proc_start(pid) {
                 Some((_, parent, _)) => pid = parent,
                 None => break,
             }
@@ -1104,7 +1102,7 @@ impl Core {
                 .collect(),
             scope,
             source: Source::User(caller.uid),
-            created: crate::enrich::now_rfc3339(),
+            created: clock::now_rfc3339(),
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
@@ -1253,7 +1251,7 @@ impl Core {
                 file: file.to_owned(),
                 server: server.to_owned(),
             },
-            created: crate::enrich::now_rfc3339(),
+            created: clock::now_rfc3339(),
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
@@ -1529,7 +1527,7 @@ impl Core {
         };
         // Clear the hold mark first: the SIGCONT below must not look like a bypass.
         self.sensor.clear_held(p.pid);
-        let continued = consent::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
+        let continued = procfs::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
         self.decision(
             &p,
             "continued",
@@ -1548,7 +1546,7 @@ impl Core {
         let Some(p) = self.consent.pending.remove(&id) else {
             return Err(failed("the launch is no longer held"));
         };
-        let killed = consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+        let killed = procfs::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
         self.sensor.clear_held(p.pid);
         self.decision(&p, "killed", &format!("denied by uid {}", caller.uid));
         Ok(json!({"pid": p.pid, "killed": killed}))
@@ -1711,13 +1709,13 @@ mod tests {
         assert!(c.still_there());
         assert!(!c.ident.as_ref().expect("ident").from_bus);
         // A pidfd that names another process than the bus's pid is no identity.
-        assert!(identify(a.id(), consent::pidfd_open(b.id())).is_none());
-        assert!(identify(b.id(), consent::pidfd_open(b.id())).is_some_and(|i| i.from_bus));
+        assert!(identify(a.id(), procfs::pidfd_open(b.id())).is_none());
+        assert!(identify(b.id(), procfs::pidfd_open(b.id())).is_some_and(|i| i.from_bus));
         // A zombie (killed, not reaped) cannot be identified, and the one pinned
         // before is no longer there.
         a.kill().expect("kill");
         for _ in 0..200 {
-            if consent::live_start(a.id()).is_none() {
+            if procfs::live_start(a.id()).is_none() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));

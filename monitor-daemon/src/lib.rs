@@ -17,5 +17,6 @@ pub mod model;
 pub mod policy;
 pub mod scan;
 pub mod sensor;
+pub mod sys;
 pub mod taskpath;
 pub mod tracker;

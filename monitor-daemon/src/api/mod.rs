@@ -104,7 +104,7 @@ async fn watch_connections(conn: Connection) {
                 };
                 // Gone already: no later call over this connection can be its own
                 // (0 is no process's start time).
-                let start = crate::consent::live_start(pid).unwrap_or(0);
+                let start = crate::sys::procfs::live_start(pid).unwrap_or(0);
                 let mut map = connections().lock().expect("connections lock");
                 if map.len() < CONNECTIONS_MAX {
                     map.insert(name, (pid, start));

@@ -267,14 +267,7 @@ fn check_pinned_maps(maps_dir: &Path, pins: &mut PinReport) -> Result<(), Sensor
 
 /// Build id of the embedded programs: the first 16 hex digits of their SHA-256.
 pub fn generation() -> String {
-    use std::fmt::Write as _;
-    Sha256::digest(OBJECT)
-        .iter()
-        .take(8)
-        .fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::sys::hex::encode(&Sha256::digest(OBJECT)[..8])
 }
 
 /// Remove everything pinned under `dir`: detaches the programs and frees the maps

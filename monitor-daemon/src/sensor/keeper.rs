@@ -206,7 +206,8 @@ pub fn spawn(
 fn write_state(state_dir: &Path, state: &KeeperState) -> io::Result<()> {
     fs::create_dir_all(state_dir)?;
     let text = serde_json::to_string(state).map_err(io::Error::other)?;
-    crate::consent::write_atomic(&state_path(state_dir), text.as_bytes())
+    crate::sys::fs::write_atomic(&state_path(state_dir), text.as_bytes())?;
+    Ok(())
 }
 
 /// Stop the keeper recorded in `state_dir` (if it is one): its links detach unless
