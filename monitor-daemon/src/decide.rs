@@ -18,6 +18,7 @@ use crate::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,
     },
+    resolve,
     sys::{clock, procfs},
 };
 
@@ -559,10 +560,10 @@ impl Core {
             }
         }
         if let Some(prog) = &r.resolved {
-            let Some((_, name)) = consent::env_prog(Path::new(&r.exe.path), &r.argv) else {
+            let Some((_, name)) = resolve::env_prog(Path::new(&r.exe.path), &r.argv) else {
                 return Err("the record's `env` names no program".into());
             };
-            let (at, sha) = consent::env_program_of_task(e.pid, &name)?;
+            let (at, sha) = resolve::env_program_of_task(e.pid, &name)?;
             if sha != prog.sha256 {
                 return Err(format!(
                     "env would run {at} (found through the launch's PATH), not the approved {} \
@@ -576,7 +577,7 @@ impl Core {
         };
         let arg = match script.arg {
             Some(i) => Some(i),
-            None => match consent::script_of(Path::new(&r.exe.path), &r.argv) {
+            None => match resolve::script_of(Path::new(&r.exe.path), &r.argv) {
                 crate::interp::ScriptArg::At(i) => Some(i),
                 _ => None,
             },
@@ -1084,8 +1085,8 @@ impl Core {
         let path_var = caller_path(caller);
         let dir = (!cwd.is_empty()).then(|| Path::new(cwd));
         let (kargv, exe, script) =
-            consent::kernel_command(&argv, &path_var, dir).map_err(failed)?;
-        let prog = consent::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
+            resolve::kernel_command(&argv, &path_var, dir).map_err(failed)?;
+        let prog = resolve::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
         let resolved = self.bind_program(prog.as_ref())?;
         let (exe, script) = self.bind_files(&exe, script.as_ref())?;
         let r = Record {
@@ -1114,7 +1115,7 @@ impl Core {
     fn bind_files(
         &mut self,
         exe: &Path,
-        script: Option<&consent::ScriptRef>,
+        script: Option<&resolve::ScriptRef>,
     ) -> Result<(FileBinding, Option<FileBinding>), ApiError> {
         let mut bind = |p: &Path, arg: Option<usize>| {
             self.consent
@@ -1135,7 +1136,7 @@ impl Core {
     /// The binding of the program `env` runs, hashed now.
     fn bind_program(
         &mut self,
-        prog: Option<&consent::ScriptRef>,
+        prog: Option<&resolve::ScriptRef>,
     ) -> Result<Option<FileBinding>, ApiError> {
         let Some(p) = prog else { return Ok(None) };
         let (_, sha256) = self
@@ -1225,7 +1226,7 @@ impl Core {
             .script
             .as_ref()
             .zip(cmd.script_arg)
-            .map(|(p, arg)| consent::ScriptRef {
+            .map(|(p, arg)| resolve::ScriptRef {
                 arg,
                 path: p.into(),
             });
@@ -1233,7 +1234,7 @@ impl Core {
             Some(Some(p)) => p.0.clone(),
             _ => caller_path(caller),
         };
-        let prog = consent::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
+        let prog = resolve::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
             .map_err(failed)?;
         let resolved = self.bind_program(prog.as_ref())?;
         let (exe, script) = self.bind_files(Path::new(&cmd.exe), script.as_ref())?;

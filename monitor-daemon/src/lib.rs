@@ -15,6 +15,7 @@ pub mod journal;
 pub mod logfile;
 pub mod model;
 pub mod policy;
+pub mod resolve;
 pub mod scan;
 pub mod sensor;
 pub mod sys;

@@ -414,7 +414,12 @@ impl Sensor {
         sync_map(
             &mut secenv,
             names::SECENV_NAMES,
-            &secenv_names(crate::consent::EnvIds::fixed().names()),
+            &secenv_names(
+                &crate::event::SECURITY_ENV
+                    .iter()
+                    .map(|n| (*n).to_owned())
+                    .collect::<Vec<_>>(),
+            ),
         )?;
         let mut families: HashMap<MapData, u64, u32> = take_map(&mut ebpf, names::SECENV_FAMILIES)?;
         sync_map(&mut families, names::SECENV_FAMILIES, &secenv_families())?;
