@@ -442,13 +442,13 @@ impl crate::daemon::Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hosts::{import::Schema, RealFs};
+    use crate::hosts::{Level, RealFs, Schema};
 
     fn cursor_file(path: &Path) -> ConfigFile {
         ConfigFile {
             host: "cursor".into(),
             schema: Schema::Cursor,
-            level: import::Level::User,
+            level: Level::User,
             path: path.to_path_buf(),
             home: Some(PathBuf::from("/home/u")),
             project: None,

@@ -12,7 +12,10 @@ use crate::{
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
     daemon::Core,
     event::{raw::RawHoldBypass, Bytes, Event, Kind, Verdict},
-    hosts::import::{parse_config_bytes, Entry, ImportContext, Schema},
+    hosts::{
+        import::{parse_config_bytes, Entry, ImportContext},
+        Schema,
+    },
     model::Mode,
     policy::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},

@@ -311,7 +311,7 @@ mod tests {
     use super::*;
     use crate::event::SECURITY_ENV;
     use crate::{
-        hosts::import::Schema,
+        hosts::Schema,
         policy::record::{FileBinding, Scope},
     };
 
