@@ -27,7 +27,7 @@ use crate::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         store::Store,
     },
-    resolve::{code_unbound, env_binding, script_ref},
+    resolve::{env_binding, script_ref},
     sys::{
         clock,
         fs::write_atomic,
@@ -571,47 +571,6 @@ fn read_last_good_policy(state_dir: &Path) -> BTreeMap<PathBuf, String> {
         .unwrap_or_default()
 }
 
-/// Flags about what a record of this command binds, shown before approval beside
-/// the command's own risk flags: code it cannot bind (a module, stdin, a preload,
-/// a relative script with no directory), or a script `uid` can change — mcpwatch
-/// verifies it while the launch is held, but the interpreter reads it a moment
-/// after it resumes, and a change in that moment is not seen.
-pub fn binding_risks(
-    exe: &Path,
-    kargv: &[Bytes],
-    cwd: Option<&Path>,
-    uid: Option<u32>,
-) -> Vec<crate::policy::risk::Risk> {
-    use crate::policy::risk::Risk;
-    use std::os::unix::ffi::OsStrExt as _;
-    if let Some(why) = code_unbound(exe, kargv, cwd) {
-        return vec![Risk {
-            code: "unbound-code",
-            detail: why,
-        }];
-    }
-    let (Ok(Some(s)), Some(uid)) = (script_ref(exe, kargv, cwd), uid) else {
-        return Vec::new();
-    };
-    let Ok(found) =
-        crate::taskpath::open_as_task(std::process::id(), s.path.as_os_str().as_bytes())
-    else {
-        return Vec::new();
-    };
-    crate::taskpath::writable_by(&found.components, uid)
-        .map(|(path, why)| Risk {
-            code: "writable-script",
-            detail: format!(
-                "script {} is changeable by uid {uid} ({}: {why}): mcpwatch checks it before the \
-                 launch runs, a change in the moment the interpreter takes to open it is not seen",
-                s.path.display(),
-                String::from_utf8_lossy(&path)
-            ),
-        })
-        .into_iter()
-        .collect()
-}
-
 /// A record approving exactly what a launch event showed.
 pub fn record_from_event(
     e: &Event,
@@ -714,7 +673,7 @@ mod tests {
     use super::*;
     use crate::{
         interp::ScriptArg,
-        resolve::{env_prog, script_of, ScriptRef},
+        resolve::{binding_risks, env_prog, script_of, ScriptRef},
     };
 
     #[test]

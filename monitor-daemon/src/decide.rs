@@ -995,7 +995,7 @@ impl Core {
             std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&c.0))
         });
         let uid = (r.uid != ANY_UID).then_some(r.uid).or(e.uid);
-        risks.extend(consent::binding_risks(
+        risks.extend(resolve::binding_risks(
             Path::new(&r.exe.path),
             &r.argv,
             cwd.as_deref(),

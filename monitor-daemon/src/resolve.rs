@@ -334,6 +334,47 @@ pub fn code_unbound(exe: &Path, kargv: &[Bytes], cwd: Option<&Path>) -> Option<S
     }
 }
 
+/// Flags about what a record of this command binds, shown before approval beside
+/// the command's own risk flags: code it cannot bind (a module, stdin, a preload,
+/// a relative script with no directory), or a script `uid` can change — mcpwatch
+/// verifies it while the launch is held, but the interpreter reads it a moment
+/// after it resumes, and a change in that moment is not seen.
+pub fn binding_risks(
+    exe: &Path,
+    kargv: &[Bytes],
+    cwd: Option<&Path>,
+    uid: Option<u32>,
+) -> Vec<crate::policy::risk::Risk> {
+    use crate::policy::risk::Risk;
+    use std::os::unix::ffi::OsStrExt as _;
+    if let Some(why) = code_unbound(exe, kargv, cwd) {
+        return vec![Risk {
+            code: "unbound-code",
+            detail: why,
+        }];
+    }
+    let (Ok(Some(s)), Some(uid)) = (script_ref(exe, kargv, cwd), uid) else {
+        return Vec::new();
+    };
+    let Ok(found) =
+        crate::taskpath::open_as_task(std::process::id(), s.path.as_os_str().as_bytes())
+    else {
+        return Vec::new();
+    };
+    crate::taskpath::writable_by(&found.components, uid)
+        .map(|(path, why)| Risk {
+            code: "writable-script",
+            detail: format!(
+                "script {} is changeable by uid {uid} ({}: {why}): mcpwatch checks it before the \
+                 launch runs, a change in the moment the interpreter takes to open it is not seen",
+                s.path.display(),
+                String::from_utf8_lossy(&path)
+            ),
+        })
+        .into_iter()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
