@@ -49,15 +49,20 @@ pub fn live_start(pid: u32) -> Option<u64> {
     read_stat(pid).and_then(|s| s.is_live().then_some(s.start_ticks))
 }
 
-/// A pidfd for `pid`, or `None` when there is no such process.
-pub fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+/// A pidfd for `pid`, or why not (`ESRCH`: no such process).
+pub fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd as _;
-    let raw_pid = libc::pid_t::try_from(pid).ok()?;
+    // A pid beyond pid_t would be negative to the kernel, which refuses it.
+    let raw_pid =
+        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: plain syscall; on success we own the returned fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = i32::try_from(ret).map_err(std::io::Error::other)?;
     // SAFETY: a fresh fd nobody else owns.
-    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// The pid a pidfd names now (`Pid:` of its fdinfo), `None` when its process
