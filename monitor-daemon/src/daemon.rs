@@ -315,8 +315,8 @@ impl Core {
         }
         // A zombie has left TRACKED already and a dead pid may be reused: an entry
         // for either would outlive it and make a stranger's process a host.
-        let Some(start) = crate::sys::procfs::live_start(pid) else {
-            if crate::sys::procfs::proc_start(pid).is_some() {
+        let Some(start) = procfs::live_start(pid) else {
+            if procfs::proc_start(pid).is_some() {
                 anyhow::bail!("pid {pid} has exited (a zombie): not tracked");
             }
             anyhow::bail!("no process {pid}");
@@ -342,7 +342,7 @@ impl Core {
         // It may have exited between the check and the insert, with the exit hook
         // finding nothing to remove: look again, and take the entry back if so.
         // Exiting after this point, the kernel removes it.
-        if crate::sys::procfs::live_start(pid) != Some(start) {
+        if procfs::live_start(pid) != Some(start) {
             self.sensor.untrack(pid);
             anyhow::bail!("pid {pid} exited while it was being tracked: not tracked");
         }
@@ -895,7 +895,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let held: Vec<u64> = core.consent.pending.keys().copied().collect();
         for id in held {
             if let Some(p) = core.consent.pending.remove(&id) {
-                crate::sys::procfs::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+                procfs::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
                 core.sensor.clear_held(p.pid);
             }
         }
