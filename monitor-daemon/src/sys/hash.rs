@@ -292,7 +292,8 @@ mod tests {
         assert_eq!(cache.get(&p).unwrap().1, HELLO);
         assert_eq!((cache.hits, cache.misses), (1, 1));
         // Rewritten: a new ctime, hashed again.
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Past the coarsest timestamp granularity (one jiffy at HZ=100).
+        std::thread::sleep(std::time::Duration::from_millis(50));
         fs::write(&p, b"other").unwrap();
         assert_ne!(cache.get(&link).unwrap().1, HELLO);
         assert_eq!(cache.misses, 2);
