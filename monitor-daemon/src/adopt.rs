@@ -97,17 +97,6 @@ pub fn plan(procs: &[ProcInfo]) -> Vec<Adoption> {
     out
 }
 
-/// Read `/proc/PID/stat`: (ppid, start time in ticks). The comm field may contain
-/// spaces and parentheses, so parse from the last `)`.
-pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is state (field 3); ppid is field 4, starttime field 22.
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start_ticks = fields.get(19)?.parse().ok()?;
-    Some((ppid, start_ticks))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,12 +157,5 @@ mod tests {
         let procs = vec![p(5, 6, None), p(6, 5, Some(1))];
         let plan = plan(&procs);
         assert!(plan.len() <= 2);
-    }
-
-    #[test]
-    fn stat_with_hostile_comm_parses() {
-        let s = "1234 (a) b (c) S 77 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 5555 0 0";
-        assert_eq!(parse_stat(s), Some((77, 5555)));
-        assert_eq!(parse_stat("garbage"), None);
     }
 }

@@ -15,11 +15,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// SHA-256 of a record line (without its newline), hex.
 pub fn line_hash(line: &[u8]) -> String {
-    use std::fmt::Write as _;
-    Sha256::digest(line).iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::sys::hex::encode(&Sha256::digest(line))
 }
 
 /// The chain head the daemon last made durable.

@@ -17,7 +17,13 @@ use std::{
 use glob::Pattern;
 use serde::{Deserialize, Serialize};
 
-use crate::hosts::{builtin_profiles, HostFs, HostProfile};
+use crate::{
+    hosts::{builtin_profiles, HostFs, HostProfile},
+    model::{
+        text::{line_column, location},
+        Mode,
+    },
+};
 
 /// Origin reported in errors about the embedded default configuration.
 pub const EMBEDDED_ORIGIN: &str = "<embedded default-config.toml>";
@@ -32,6 +38,8 @@ pub const DEFAULT_TRACKED_MAX: u32 = 65536;
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/mcpwatch";
 pub const DEFAULT_POLICY_DIR: &str = "/etc/mcpwatch/policy.d";
 pub const DEFAULT_ASK_TIMEOUT_SECS: u64 = 60;
+/// systemd-journald's native protocol socket (`journal_socket`).
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 const EMBEDDED_DEFAULT: &str = include_str!("default-config.toml");
 
@@ -66,56 +74,6 @@ pub enum ConfigError {
         host: String,
         file: PathBuf,
     },
-}
-
-fn location(path: &Path, line: usize, column: usize) -> String {
-    if line == 0 {
-        path.display().to_string()
-    } else {
-        format!("{}:{line}:{column}", path.display())
-    }
-}
-
-/// What the daemon does about a launch by a host.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Record and alert.
-    #[default]
-    Monitor,
-    /// Hold the new process (SIGSTOP at exec) until the user answers; no answer in
-    /// time, or no daemon to ask, is a deny.
-    Ask,
-    /// Unapproved launches never run (SIGKILL at exec).
-    Enforce,
-}
-
-impl Mode {
-    /// The kernel's encoding (`monitor_common::mode`).
-    pub fn kernel(self) -> u32 {
-        match self {
-            Mode::Monitor => monitor_common::mode::MONITOR,
-            Mode::Ask => monitor_common::mode::ASK,
-            Mode::Enforce => monitor_common::mode::ENFORCE,
-        }
-    }
-
-    /// How strict: monitor < ask < enforce.
-    pub fn strictness(self) -> u8 {
-        match self {
-            Mode::Monitor => 0,
-            Mode::Ask => 1,
-            Mode::Enforce => 2,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Monitor => "monitor",
-            Mode::Ask => "ask",
-            Mode::Enforce => "enforce",
-        }
-    }
 }
 
 /// `[defaults]`: what applies to every host.
@@ -200,7 +158,7 @@ impl Default for Config {
             log_keep_files: 20,
             log_group: None,
             journal: "auto".into(),
-            journal_socket: PathBuf::from(crate::journal::SOCKET),
+            journal_socket: PathBuf::from(JOURNAL_SOCKET),
             defaults: Defaults::default(),
             hosts: Vec::new(),
             origin: PathBuf::new(),
@@ -479,18 +437,6 @@ fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always supported.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).unwrap_or(4096)
-}
-
-/// 1-based line and column (in characters) of a byte offset in `text`.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 #[cfg(test)]
@@ -831,17 +777,5 @@ mod tests {
         .unwrap();
         let text = toml::to_string(&config).unwrap();
         assert_eq!(parse(&text).unwrap(), config);
-    }
-
-    #[test]
-    fn line_column_counts_characters_from_one() {
-        let text = "a = 1\nbé = 2\n";
-        assert_eq!(line_column(text, 0), (1, 1));
-        assert_eq!(line_column(text, 6), (2, 1));
-        // After the two-byte 'é': third character of line 2.
-        assert_eq!(line_column(text, 9), (2, 3));
-        // Inside 'é' (not a boundary): clamped back to its start.
-        assert_eq!(line_column(text, 8), (2, 2));
-        assert_eq!(line_column(text, 1000), (3, 1));
     }
 }

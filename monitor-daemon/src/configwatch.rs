@@ -21,14 +21,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::{Deserialize, Serialize};
-
 use crate::{
     event::Bytes,
     hosts::{
         import::{self, ConfigFile, Entry, ImportContext, Imported},
         HostFs,
     },
+    model::ConfigChange,
 };
 
 /// What identifies a version of a file without reading it.
@@ -68,22 +67,6 @@ struct Watched {
     /// `None`: missing, unreadable or unparsable (then `error` says why).
     servers: Option<BTreeMap<String, Snapshot>>,
     error: Option<String>,
-}
-
-/// One change, as the `config_change` event carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigChange {
-    pub host: String,
-    pub file: String,
-    /// The server concerned; `None` for the file as a whole (unparsable, removed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-    /// `added`, `removed`, `changed`, `file_removed`, `file_broken`, `file_fixed`.
-    pub change: String,
-    /// What changed, one line each, `OLD → NEW` (values of variables other than the
-    /// security-relevant ones are not shown: configs carry secrets).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub diff: Vec<String>,
 }
 
 /// The watched files and what they said last.
@@ -504,13 +487,13 @@ impl crate::daemon::Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hosts::{import::Schema, RealFs};
+    use crate::hosts::{Level, RealFs, Schema};
 
     fn cursor_file(path: &Path) -> ConfigFile {
         ConfigFile {
             host: "cursor".into(),
             schema: Schema::Cursor,
-            level: import::Level::User,
+            level: Level::User,
             path: path.to_path_buf(),
             home: Some(PathBuf::from("/home/u")),
             project: None,

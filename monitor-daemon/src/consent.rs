@@ -9,10 +9,7 @@
 //! again (on the next launch that misses, or the periodic re-check).
 use std::{
     collections::{BTreeMap, VecDeque},
-    fmt::Write as _,
     fs, io,
-    io::Read as _,
-    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -21,104 +18,27 @@ use monitor_common::{
     allow_flags, sip, AllowKey, AllowValue, ANY, ARGV_CAP, ENVSET_CAP, ENVSET_WORDS, PATH_CAP,
     SECENV_MAX,
 };
-use sha2::{Digest as _, Sha256};
 
 use crate::{
-    config::Mode,
     event::{Bytes, Event, SECURITY_ENV},
-    interp::ScriptArg,
+    model::Mode,
     policy::{
         managed::{Managed, ManagedLoader},
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         store::Store,
+    },
+    resolve::{env_binding, script_ref},
+    sys::{
+        clock,
+        fs::write_atomic,
+        hash::{ident, HashCache, Ident},
+        hex,
     },
 };
 
 /// Ids of records from managed policy (not in the store): this base plus the
 /// index of the `[[approve]]` entry.
 pub const MANAGED_ID_BASE: RecordId = 1 << 48;
-
-/// Identity of a file as stat(2) reports it; a change means "hash it again".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ident {
-    pub dev: u64,
-    pub ino: u64,
-    pub ctime_sec: i64,
-    pub ctime_nsec: i64,
-    pub size: u64,
-}
-
-pub fn ident(path: &Path) -> io::Result<Ident> {
-    let m = fs::metadata(path)?;
-    Ok(Ident {
-        dev: m.dev(),
-        ino: m.ino(),
-        ctime_sec: m.ctime(),
-        ctime_nsec: m.ctime_nsec(),
-        size: m.size(),
-    })
-}
-
-/// SHA-256 of a regular file, without following a final symlink into a FIFO or
-/// device (opened non-blocking, checked regular before reading).
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    sha256_open(&mut f)
-}
-
-/// SHA-256 of what is left to read of an open file.
-pub fn sha256_open(f: &mut fs::File) -> io::Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().fold(String::new(), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    }))
-}
-
-/// Hashes by file identity: a record's files are hashed once per content change.
-#[derive(Default)]
-pub struct FileHashes {
-    cache: BTreeMap<PathBuf, (Ident, String)>,
-}
-
-impl FileHashes {
-    pub fn get(&mut self, path: &Path) -> io::Result<(Ident, String)> {
-        let id = ident(path)?;
-        if let Some((cached, sha)) = self.cache.get(path) {
-            if *cached == id {
-                return Ok((id, sha.clone()));
-            }
-        }
-        let sha = sha256_file(path)?;
-        // The file may have changed while we read it: only trust a stable identity.
-        let after = ident(path)?;
-        if after != id {
-            return Err(io::Error::other("the file changed while it was hashed"));
-        }
-        self.cache.insert(path.to_path_buf(), (id, sha.clone()));
-        Ok((id, sha))
-    }
-
-    /// Take in hashes computed elsewhere (off the engine) by [`Self::get`]: each is
-    /// trusted only while its file keeps the identity it was hashed at.
-    pub fn absorb(&mut self, other: FileHashes) {
-        self.cache.extend(other.cache);
-    }
-}
 
 /// The argv block exactly as the kernel lays it out: each argument NUL-terminated.
 pub fn argv_block(argv: &[Bytes]) -> Vec<u8> {
@@ -261,17 +181,6 @@ pub fn set_env(
     Ok(())
 }
 
-/// Nanoseconds on `CLOCK_BOOTTIME` (the kernel's `bpf_ktime_get_boot_ns`).
-pub fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid timespec out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
 /// Why a record is or is not in the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordState {
@@ -302,7 +211,7 @@ pub struct Compiled {
 pub fn compile(
     r: &Record,
     profile: u32,
-    hashes: &mut FileHashes,
+    hashes: &mut HashCache,
     ids: &EnvIds,
     (k0, k1): (u64, u64),
 ) -> Result<Compiled, String> {
@@ -365,7 +274,7 @@ pub fn compile(
             if left_ns == 0 {
                 return Err("expired".into());
             }
-            value.expires_boot_ns = boot_ns() + left_ns;
+            value.expires_boot_ns = clock::boot_ns() + left_ns;
         }
     }
     let key = AllowKey {
@@ -398,90 +307,6 @@ pub struct Pending {
     pub since: Instant,
 }
 
-/// Start time (clock ticks since boot) and parent of a live process.
-pub fn proc_start(pid: u32) -> Option<(u64, u32, char)> {
-    let stat_line = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat_line.rsplit_once(") ")?;
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let state = fields.first()?.chars().next()?;
-    let parent = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((start, parent, state))
-}
-
-/// Start time of `pid` while it is a live process: not a zombie, not dead. A
-/// zombie keeps `/proc/PID` but has already left the kernel's maps and lets go of
-/// nothing it held, so nothing may be trusted to it.
-pub fn live_start(pid: u32) -> Option<u64> {
-    proc_start(pid).and_then(|(start, _, state)| (state != 'Z' && state != 'X').then_some(start))
-}
-
-/// A pidfd for `pid`, or `None` when there is no such process.
-pub fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd as _;
-    let raw_pid = libc::pid_t::try_from(pid).ok()?;
-    // SAFETY: plain syscall; on success we own the returned fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: a fresh fd nobody else owns.
-    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
-/// The pid a pidfd names now (`Pid:` of its fdinfo), `None` when its process
-/// exited (-1) or lives in another pid namespace (0).
-pub fn pidfd_pid(fd: &std::os::fd::OwnedFd) -> Option<u32> {
-    use std::os::fd::AsRawFd as _;
-    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("Pid:"))
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|&p| p > 0)
-        .and_then(|p| u32::try_from(p).ok())
-}
-
-/// Whether the process of a pidfd has exited (a pidfd is readable from then on,
-/// zombie or reaped).
-pub fn pidfd_exited(fd: &std::os::fd::OwnedFd) -> bool {
-    use std::os::fd::AsRawFd as _;
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no wait.
-    let n = unsafe { libc::poll(&raw mut p, 1, 0) };
-    n != 0
-}
-
-/// Signal `pid` only if it is still the process that started at `start`.
-pub fn signal_if_same(pid: u32, start: u64, sig: i32) -> bool {
-    // pidfd first, then re-check the start time: a pid recycled in between is
-    // caught by the check, one recycled after is not signalled (the pidfd is bound).
-    // A pid beyond pid_t is no process (pidfd_open would refuse it as negative).
-    let Ok(raw_pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: plain syscalls on our own fd.
-    unsafe {
-        let fd = libc::syscall(libc::SYS_pidfd_open, raw_pid, 0);
-        if fd < 0 {
-            return false;
-        }
-        let fd = i32::try_from(fd).unwrap_or(-1);
-        let same = proc_start(pid).is_some_and(|(s, _, _)| s == start);
-        let ok = same
-            && libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd,
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            ) == 0;
-        libc::close(fd);
-        ok
-    }
-}
-
 /// The consent state of the daemon.
 pub struct Consent {
     pub store: Store,
@@ -493,7 +318,7 @@ pub struct Consent {
     /// Records from managed `[[approve]]` entries (ids from `MANAGED_ID_BASE`).
     pub managed_records: Vec<Record>,
     pub states: BTreeMap<RecordId, RecordState>,
-    pub hashes: FileHashes,
+    pub hashes: HashCache,
     /// Files each active record depends on, re-checked periodically.
     pub watched: BTreeMap<RecordId, Vec<(PathBuf, Ident)>>,
     /// Keys in the kernel per record (for `once` bookkeeping and revocation).
@@ -532,7 +357,7 @@ impl Consent {
             managed_problems: problems.iter().map(ToString::to_string).collect(),
             managed_records: Vec::new(),
             states: BTreeMap::new(),
-            hashes: FileHashes::default(),
+            hashes: HashCache::default(),
             watched: BTreeMap::new(),
             keys: BTreeMap::new(),
             once_armed: read_once_armed(state_dir),
@@ -614,7 +439,7 @@ impl Consent {
     /// pins no hash). Problems come back as text.
     pub fn build_managed_records(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        let created = crate::enrich::now_rfc3339();
+        let created = clock::now_rfc3339();
         let mut out = Vec::new();
         for (i, a) in self.managed.approves.iter().enumerate() {
             let exe = self.hashes.get(Path::new(&a.exe)).map(|(_, s)| s);
@@ -682,16 +507,12 @@ impl Consent {
 pub const ONCE_ARMED_FILE: &str = "once-armed.json";
 
 fn key_hex(k: &AllowKey) -> String {
-    use std::fmt::Write as _;
     // SAFETY: AllowKey is repr(C) plain data without padding (layout pinned in
     // monitor-common); its bytes are its value.
     let bytes = unsafe {
         std::slice::from_raw_parts(std::ptr::from_ref(k).cast::<u8>(), size_of::<AllowKey>())
     };
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
 fn key_from_hex(h: &str) -> Option<AllowKey> {
@@ -750,390 +571,10 @@ fn read_last_good_policy(state_dir: &Path) -> BTreeMap<PathBuf, String> {
         .unwrap_or_default()
 }
 
-/// Write a small state file atomically (temp, fsync, rename, fsync dir), 0600.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
-}
-
-/// Resolve a command the way execvp does with `path_var`: a name with a `/` as
-/// is, else the first executable regular file in the PATH directories.
-pub fn which(cmd: &[u8], path_var: &[u8]) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt as _;
-    if cmd.contains(&b'/') {
-        return Some(PathBuf::from(std::ffi::OsStr::from_bytes(cmd)));
-    }
-    for dir in path_var.split(|&b| b == b':') {
-        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
-        let mut p = PathBuf::from(std::ffi::OsStr::from_bytes(dir));
-        p.push(std::ffi::OsStr::from_bytes(cmd));
-        if let Ok(m) = fs::metadata(&p) {
-            if m.is_file() && m.mode() & 0o111 != 0 {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// The `#!` line of a file: (interpreter, optional single argument).
-pub fn shebang(path: &Path) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
-    let mut f = fs::File::open(path).ok()?;
-    let mut buf = [0u8; 256];
-    let n = f.read(&mut buf).ok()?;
-    let head = &buf[..n];
-    let line = head.strip_prefix(b"#!")?;
-    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-    let line = &line[..end];
-    let trimmed: Vec<u8> = line.to_vec();
-    let s = trimmed
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .map_or(&trimmed[..0], |i| &trimmed[i..]);
-    let (interp, rest) = match s.iter().position(|&b| b == b' ' || b == b'\t') {
-        Some(i) => (&s[..i], Some(&s[i..])),
-        None => (s, None),
-    };
-    if interp.is_empty() {
-        return None;
-    }
-    // The kernel passes the rest of the line, trimmed, as one argument.
-    let arg = rest.and_then(|r| {
-        let t: &[u8] = r.trim_ascii();
-        (!t.is_empty()).then(|| t.to_vec())
-    });
-    Some((interp.to_vec(), arg))
-}
-
-/// What the kernel will see when a host runs `argv` (as the host passes it) with
-/// `path_var` in `cwd`: (kernel argv, executable, script). For a `#!` file the
-/// kernel runs the interpreter with `[interp, (arg), script path, args...]`; an
-/// interpreter's script argument (`python3 server.py`) is a script too
-/// ([`script_ref`]).
-pub fn kernel_command(
-    argv: &[Bytes],
-    path_var: &[u8],
-    cwd: Option<&Path>,
-) -> Result<(Vec<Bytes>, PathBuf, Option<ScriptRef>), String> {
-    let first = argv.first().ok_or("empty command")?;
-    let path =
-        which(&first.0, path_var).ok_or_else(|| format!("{}: not found in PATH", first.lossy()))?;
-    let (kargv, exe) = if let Some((interp, arg)) = shebang(&path) {
-        use std::os::unix::ffi::OsStrExt as _;
-        let mut k = vec![Bytes(interp.clone())];
-        if let Some(a) = arg {
-            k.push(Bytes(a));
-        }
-        k.push(Bytes(path.as_os_str().as_bytes().to_vec()));
-        k.extend(argv[1..].iter().cloned());
-        let interp_path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
-        let exe = fs::canonicalize(&interp_path)
-            .map_err(|e| format!("interpreter {}: {e}", interp_path.display()))?;
-        (k, exe)
-    } else {
-        let exe = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        (argv.to_vec(), exe)
-    };
-    let script = script_ref(&exe, &kargv, cwd)?;
-    Ok((kargv, exe, script))
-}
-
-/// A script the launched program reads by path after exec: which argument names
-/// it (the path as written, what the interpreter opens) and where it is now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScriptRef {
-    pub arg: usize,
-    /// Canonical, resolved in the daemon's view (for hashing and watching).
-    pub path: PathBuf,
-}
-
-/// Which argument of `kargv` (what the kernel sees running `exe`) is a script.
-/// `env` is looked through: `#!/usr/bin/env node` gives `[env, node, script, ..]`.
-pub fn script_of(exe: &Path, kargv: &[Bytes]) -> ScriptArg {
-    use std::os::unix::ffi::OsStrExt as _;
-    if !is_env(exe) {
-        return crate::interp::script_arg(exe, kargv);
-    }
-    let Some(cmd) = env_command(kargv) else {
-        return ScriptArg::None;
-    };
-    if cmd.chdir {
-        return ScriptArg::Unbindable(
-            "env -C runs it in another directory: its script path cannot be bound".into(),
-        );
-    }
-    if let Some(words) = cmd.split {
-        return split_env(kargv, words, cmd.at + 1);
-    }
-    let prog = PathBuf::from(std::ffi::OsStr::from_bytes(&kargv[cmd.at].0));
-    match crate::interp::script_arg(&prog, &kargv[cmd.at..]) {
-        ScriptArg::At(j) => ScriptArg::At(cmd.at + j),
-        other => other,
-    }
-}
-
-fn is_env(exe: &Path) -> bool {
-    exe.file_name().and_then(|n| n.to_str()) == Some("env")
-}
-
-/// What `env [options] [NAME=VALUE…] PROG …` runs, read from its argv.
-struct EnvCommand<'a> {
-    /// The argument that names PROG (for `-S`, the string env splits).
-    at: usize,
-    /// `-S STRING` / `--split-string`: the string split into PROG and its first
-    /// arguments.
-    split: Option<&'a [u8]>,
-    /// `-C DIR`: PROG runs in another directory.
-    chdir: bool,
-}
-
-fn env_command(kargv: &[Bytes]) -> Option<EnvCommand<'_>> {
-    let mut chdir = false;
-    let mut i = 1;
-    while let Some(a) = kargv.get(i) {
-        let a = a.0.as_slice();
-        let split = if a == b"-S" || a == b"--split-string" {
-            kargv.get(i + 1).map(|n| (i + 1, n.0.as_slice()))
-        } else if let Some(rest) = a.strip_prefix(b"--split-string=") {
-            Some((i, rest))
-        } else if a.starts_with(b"-S") && a.len() > 2 {
-            // `#!/usr/bin/env -S node --flag`: one argument, split by env.
-            Some((i, &a[2..]))
-        } else {
-            None
-        };
-        if let Some((at, words)) = split {
-            return Some(EnvCommand {
-                at,
-                split: Some(words),
-                chdir,
-            });
-        }
-        match a {
-            b"-u" | b"--unset" => i += 2,
-            b"-C" | b"--chdir" => {
-                chdir = true;
-                i += 2;
-            }
-            _ if a.starts_with(b"-") || a.contains(&b'=') => i += 1,
-            _ => {
-                return Some(EnvCommand {
-                    at: i,
-                    split: None,
-                    chdir,
-                })
-            }
-        }
-    }
-    None
-}
-
-/// The words `env -S` splits a string into.
-fn env_words(s: &[u8]) -> impl Iterator<Item = &[u8]> {
-    s.split(|b| *b == b' ' || *b == b'\t')
-        .filter(|w| !w.is_empty())
-}
-
-/// `env [options] [NAME=VALUE…] PROG …`: PROG's index in `kargv` and its name
-/// (for `env -S "node --flag"`: the first word of that argument). `None` when
-/// `exe` is not `env` or no program follows.
-pub fn env_prog(exe: &Path, kargv: &[Bytes]) -> Option<(usize, Vec<u8>)> {
-    if !is_env(exe) {
-        return None;
-    }
-    let cmd = env_command(kargv)?;
-    let name = match cmd.split {
-        Some(words) => env_words(words).next()?,
-        None => kargv[cmd.at].0.as_slice(),
-    };
-    Some((cmd.at, name.to_vec()))
-}
-
-/// What `env` searches when the launch has no `PATH` (glibc's default).
-pub const ENV_DEFAULT_PATH: &[u8] = b"/bin:/usr/bin";
-
-/// The program `env PROG` runs, found through `path_var` as execvp does, in the
-/// daemon's view: (PROG's index, canonical path). `Ok(None)` when not an `env`
-/// command.
-pub fn env_binding(
-    exe: &Path,
-    kargv: &[Bytes],
-    path_var: Option<&[u8]>,
-) -> Result<Option<ScriptRef>, String> {
-    let Some((i, name)) = env_prog(exe, kargv) else {
-        return Ok(None);
-    };
-    let path_var = path_var.unwrap_or(ENV_DEFAULT_PATH);
-    let found = which(&name, path_var).ok_or_else(|| {
-        format!(
-            "env runs `{}`, which is not in PATH {}",
-            String::from_utf8_lossy(&name),
-            String::from_utf8_lossy(path_var)
-        )
-    })?;
-    let path = fs::canonicalize(&found).map_err(|e| format!("{}: {e}", found.display()))?;
-    Ok(Some(ScriptRef { arg: i, path }))
-}
-
-/// The program `env PROG` of launch `pid` runs: PROG looked up through the
-/// launch's own `PATH` (from its environment, read while it is held), as it sees
-/// the files. Returns where, and its SHA-256.
-pub fn env_program_of_task(pid: u32, name: &[u8]) -> Result<(String, String), String> {
-    let environ = fs::read(format!("/proc/{pid}/environ"))
-        .map_err(|e| format!("its environment could not be read: {e}"))?;
-    let path_var = environ
-        .split(|&b| b == 0)
-        .find_map(|kv| kv.strip_prefix(b"PATH="))
-        .unwrap_or(ENV_DEFAULT_PATH)
-        .to_vec();
-    let mut candidates: Vec<Vec<u8>> = Vec::new();
-    if name.contains(&b'/') {
-        candidates.push(name.to_vec());
-    } else {
-        for dir in path_var.split(|&b| b == b':') {
-            let dir = if dir.is_empty() { b".".as_slice() } else { dir };
-            let mut c = dir.to_vec();
-            c.push(b'/');
-            c.extend_from_slice(name);
-            candidates.push(c);
-        }
-    }
-    for c in candidates {
-        let Ok(mut found) = crate::taskpath::open_as_task(pid, &c) else {
-            continue;
-        };
-        let exec = found.file.metadata().is_ok_and(|m| m.mode() & 0o111 != 0);
-        if !exec {
-            continue;
-        }
-        let sha = sha256_open(&mut found.file)
-            .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&c)))?;
-        return Ok((String::from_utf8_lossy(&c).into_owned(), sha));
-    }
-    Err(format!(
-        "env would find no `{}` in its PATH {}",
-        String::from_utf8_lossy(name),
-        String::from_utf8_lossy(&path_var)
-    ))
-}
-
-/// `env -S STRING rest...`: STRING is split into the program and its options;
-/// `rest` starts at `next`.
-fn split_env(kargv: &[Bytes], words: &[u8], next: usize) -> ScriptArg {
-    use std::os::unix::ffi::OsStrExt as _;
-    let mut v: Vec<Bytes> = env_words(words).map(|w| Bytes(w.to_vec())).collect();
-    let words = v.len();
-    let Some(prog) = v.first() else {
-        return ScriptArg::None;
-    };
-    let prog = PathBuf::from(std::ffi::OsStr::from_bytes(&prog.0));
-    v.extend(kargv.get(next..).unwrap_or_default().iter().cloned());
-    match crate::interp::script_arg(&prog, &v) {
-        ScriptArg::At(j) if j >= words => ScriptArg::At(next + j - words),
-        ScriptArg::At(_) => ScriptArg::Unbindable(
-            "the script is named inside an `env -S` string: its content cannot be bound".into(),
-        ),
-        other => other,
-    }
-}
-
-/// The script of a command, resolved now: `Ok(None)` when there is none or it
-/// cannot be bound ([`code_unbound`] says why), an error when it is named but
-/// cannot be read. A relative path is resolved in `cwd`.
-pub fn script_ref(
-    exe: &Path,
-    kargv: &[Bytes],
-    cwd: Option<&Path>,
-) -> Result<Option<ScriptRef>, String> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let ScriptArg::At(i) = script_of(exe, kargv) else {
-        return Ok(None);
-    };
-    let written = Path::new(std::ffi::OsStr::from_bytes(&kargv[i].0));
-    let full = if written.is_absolute() {
-        written.to_path_buf()
-    } else if let Some(dir) = cwd {
-        dir.join(written)
-    } else {
-        return Ok(None);
-    };
-    let path = fs::canonicalize(&full).map_err(|e| format!("script {}: {e}", full.display()))?;
-    if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-        return Err(format!("script {}: not a regular file", path.display()));
-    }
-    Ok(Some(ScriptRef { arg: i, path }))
-}
-
-/// Why the code a command runs is not bound by its record, if it is not: an
-/// interpreter running a module, stdin or a preloaded library, or a relative
-/// script with no directory to find it in. Shown before approval.
-pub fn code_unbound(exe: &Path, kargv: &[Bytes], cwd: Option<&Path>) -> Option<String> {
-    match script_of(exe, kargv) {
-        ScriptArg::Unbindable(why) => Some(why),
-        ScriptArg::At(i) if cwd.is_none() && !kargv[i].0.starts_with(b"/") => Some(format!(
-            "script `{}` is relative and no working directory is known: its content is not bound",
-            kargv[i].lossy()
-        )),
-        _ => None,
-    }
-}
-
-/// Flags about what a record of this command binds, shown before approval beside
-/// the command's own risk flags: code it cannot bind (a module, stdin, a preload,
-/// a relative script with no directory), or a script `uid` can change — mcpwatch
-/// verifies it while the launch is held, but the interpreter reads it a moment
-/// after it resumes, and a change in that moment is not seen.
-pub fn binding_risks(
-    exe: &Path,
-    kargv: &[Bytes],
-    cwd: Option<&Path>,
-    uid: Option<u32>,
-) -> Vec<crate::policy::risk::Risk> {
-    use crate::policy::risk::Risk;
-    use std::os::unix::ffi::OsStrExt as _;
-    if let Some(why) = code_unbound(exe, kargv, cwd) {
-        return vec![Risk {
-            code: "unbound-code",
-            detail: why,
-        }];
-    }
-    let (Ok(Some(s)), Some(uid)) = (script_ref(exe, kargv, cwd), uid) else {
-        return Vec::new();
-    };
-    let Ok(found) =
-        crate::taskpath::open_as_task(std::process::id(), s.path.as_os_str().as_bytes())
-    else {
-        return Vec::new();
-    };
-    crate::taskpath::writable_by(&found.components, uid)
-        .map(|(path, why)| Risk {
-            code: "writable-script",
-            detail: format!(
-                "script {} is changeable by uid {uid} ({}: {why}): mcpwatch checks it before the \
-                 launch runs, a change in the moment the interpreter takes to open it is not seen",
-                s.path.display(),
-                String::from_utf8_lossy(&path)
-            ),
-        })
-        .into_iter()
-        .collect()
-}
-
 /// A record approving exactly what a launch event showed.
 pub fn record_from_event(
     e: &Event,
-    hashes: &mut FileHashes,
+    hashes: &mut HashCache,
     scope: Scope,
     note: String,
     source: Source,
@@ -1219,7 +660,7 @@ pub fn record_from_event(
         env,
         scope,
         source,
-        created: crate::enrich::now_rfc3339(),
+        created: clock::now_rfc3339(),
         note,
         uid,
     };
@@ -1230,6 +671,10 @@ pub fn record_from_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        interp::ScriptArg,
+        resolve::{binding_risks, env_prog, script_of, ScriptRef},
+    };
 
     #[test]
     fn allow_keys_round_trip_through_hex() {
@@ -1556,46 +1001,11 @@ mod tests {
     }
 
     #[test]
-    fn shebang_and_kernel_command() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("tool");
-        fs::write(&script, "#!/bin/sh -e\necho hi\n").unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(
-            shebang(&script),
-            Some((b"/bin/sh".to_vec(), Some(b"-e".to_vec())))
-        );
-        let path_var = dir.path().as_os_str().as_encoded_bytes().to_vec();
-        let (k, exe, s) =
-            kernel_command(&[Bytes::from("tool"), Bytes::from("a b")], &path_var, None).unwrap();
-        let sp = script.display().to_string();
-        assert_eq!(
-            k,
-            vec![
-                Bytes::from("/bin/sh"),
-                Bytes::from("-e"),
-                Bytes::from(sp.as_str()),
-                Bytes::from("a b")
-            ]
-        );
-        assert_eq!(exe, fs::canonicalize("/bin/sh").unwrap());
-        assert_eq!(
-            s,
-            Some(ScriptRef {
-                arg: 2,
-                path: fs::canonicalize(&script).unwrap()
-            })
-        );
-        assert!(kernel_command(&[Bytes::from("no-such-tool-x")], &path_var, None).is_err());
-    }
-
-    #[test]
     fn compile_refuses_changed_content_and_binds_identity() {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("bin");
         fs::write(&exe, b"one").unwrap();
-        let sha = sha256_file(&exe).unwrap();
+        let sha = HashCache::default().get(&exe).unwrap().1;
         let r = Record {
             id: 7,
             host: "h".into(),
@@ -1615,7 +1025,7 @@ mod tests {
             note: String::new(),
             uid: 1000,
         };
-        let mut h = FileHashes::default();
+        let mut h = HashCache::default();
         let c = compile(&r, 3, &mut h, &EnvIds::fixed(), (1, 2)).unwrap();
         assert_eq!(c.key.argv_len, 8);
         assert_eq!(c.key.uid, 1000);

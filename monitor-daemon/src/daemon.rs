@@ -25,7 +25,7 @@ use crate::{
     adopt,
     config::Config,
     engine::task::{Engine, Msg},
-    enrich::{self, Clock, HashCache},
+    enrich,
     event::{
         raw::{self, kernel_dev_to_user, RawEvent, RawExec, Role},
         Bytes, Event, Exe, ExitStatus, HostRef, Kind, LostCounts,
@@ -36,6 +36,11 @@ use crate::{
         ebpf::{Attachment, KernelHosts, LsmSupport, ProgramStats, Sensor, SensorOptions},
         kernel::Kernel,
         offsets,
+    },
+    sys::{
+        clock::{self, Clock},
+        hash::{HashCache, HashResult},
+        procfs,
     },
     tracker::Tracker,
 };
@@ -214,7 +219,7 @@ impl Core {
             bcast: broadcast::channel(4096).0,
             counters: Arc::new(UserCounters::default()),
             last_lost: LostCounts::default(),
-            started: enrich::now_rfc3339(),
+            started: clock::now_rfc3339(),
             consent: crate::consent::Consent::open(&config.state_dir, &config.policy_dir)?,
             journal: None,
             config: config.clone(),
@@ -293,7 +298,7 @@ impl Core {
 
     pub fn new_event(&mut self, kind: Kind) -> Event {
         let id = self.next_id();
-        Event::new(kind, id, enrich::now_rfc3339())
+        Event::new(kind, id, clock::now_rfc3339())
     }
 
     pub(crate) fn host_name(&self, profile: u32) -> String {
@@ -355,8 +360,8 @@ impl Core {
         }
         // A zombie has left TRACKED already and a dead pid may be reused: an entry
         // for either would outlive it and make a stranger's process a host.
-        let Some(start) = crate::consent::live_start(pid) else {
-            if crate::consent::proc_start(pid).is_some() {
+        let Some(start) = procfs::live_start(pid) else {
+            if procfs::proc_start(pid).is_some() {
                 anyhow::bail!("pid {pid} has exited (a zombie): not tracked");
             }
             anyhow::bail!("no process {pid}");
@@ -382,19 +387,12 @@ impl Core {
         // It may have exited between the check and the insert, with the exit hook
         // finding nothing to remove: look again, and take the entry back if so.
         // Exiting after this point, the kernel removes it.
-        if crate::consent::live_start(pid) != Some(start) {
+        if procfs::live_start(pid) != Some(start) {
             self.sensor.untrack(pid);
             anyhow::bail!("pid {pid} exited while it was being tracked: not tracked");
         }
-        self.tracker.adopt(
-            pid,
-            None,
-            pid,
-            profile,
-            Role::Host,
-            None,
-            Clock::boot_ns_now(),
-        );
+        self.tracker
+            .adopt(pid, None, pid, profile, Role::Host, None, clock::boot_ns());
         info!(pid, host, "tracking process as host (mcpwatch run)");
         Ok(None)
     }
@@ -402,7 +400,7 @@ impl Core {
     /// Turn one kernel event into a recorded event. `hash` is the executable's
     /// hash for execs, computed before the event reached the engine (see
     /// `engine::task::hash_stage`).
-    pub(crate) fn process(&mut self, ev: RawEvent, hash: Option<enrich::HashResult>) {
+    pub(crate) fn process(&mut self, ev: RawEvent, hash: Option<HashResult>) {
         match ev {
             RawEvent::Fork(f) => {
                 let lineage = self.tracker.on_fork(&f);
@@ -466,7 +464,7 @@ impl Core {
         e
     }
 
-    fn exec_event(&mut self, x: RawExec, hash: enrich::HashResult) -> Event {
+    fn exec_event(&mut self, x: RawExec, hash: HashResult) -> Event {
         let scripts = &self.host_scripts;
         let cls = self.tracker.on_exec(&x, &|profile: u32, argv: &[Vec<u8>]| {
             hosts::is_host_script(profile, scripts, argv)
@@ -932,7 +930,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let held: Vec<u64> = core.consent.pending.keys().copied().collect();
         for id in held {
             if let Some(p) = core.consent.pending.remove(&id) {
-                crate::consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+                procfs::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
                 core.sensor.clear_held(p.pid);
             }
         }
@@ -1075,7 +1073,12 @@ fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u6
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let Some((parent, start_ticks)) = adopt::parse_stat(&stat) else {
+        let Some(procfs::Stat {
+            ppid: parent,
+            start_ticks,
+            ..
+        }) = procfs::parse_stat(&stat)
+        else {
             continue;
         };
         let host_profile = proc_host_profile(pid, host_exes, &core.host_scripts);
@@ -1117,7 +1120,7 @@ fn adopt_running(core: &mut Core, host_exes: &std::collections::HashMap<(u64, u6
             a.host_profile,
             r,
             session,
-            Clock::boot_ns_now(),
+            clock::boot_ns(),
         );
         let mut e = core.new_event(Kind::Adopt);
         e.pid = a.pid;

@@ -9,15 +9,20 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::{
-    config::Mode,
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
     daemon::Core,
     event::{raw::RawHoldBypass, Bytes, Decision, Event, Kind, Verdict},
-    hosts::import::{parse_config_bytes, Entry, ImportContext, Schema},
+    hosts::{
+        import::{parse_config_bytes, Entry, ImportContext},
+        Schema,
+    },
+    model::Mode,
     policy::{
         record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,
     },
+    resolve,
+    sys::{clock, hash::HashCache, procfs},
 };
 
 /// Where the deny list's bare names are looked up.
@@ -63,15 +68,15 @@ pub fn identify(pid: u32, bus_fd: Option<std::os::fd::OwnedFd>) -> Option<Caller
     let from_bus = bus_fd.is_some();
     let fd = match bus_fd {
         Some(fd) => fd,
-        None => consent::pidfd_open(pid)?,
+        None => procfs::pidfd_open(pid).ok()?,
     };
-    if consent::pidfd_pid(&fd) != Some(pid) {
+    if procfs::pidfd_pid(&fd) != Some(pid) {
         return None;
     }
-    let start = consent::live_start(pid)?;
+    let start = procfs::live_start(pid)?;
     // Read after the start time: the pidfd still names a live process, so the
     // start time read was its own, not a recycled pid's.
-    if consent::pidfd_exited(&fd) {
+    if procfs::pidfd_exited(&fd) {
         return None;
     }
     Some(CallerIdent {
@@ -86,7 +91,7 @@ impl Caller {
     /// still the one at `pid`.
     fn still_there(&self) -> bool {
         self.ident.as_ref().is_some_and(|id| {
-            !consent::pidfd_exited(&id.pidfd) && consent::live_start(self.pid) == Some(id.start)
+            !procfs::pidfd_exited(&id.pidfd) && procfs::live_start(self.pid) == Some(id.start)
         })
     }
 }
@@ -297,8 +302,8 @@ impl Core {
         let enforce = mode_of(mode) != Mode::Monitor;
         let mut killed = false;
         if enforce {
-            if let Some(start) = consent::live_start(e.pid) {
-                killed = consent::signal_if_same(e.pid, start, libc::SIGKILL);
+            if let Some(start) = procfs::live_start(e.pid) {
+                killed = procfs::signal_if_same(e.pid, start, libc::SIGKILL);
             }
         }
         if let Ok(m) =
@@ -505,7 +510,7 @@ impl Core {
     /// reported).
     fn verify_held(&mut self, e: &Event, id: RecordId, flags: u32, v: &mut Verdict) {
         let held = flags & ef::HELD != 0;
-        let Some(start) = consent::live_start(e.pid) else {
+        let Some(start) = procfs::live_start(e.pid) else {
             if held {
                 self.sensor.clear_held(e.pid);
             }
@@ -516,7 +521,7 @@ impl Core {
             Ok(()) if held => {
                 // Clear the hold mark first: the SIGCONT must not look like a bypass.
                 self.sensor.clear_held(e.pid);
-                if !consent::signal_if_same(e.pid, start, libc::SIGCONT) {
+                if !procfs::signal_if_same(e.pid, start, libc::SIGCONT) {
                     v.reason = Some("verified, but it was gone before it could resume".into());
                 }
             }
@@ -566,10 +571,10 @@ impl Core {
             }
         }
         if let Some(prog) = &r.resolved {
-            let Some((_, name)) = consent::env_prog(Path::new(&r.exe.path), &r.argv) else {
+            let Some((_, name)) = resolve::env_prog(Path::new(&r.exe.path), &r.argv) else {
                 return Err("the record's `env` names no program".into());
             };
-            let (at, sha) = consent::env_program_of_task(e.pid, &name)?;
+            let (at, sha) = resolve::env_program_of_task(e.pid, &name)?;
             if sha != prog.sha256 {
                 return Err(format!(
                     "env would run {at} (found through the launch's PATH), not the approved {} \
@@ -583,7 +588,7 @@ impl Core {
         };
         let arg = match script.arg {
             Some(i) => Some(i),
-            None => match consent::script_of(Path::new(&r.exe.path), &r.argv) {
+            None => match resolve::script_of(Path::new(&r.exe.path), &r.argv) {
                 crate::interp::ScriptArg::At(i) => Some(i),
                 _ => None,
             },
@@ -597,7 +602,7 @@ impl Core {
                 written.lossy()
             )
         })?;
-        let sha = consent::sha256_open(&mut found.file)
+        let sha = crate::sys::hash::sha256_open(&mut found.file)
             .map_err(|err| format!("its script {}: {err}", written.lossy()))?;
         if sha != script.sha256 {
             return Err(format!(
@@ -613,7 +618,7 @@ impl Core {
     /// the kernel's tracked entries with that session, until none is left (it may
     /// fork meanwhile). Returns how many were killed.
     pub(crate) fn kill_session(&mut self, pid: u32, start: u64) -> usize {
-        let mut n = usize::from(consent::signal_if_same(pid, start, libc::SIGKILL));
+        let mut n = usize::from(procfs::signal_if_same(pid, start, libc::SIGKILL));
         for _ in 0..8 {
             let members: Vec<u32> = self
                 .sensor
@@ -624,8 +629,8 @@ impl Core {
                 .collect();
             let mut killed = 0;
             for m in members {
-                if let Some(s) = consent::live_start(m) {
-                    if consent::signal_if_same(m, s, libc::SIGKILL) {
+                if let Some(s) = procfs::live_start(m) {
+                    if procfs::signal_if_same(m, s, libc::SIGKILL) {
                         killed += 1;
                     }
                 }
@@ -639,7 +644,7 @@ impl Core {
     }
 
     fn hold(&mut self, e: &Event) {
-        let Some((start, _, _)) = consent::proc_start(e.pid) else {
+        let Some((start, _, _)) = procfs::proc_start(e.pid) else {
             return;
         };
         // The process that forked it (lineage, fixed at fork in the kernel), not the
@@ -647,8 +652,8 @@ impl Core {
         // even exec'd. If that process is gone by now, start 0 never matches and
         // the next tick kills the orphan.
         let ppid = e.lineage.get(1).copied().unwrap_or(e.ppid);
-        let ppid_start = consent::proc_start(ppid)
-            .filter(|_| consent::proc_start(e.pid).is_some_and(|(_, pp, _)| pp == ppid))
+        let ppid_start = procfs::proc_start(ppid)
+            .filter(|_| procfs::proc_start(e.pid).is_some_and(|(_, pp, _)| pp == ppid))
             .map_or(0, |(s, _, _)| s);
         info!(pid = e.pid, id = e.id, "launch held, waiting for the user");
         self.consent.pending.insert(
@@ -681,10 +686,7 @@ impl Core {
             .map(|(id, p)| (*id, p.start_time));
         // Not killed in the kernel: it may have run and forked; its whole session goes.
         let killed = kernel_killed
-            || match entry
-                .map(|(_, s)| s)
-                .or_else(|| consent::live_start(target))
-            {
+            || match entry.map(|(_, s)| s).or_else(|| procfs::live_start(target)) {
                 Some(start) => self.kill_session(target, start) > 0,
                 None => false,
             };
@@ -784,7 +786,7 @@ impl Core {
                 .watched
                 .values()
                 .flatten()
-                .any(|(p, id)| consent::ident(p).ok().as_ref() != Some(id));
+                .any(|(p, id)| crate::sys::hash::ident(p).ok().as_ref() != Some(id));
             let expired = {
                 let now = time::OffsetDateTime::now_utc();
                 self.consent.all_records().any(|r| {
@@ -802,14 +804,14 @@ impl Core {
         let timeout = self.config.ask_timeout_secs;
         let mut done = Vec::new();
         for (id, p) in &self.consent.pending {
-            let alive = consent::live_start(p.pid) == Some(p.start_time);
+            let alive = procfs::live_start(p.pid) == Some(p.start_time);
             if !alive {
                 done.push((*id, "gone", false));
                 continue;
             }
-            let parent_alive = consent::proc_start(p.ppid)
+            let parent_alive = procfs::proc_start(p.ppid)
                 .is_some_and(|(s, _, _)| s == p.ppid_start)
-                && consent::proc_start(p.pid).is_some_and(|(_, pp, _)| pp == p.ppid);
+                && procfs::proc_start(p.pid).is_some_and(|(_, pp, _)| pp == p.ppid);
             if !parent_alive {
                 done.push((*id, "its parent exited while it waited", true));
             } else if p.since.elapsed().as_secs() >= timeout {
@@ -821,7 +823,7 @@ impl Core {
                 continue;
             };
             if kill {
-                consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+                procfs::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
                 self.decision(&p, Decision::Killed, why);
             }
             self.sensor.clear_held(p.pid);
@@ -856,13 +858,13 @@ impl Core {
     pub fn take_over_kernel_state(&mut self) -> usize {
         let mut n = 0;
         for (pid, st) in self.sensor.tracked_entries() {
-            let Some((_, ppid, _)) = consent::proc_start(pid) else {
+            let Some((_, ppid, _)) = procfs::proc_start(pid) else {
                 self.sensor.untrack(pid);
                 continue;
             };
             if st.flags & task_flags::HELD != 0 {
-                if let Some((start, _, _)) = consent::proc_start(pid) {
-                    consent::signal_if_same(pid, start, libc::SIGKILL);
+                if let Some((start, _, _)) = procfs::proc_start(pid) {
+                    procfs::signal_if_same(pid, start, libc::SIGKILL);
                 }
                 let mut e = self.new_event(Kind::Decision);
                 e.pid = pid;
@@ -893,7 +895,7 @@ impl Core {
                 st.host_profile,
                 r,
                 session,
-                crate::enrich::Clock::boot_ns_now(),
+                clock::boot_ns(),
             );
             let mut e = self.new_event(Kind::Adopt);
             e.pid = pid;
@@ -959,7 +961,7 @@ impl Core {
                 self.record(&e);
                 return Err(refused(msg));
             }
-            match consent::proc_start(pid) {
+            match procfs::proc_start(pid) {
                 Some((_, parent, _)) => pid = parent,
                 None => break,
             }
@@ -1005,7 +1007,7 @@ impl Core {
             std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&c.0))
         });
         let uid = (r.uid != ANY_UID).then_some(r.uid).or(e.uid);
-        risks.extend(consent::binding_risks(
+        risks.extend(resolve::binding_risks(
             Path::new(&r.exe.path),
             &r.argv,
             cwd.as_deref(),
@@ -1080,8 +1082,8 @@ impl Core {
 
     /// Off the engine: hash the files approving launch event `e` binds (`Preview`,
     /// `Approve`, `Allow` with `always`), as [`Self::record_for_event`] will.
-    pub fn prehash_event(e: &Event) -> consent::FileHashes {
-        let mut hashes = consent::FileHashes::default();
+    pub fn prehash_event(e: &Event) -> HashCache {
+        let mut hashes = HashCache::default();
         let _ = consent::record_from_event(
             e,
             &mut hashes,
@@ -1095,15 +1097,15 @@ impl Core {
 
     /// Off the engine (a blocking thread): hash the files `PreviewCommand` and
     /// `ApproveCommand` will bind, resolved exactly as they resolve them. The engine
-    /// takes the result into its cache ([`consent::FileHashes::absorb`]) and then
+    /// takes the result into its cache ([`HashCache::absorb`]) and then
     /// finds every file there, unless it changed since (then it hashes it again).
     pub fn prehash_command(
         host: &str,
         argv: Vec<Vec<u8>>,
         cwd: &str,
         caller: &Caller,
-    ) -> consent::FileHashes {
-        let mut hashes = consent::FileHashes::default();
+    ) -> HashCache {
+        let mut hashes = HashCache::default();
         let _ = Self::command_record(
             &mut hashes,
             host,
@@ -1125,8 +1127,8 @@ impl Core {
         server: &str,
         project: &str,
         caller: &Caller,
-    ) -> consent::FileHashes {
-        let mut hashes = consent::FileHashes::default();
+    ) -> HashCache {
+        let mut hashes = HashCache::default();
         let _ = Self::import_record(
             &mut hashes,
             host,
@@ -1142,7 +1144,7 @@ impl Core {
     }
 
     fn command_record(
-        hashes: &mut consent::FileHashes,
+        hashes: &mut HashCache,
         host: &str,
         argv: Vec<Vec<u8>>,
         cwd: &str,
@@ -1161,8 +1163,8 @@ impl Core {
         let path_var = caller_path(caller);
         let dir = (!cwd.is_empty()).then(|| Path::new(cwd));
         let (kargv, exe, script) =
-            consent::kernel_command(&argv, &path_var, dir).map_err(failed)?;
-        let prog = consent::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
+            resolve::kernel_command(&argv, &path_var, dir).map_err(failed)?;
+        let prog = resolve::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
         let resolved = Self::bind_program(hashes, prog.as_ref())?;
         let (exe, script) = Self::bind_files(hashes, &exe, script.as_ref())?;
         let r = Record {
@@ -1179,7 +1181,7 @@ impl Core {
                 .collect(),
             scope,
             source: Source::User(caller.uid),
-            created: crate::enrich::now_rfc3339(),
+            created: clock::now_rfc3339(),
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
@@ -1189,9 +1191,9 @@ impl Core {
 
     /// The executable's (and script's) content binding, hashed now.
     fn bind_files(
-        hashes: &mut consent::FileHashes,
+        hashes: &mut HashCache,
         exe: &Path,
-        script: Option<&consent::ScriptRef>,
+        script: Option<&resolve::ScriptRef>,
     ) -> Result<(FileBinding, Option<FileBinding>), ApiError> {
         let mut bind = |p: &Path, arg: Option<usize>| {
             hashes
@@ -1210,8 +1212,8 @@ impl Core {
 
     /// The binding of the program `env` runs, hashed now.
     fn bind_program(
-        hashes: &mut consent::FileHashes,
-        prog: Option<&consent::ScriptRef>,
+        hashes: &mut HashCache,
+        prog: Option<&resolve::ScriptRef>,
     ) -> Result<Option<FileBinding>, ApiError> {
         let Some(p) = prog else { return Ok(None) };
         let (_, sha256) = hashes
@@ -1233,7 +1235,7 @@ impl Core {
         reason = "the D-Bus call's arguments, passed through"
     )]
     fn import_record(
-        hashes: &mut consent::FileHashes,
+        hashes: &mut HashCache,
         host: &str,
         schema: &str,
         file: &str,
@@ -1299,7 +1301,7 @@ impl Core {
             .script
             .as_ref()
             .zip(cmd.script_arg)
-            .map(|(p, arg)| consent::ScriptRef {
+            .map(|(p, arg)| resolve::ScriptRef {
                 arg,
                 path: p.into(),
             });
@@ -1307,7 +1309,7 @@ impl Core {
             Some(Some(p)) => p.0.clone(),
             _ => caller_path(caller),
         };
-        let prog = consent::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
+        let prog = resolve::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
             .map_err(failed)?;
         let resolved = Self::bind_program(hashes, prog.as_ref())?;
         let (exe, script) = Self::bind_files(hashes, Path::new(&cmd.exe), script.as_ref())?;
@@ -1325,7 +1327,7 @@ impl Core {
                 file: file.to_owned(),
                 server: server.to_owned(),
             },
-            created: crate::enrich::now_rfc3339(),
+            created: clock::now_rfc3339(),
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
@@ -1628,7 +1630,7 @@ impl Core {
         };
         // Clear the hold mark first: the SIGCONT below must not look like a bypass.
         self.sensor.clear_held(p.pid);
-        let continued = consent::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
+        let continued = procfs::signal_if_same(p.pid, p.start_time, libc::SIGCONT);
         self.decision(
             &p,
             Decision::Continued,
@@ -1647,7 +1649,7 @@ impl Core {
         let Some(p) = self.consent.pending.remove(&id) else {
             return Err(failed("the launch is no longer held"));
         };
-        let killed = consent::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+        let killed = procfs::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
         self.sensor.clear_held(p.pid);
         self.decision(
             &p,
@@ -1814,13 +1816,13 @@ mod tests {
         assert!(c.still_there());
         assert!(!c.ident.as_ref().expect("ident").from_bus);
         // A pidfd that names another process than the bus's pid is no identity.
-        assert!(identify(a.id(), consent::pidfd_open(b.id())).is_none());
-        assert!(identify(b.id(), consent::pidfd_open(b.id())).is_some_and(|i| i.from_bus));
+        assert!(identify(a.id(), procfs::pidfd_open(b.id()).ok()).is_none());
+        assert!(identify(b.id(), procfs::pidfd_open(b.id()).ok()).is_some_and(|i| i.from_bus));
         // A zombie (killed, not reaped) cannot be identified, and the one pinned
         // before is no longer there.
         a.kill().expect("kill");
         for _ in 0..200 {
-            if consent::live_start(a.id()).is_none() {
+            if procfs::live_start(a.id()).is_none() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));

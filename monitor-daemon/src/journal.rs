@@ -7,9 +7,6 @@ use std::{fmt::Write as _, io, os::unix::net::UnixDatagram, path::Path};
 
 use crate::event::Event;
 
-/// The journal's socket.
-pub const SOCKET: &str = "/run/systemd/journal/socket";
-
 /// Whether to send events to the journal.
 pub fn under_systemd() -> bool {
     std::env::var_os("INVOCATION_ID").is_some() || std::env::var_os("JOURNAL_STREAM").is_some()
@@ -112,7 +109,7 @@ mod tests {
         ]);
         e.verdict = Some(Verdict {
             decision: crate::event::Decision::Killed,
-            mode: crate::config::Mode::Enforce,
+            mode: crate::model::Mode::Enforce,
             record: None,
             reason: None,
             pending: None,

@@ -212,11 +212,12 @@ impl LogWriter {
             let cp = crate::audit::Checkpoint {
                 id: self.last_written,
                 hash: self.head.clone(),
-                ts: crate::enrich::now_rfc3339(),
+                ts: crate::sys::clock::now_rfc3339(),
             };
             let text = serde_json::to_string(&cp).unwrap_or_default();
             let cp_path = crate::audit::checkpoint_path(&self.path);
-            crate::consent::write_atomic(&cp_path, text.as_bytes())
+            crate::sys::fs::write_atomic(&cp_path, text.as_bytes())
+                .map_err(std::io::Error::from)
                 .map_err(io("writing the checkpoint"))?;
             self.share(&cp_path)?;
         }
@@ -364,7 +365,7 @@ fn set_aside_torn_tail(path: &Path) -> io::Result<Option<(PathBuf, usize)>> {
     let mut aside = path.as_os_str().to_owned();
     aside.push(format!(".torn-{secs}"));
     let aside = PathBuf::from(aside);
-    crate::consent::write_atomic(&aside, torn)?;
+    crate::sys::fs::write_atomic(&aside, torn)?;
     f.set_len(cut)?;
     f.sync_all()?;
     Ok(Some((aside, torn.len())))

@@ -6,7 +6,7 @@
 //! daemon (which re-reads a config itself before it records an approval from it,
 //! and compares configs as they change). The resolution is the one a consent
 //! record is made of: the kernel's argv after PATH lookup and `#!` (see
-//! [`consent::kernel_command`]), the resolved executable (and script), the working
+//! [`resolve::kernel_command`]), the resolved executable (and script), the working
 //! directory when the config sets one, and the security-relevant environment.
 
 use std::{collections::BTreeMap, path::Path};
@@ -15,10 +15,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    consent,
     event::{shell_join, Bytes},
     hosts::import::{Entry, Imported},
     policy::record::{Record, Source},
+    resolve,
 };
 
 /// The exact command the kernel will see when the host launches an entry.
@@ -79,7 +79,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         };
         let mut abs = host_argv.clone();
         abs[0] = Bytes::from(dir.join(first).to_string_lossy().as_ref());
-        let (mut k, exe, script) = consent::kernel_command(&abs, path_var, Some(dir))?;
+        let (mut k, exe, script) = resolve::kernel_command(&abs, path_var, Some(dir))?;
         // The kernel sees the name the host passed: argv[0] of a binary, the
         // script argument of an interpreter.
         if let Some(pos) = k.iter().position(|a| *a == abs[0]) {
@@ -87,7 +87,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         }
         (k, exe, script)
     } else {
-        consent::kernel_command(
+        resolve::kernel_command(
             &host_argv,
             path_var,
             cwd.as_deref().or(imp.project.as_deref()),
@@ -311,7 +311,7 @@ mod tests {
     use super::*;
     use crate::event::SECURITY_ENV;
     use crate::{
-        hosts::import::Schema,
+        hosts::Schema,
         policy::record::{FileBinding, Scope},
     };
 

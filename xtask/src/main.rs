@@ -1,4 +1,4 @@
-//! Developer tasks for mcpwatch: `cargo xtask <setup|build|run|test|kernels|bench>`.
+//! Developer tasks for mcpwatch: `cargo xtask <setup|build|run|test|kernels|bench|modules>`.
 //!
 //! `cargo xtask run` sets the machine up and runs the daemon on its embedded default
 //! config; `cargo xtask test` runs every test (unit, then root integration).
@@ -6,6 +6,7 @@
 mod bench;
 mod guest;
 mod kernels;
+mod modules;
 mod peers;
 mod setup;
 mod test;
@@ -95,6 +96,17 @@ enum Cmd {
         #[arg(long)]
         query_only: bool,
     },
+    /// The import graph between monitor-daemon's modules: each cycle (strongly
+    /// connected component of more than one module) with the edges that make it.
+    /// Test code is skipped; the parse's rules are in xtask/src/modules.rs.
+    Modules {
+        /// Exit non-zero if there is a cycle.
+        #[arg(long)]
+        check: bool,
+        /// Also print every edge of the graph.
+        #[arg(long)]
+        edges: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -110,6 +122,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Cmd::Modules { check, edges } = cli.cmd {
+        return modules::modules_command(check, edges);
+    }
     // Before anything else (single-threaded): children find `cargo install`ed tools.
     util::prepend_cargo_bin_to_path()?;
     match cli.cmd {
@@ -161,5 +176,6 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Modules { .. } => unreachable!("handled above"),
     }
 }

@@ -107,7 +107,7 @@ async fn watch_connections(conn: Connection) {
                 };
                 // Gone already: no later call over this connection can be its own
                 // (0 is no process's start time).
-                let start = crate::consent::live_start(pid).unwrap_or(0);
+                let start = crate::sys::procfs::live_start(pid).unwrap_or(0);
                 let mut map = connections().lock().expect("connections lock");
                 if map.len() < CONNECTIONS_MAX {
                     map.insert(name, (pid, start));
@@ -361,7 +361,7 @@ impl DaemonApi {
         let pre = if always {
             self.prehash_event(pending_id).await
         } else {
-            crate::consent::FileHashes::default()
+            crate::sys::hash::HashCache::default()
         };
         self.on_engine(move |core| {
             core.consent.hashes.absorb(pre);
@@ -402,12 +402,12 @@ impl DaemonApi {
 impl DaemonApi {
     /// The files approving launch event `id` binds, hashed off the engine (when the
     /// engine still has the event in memory; else it reads the log and hashes).
-    async fn prehash_event(&self, id: u64) -> crate::consent::FileHashes {
+    async fn prehash_event(&self, id: u64) -> crate::sys::hash::HashCache {
         let Ok(Some(e)) = self
             .on_engine(move |core| core.consent.find_recent(id).cloned())
             .await
         else {
-            return crate::consent::FileHashes::default();
+            return crate::sys::hash::HashCache::default();
         };
         off_engine(move || Core::prehash_event(&e)).await
     }
@@ -424,8 +424,8 @@ impl DaemonApi {
 /// Slow work of a command (hashing the files it binds) on a blocking thread, so the
 /// engine does not do it while kernel events wait.
 async fn off_engine(
-    f: impl FnOnce() -> crate::consent::FileHashes + Send + 'static,
-) -> crate::consent::FileHashes {
+    f: impl FnOnce() -> crate::sys::hash::HashCache + Send + 'static,
+) -> crate::sys::hash::HashCache {
     tokio::task::spawn_blocking(f).await.unwrap_or_default()
 }
 

@@ -626,7 +626,7 @@ mod tests {
         ]);
         e.verdict = Some(Verdict {
             decision: crate::event::Decision::Allowed,
-            mode: crate::config::Mode::Enforce,
+            mode: crate::model::Mode::Enforce,
             record: Some(12),
             reason: None,
             pending: None,

@@ -636,7 +636,7 @@ fn approve_row(d: &Daemon, row: &Row, a: &FromConfig<'_>, named: bool) -> anyhow
 
 /// What a record of `cmd` would not bind, for the user running the scan.
 fn binding_risks_of(cmd: &crate::scan::Resolved) -> Vec<crate::policy::risk::Risk> {
-    crate::consent::binding_risks(
+    crate::resolve::binding_risks(
         std::path::Path::new(&cmd.exe),
         &cmd.argv,
         cmd.cwd.as_deref().map(std::path::Path::new),

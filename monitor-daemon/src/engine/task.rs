@@ -40,8 +40,8 @@ use tracing::error;
 
 use crate::{
     daemon::Core,
-    enrich::{HashCache, HashResult},
     event::raw::RawEvent,
+    sys::hash::{HashCache, HashResult},
 };
 
 /// Work for the engine, in the order it arrives.

@@ -7,12 +7,13 @@ use monitor_common::{event_flags as ef, role, TaskState};
 
 use super::fake::{FakeHandle, FakeKernel};
 use crate::{
-    config::{Config, Mode},
+    config::Config,
     consent::{Pending, RecordState},
     daemon::Core,
     decide::{identify, ApiError, Caller},
     event::{Bytes, Event, Kind},
     logfile::LogWriter,
+    model::Mode,
     policy::{managed::ManagedLoader, record::Scope},
 };
 
@@ -120,7 +121,7 @@ impl Proc {
     /// Whether it is gone (dead or a zombie).
     fn gone(&self) -> bool {
         for _ in 0..200 {
-            if crate::consent::live_start(self.pid()).is_none() {
+            if crate::sys::procfs::live_start(self.pid()).is_none() {
                 return true;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -149,9 +150,9 @@ fn tracked_host() -> TaskState {
 
 /// Hold `p` as launch `id` of uid `uid` (what `verdict` does for a `HELD` exec).
 fn hold(env: &mut Env, id: u64, p: &Proc, uid: u32) {
-    let start = crate::consent::live_start(p.pid()).expect("start");
+    let start = crate::sys::procfs::live_start(p.pid()).expect("start");
     let me = std::process::id();
-    let me_start = crate::consent::live_start(me).expect("own start");
+    let me_start = crate::sys::procfs::live_start(me).expect("own start");
     let mut e = Event::new(Kind::Launch, id, String::new());
     e.pid = p.pid();
     e.uid = Some(uid);
@@ -347,7 +348,7 @@ fn only_the_owner_or_root_may_deny_a_held_launch() {
         denied && msg.contains("may not deny launch 21 of uid 1000"),
         "{msg}"
     );
-    assert!(!held.gone() || crate::consent::live_start(held.pid()).is_some());
+    assert!(!held.gone() || crate::sys::procfs::live_start(held.pid()).is_some());
     let v = env.core.api_deny(21, &other.caller(0)).expect("root");
     assert_eq!(v["killed"], true);
     assert!(held.gone());
@@ -504,7 +505,10 @@ fn a_managed_deny_wins_over_a_user_record_of_the_same_program() {
         "denied in the kernel by identity"
     );
     // A copy elsewhere, launched and allowed by a record: denied by its content.
-    let sha = crate::consent::sha256_file(&prog).expect("hash");
+    let sha = crate::sys::hash::HashCache::default()
+        .get(&prog)
+        .expect("hash")
+        .1;
     let mut e = Event::new(Kind::Launch, 51, String::new());
     e.pid = 4_000_000;
     e.uid = Some(0);

@@ -400,7 +400,7 @@ pub struct Verdict {
     /// `continued` / `killed` (a held launch answered).
     pub decision: Decision,
     /// The host's mode at the time.
-    pub mode: crate::config::Mode,
+    pub mode: crate::model::Mode,
     /// The consent record that allowed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<u64>,
@@ -501,7 +501,7 @@ pub struct Event {
     pub verdict: Option<Verdict>,
     /// Config change: the file, server and what changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<crate::configwatch::ConfigChange>,
+    pub config: Option<crate::model::ConfigChange>,
     /// Approve / revoke / stale: the consent record concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<u64>,

@@ -96,6 +96,18 @@ pub struct ExeId {
     pub ctime_nsec: u32,
 }
 
+impl From<ExeId> for crate::sys::hash::FileKey {
+    /// The kernel's identity of an executable in userspace's encoding.
+    fn from(exe: ExeId) -> Self {
+        Self {
+            dev: kernel_dev_to_user(exe.dev),
+            ino: exe.ino,
+            ctime_sec: exe.ctime_sec,
+            ctime_nsec: i64::from(exe.ctime_nsec),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawExec {
     pub common: Common,

@@ -46,12 +46,14 @@ use monitor_common::ARGV_CAP;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{
-    line_column, location,
-    record::{self, FileBinding, Record, Scope, Source, ANY_HOST, ANY_UID},
-    stricter,
+use super::record::{self, FileBinding, Record, Scope, Source, ANY_HOST, ANY_UID};
+use crate::{
+    event::Bytes,
+    model::{
+        text::{line_column, location},
+        Mode,
+    },
 };
-use crate::{config::Mode, event::Bytes};
 
 /// Programs no launch or session exec may run unless a policy file sets
 /// `[deny] replace_default = true`: they change whose privileges a process has.
@@ -153,7 +155,7 @@ impl HostPolicy {
     /// Fold `other` in: the stricter mode, either lock.
     fn combine(&mut self, other: &HostPolicy) {
         let mode = match (self.mode, other.mode) {
-            (Some(a), Some(b)) => Some(stricter(a, b)),
+            (Some(a), Some(b)) => Some(a.stricter(b)),
             (a, b) => a.or(b),
         };
         if !self.lock && (other.lock || mode != self.mode) {

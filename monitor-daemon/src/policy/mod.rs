@@ -14,29 +14,8 @@ pub mod record;
 pub mod risk;
 pub mod store;
 
-use std::path::Path;
-
-use crate::config::Mode;
+use crate::model::Mode;
 use managed::{HostPolicy, Managed};
-
-/// How strict a mode is: `enforce` > `ask` > `monitor`.
-fn strictness(mode: Mode) -> u8 {
-    match mode {
-        Mode::Monitor => 0,
-        Mode::Ask => 1,
-        Mode::Enforce => 2,
-    }
-}
-
-/// The stricter of two modes (`enforce` > `ask` > `monitor`). Used where two
-/// administrators' files disagree: neither can lower what the other asked for.
-pub fn stricter(a: Mode, b: Mode) -> Mode {
-    if strictness(b) > strictness(a) {
-        b
-    } else {
-        a
-    }
-}
 
 /// What mode a host runs in, and whether managed policy locks it.
 ///
@@ -75,19 +54,6 @@ pub fn check_mode_change(host: &str, managed: &Managed) -> Result<(), String> {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset in `text`: the same
-/// positions the config's errors use.
-pub(crate) use crate::config::line_column;
-
-/// `FILE:LINE:COL`, or just `FILE` when there is no position (line 0).
-fn location(file: &Path, line: usize, column: usize) -> String {
-    if line == 0 {
-        file.display().to_string()
-    } else {
-        format!("{}:{line}:{column}", file.display())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::{collections::BTreeMap, path::PathBuf};
@@ -107,20 +73,6 @@ mod tests {
         Managed {
             hosts,
             ..Managed::default()
-        }
-    }
-
-    #[test]
-    fn stricter_orders_enforce_over_ask_over_monitor() {
-        use Mode::{Ask, Enforce, Monitor};
-        for (a, b, want) in [
-            (Monitor, Ask, Ask),
-            (Ask, Monitor, Ask),
-            (Ask, Enforce, Enforce),
-            (Enforce, Monitor, Enforce),
-            (Monitor, Monitor, Monitor),
-        ] {
-            assert_eq!(stricter(a, b), want, "{a:?} {b:?}");
         }
     }
 
@@ -218,17 +170,5 @@ mod tests {
             effective_mode("zed", None, &m, Mode::Monitor),
             (Mode::Ask, false)
         );
-    }
-
-    #[test]
-    fn line_column_counts_characters_from_one() {
-        let text = "a\nbé x\n";
-        assert_eq!(line_column(text, 0), (1, 1));
-        assert_eq!(line_column(text, 2), (2, 1));
-        assert_eq!(line_column(text, 5), (2, 3));
-        assert_eq!(line_column(text, 4), (2, 2));
-        assert_eq!(line_column(text, 99), (3, 1));
-        assert_eq!(location(Path::new("/f"), 0, 0), "/f");
-        assert_eq!(location(Path::new("/f"), 2, 3), "/f:2:3");
     }
 }

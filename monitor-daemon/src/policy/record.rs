@@ -80,7 +80,7 @@ pub struct FileBinding {
     pub sha256: String,
     /// A script: the index in `argv` of the path the interpreter opens, as written
     /// (the daemon verifies what that path gives the launching process). Records
-    /// from before this field find it again from `argv` (`consent::script_of`).
+    /// from before this field find it again from `argv` (`resolve::script_of`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arg: Option<usize>,
 }

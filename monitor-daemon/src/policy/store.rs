@@ -18,7 +18,7 @@
 use std::{
     collections::BTreeMap,
     fmt,
-    fs::{self, File, OpenOptions, Permissions},
+    fs::{self, OpenOptions, Permissions},
     io::{self, Write as _},
     os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
@@ -27,11 +27,12 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    line_column, location,
-    record::{Record, RecordId},
+use super::record::{Record, RecordId};
+use crate::model::{
+    text::{line_column, location},
+    Mode,
 };
-use crate::config::Mode;
+use crate::sys::fs::write_atomic;
 
 pub const STORE_FILE: &str = "records.json";
 pub const LAST_GOOD_FILE: &str = "records.last-good.json";
@@ -225,7 +226,7 @@ impl Store {
         if changed {
             if let Some(bytes) = &disk {
                 // The edit is good: make it what a later broken edit falls back to.
-                if let Err(e) = write_atomic(&self.dir, LAST_GOOD_FILE, bytes) {
+                if let Err(e) = write_atomic(&self.dir.join(LAST_GOOD_FILE), bytes) {
                     tracing::warn!(
                         file = %self.dir.join(LAST_GOOD_FILE).display(),
                         error = %e.error,
@@ -373,7 +374,7 @@ impl Store {
         })
         .map_err(|e| SaveError::MainUnchanged(io::Error::other(e)))?;
         text.push(b'\n');
-        write_atomic(&self.dir, STORE_FILE, &text).map_err(|e| {
+        write_atomic(&self.dir.join(STORE_FILE), &text).map_err(|e| {
             if e.renamed {
                 SaveError::MainWritten(e.error)
             } else {
@@ -382,7 +383,7 @@ impl Store {
         })?;
         self.disk = Some(text);
         let text = self.disk.as_deref().unwrap_or_default();
-        write_atomic(&self.dir, LAST_GOOD_FILE, text).map_err(|e| {
+        write_atomic(&self.dir.join(LAST_GOOD_FILE), text).map_err(|e| {
             SaveError::MainWritten(io::Error::new(
                 e.error.kind(),
                 format!(
@@ -471,47 +472,6 @@ fn parse(bytes: &[u8], file: &Path) -> Result<Content, StoreProblem> {
         records: raw.records,
         modes: raw.modes,
     })
-}
-
-struct AtomicError {
-    /// The new file already replaced the old one (only the directory fsync failed).
-    renamed: bool,
-    error: io::Error,
-}
-
-/// Replace `dir/name` with `bytes` so that a crash leaves the old or the new
-/// content, never a mix: write `name.tmp` (0600, exclusively created after
-/// removing a stale one), fsync it, rename it over `name`, fsync `dir`.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), AtomicError> {
-    let before = |error| AtomicError {
-        renamed: false,
-        error,
-    };
-    let tmp = dir.join(format!("{name}.tmp"));
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(before(e)),
-    }
-    let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // Exactly 0600, whatever the umask.
-        f.set_permissions(Permissions::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    write().map_err(before)?;
-    fs::rename(&tmp, dir.join(name)).map_err(before)?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|error| AtomicError {
-            renamed: true,
-            error,
-        })
 }
 
 /// Keep `bytes` (the main file as found) as `records.json.KIND-<unix seconds>`,

@@ -267,14 +267,7 @@ fn check_pinned_maps(maps_dir: &Path, pins: &mut PinReport) -> Result<(), Sensor
 
 /// Build id of the embedded programs: the first 16 hex digits of their SHA-256.
 pub fn generation() -> String {
-    use std::fmt::Write as _;
-    Sha256::digest(OBJECT)
-        .iter()
-        .take(8)
-        .fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::sys::hex::encode(&Sha256::digest(OBJECT)[..8])
 }
 
 /// Remove everything pinned under `dir`: detaches the programs and frees the maps
@@ -421,7 +414,12 @@ impl Sensor {
         sync_map(
             &mut secenv,
             names::SECENV_NAMES,
-            &secenv_names(crate::consent::EnvIds::fixed().names()),
+            &secenv_names(
+                &crate::event::SECURITY_ENV
+                    .iter()
+                    .map(|n| (*n).to_owned())
+                    .collect::<Vec<_>>(),
+            ),
         )?;
         let mut families: HashMap<MapData, u64, u32> = take_map(&mut ebpf, names::SECENV_FAMILIES)?;
         sync_map(&mut families, names::SECENV_FAMILIES, &secenv_families())?;

@@ -51,13 +51,6 @@ fn syscall_fd(ret: libc::c_long) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // A pid beyond pid_t would be negative to the kernel, which refuses it.
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: plain syscall; a non-negative return is a new fd (a pidfd).
-    syscall_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
-}
-
 fn pidfd_getfd(pidfd: &OwnedFd, target: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; a non-negative return is a new fd (a duplicate).
     syscall_fd(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) })
@@ -87,7 +80,7 @@ pub fn find(state_dir: &Path) -> Option<KeeperState> {
 
 /// Copies of a keeper's link fds, so the links also live as long as we do.
 pub fn copy_fds(state: &KeeperState) -> io::Result<Vec<OwnedFd>> {
-    let pidfd = pidfd_open(state.pid)?;
+    let pidfd = crate::sys::procfs::pidfd_open(state.pid)?;
     state
         .links
         .iter()
@@ -206,7 +199,8 @@ pub fn spawn(
 fn write_state(state_dir: &Path, state: &KeeperState) -> io::Result<()> {
     fs::create_dir_all(state_dir)?;
     let text = serde_json::to_string(state).map_err(io::Error::other)?;
-    crate::consent::write_atomic(&state_path(state_dir), text.as_bytes())
+    crate::sys::fs::write_atomic(&state_path(state_dir), text.as_bytes())?;
+    Ok(())
 }
 
 /// Stop the keeper recorded in `state_dir` (if it is one): its links detach unless

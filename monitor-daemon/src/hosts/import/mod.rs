@@ -85,36 +85,18 @@ use std::{
 };
 
 use glob::Pattern;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-use super::{HostFs, HostProfile};
+use super::{
+    hostfs::HostFs,
+    profile::{user_path_parts, HostProfile, Level, Schema, HOME_VARS},
+};
 
-/// Which importer parses a config file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Schema {
-    ClaudeDesktop,
-    ClaudeCode,
-    Cursor,
-    /// VS Code `mcp.json`: `servers` and `inputs`.
-    Vscode,
-    /// VS Code `settings.json`: `"mcp": {"servers": …, "inputs": …}` (before 1.102).
-    VscodeSettings,
-    Windsurf,
-    Zed,
-    GeminiCli,
-    Codex,
-    Goose,
-    Cline,
-    RooCode,
-    Continue,
-    LmStudio,
-}
-
-impl Schema {
-    fn syntax(self) -> Syntax {
-        match self {
+/// The syntax of a schema's files.
+fn syntax(schema: Schema) -> Syntax {
+    {
+        match schema {
             Schema::ClaudeDesktop | Schema::ClaudeCode => Syntax::Json,
             Schema::GeminiCli => Syntax::JsonComments,
             Schema::Cursor
@@ -129,103 +111,6 @@ impl Schema {
             Schema::Goose | Schema::Continue => Syntax::Yaml,
         }
     }
-}
-
-impl fmt::Display for Schema {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The serde name.
-        let value = serde_json::to_value(self).map_err(|_| fmt::Error)?;
-        f.write_str(value.as_str().unwrap_or_default())
-    }
-}
-
-/// Who a config file is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// One user's file: `~/…`, `$XDG_CONFIG_HOME/…` or `$CODEX_HOME/…`.
-    User,
-    /// A file inside a project (workspace) dir, given relative to it.
-    Project,
-    /// A machine-wide file: an absolute path.
-    System,
-}
-
-/// Where a host reads MCP server configs.
-///
-/// `path` is a glob (`*`, `?`, `[...]` within one component) of one of these forms:
-/// - [`Level::User`]: `~/rel` (every home), `$XDG_CONFIG_HOME/rel` (the user's
-///   `XDG_CONFIG_HOME` when known and absolute, else `~/.config`), `$CODEX_HOME/rel`
-///   (else `~/.codex`);
-/// - [`Level::Project`]: `rel`, relative to each project dir, e.g. `.cursor/mcp.json`;
-/// - [`Level::System`]: an absolute path.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigLocation {
-    pub path: String,
-    pub level: Level,
-    pub schema: Schema,
-}
-
-/// Per-user directory variables a user-level path may start with, and their
-/// defaults under the home.
-const HOME_VARS: &[(&str, &str)] = &[("XDG_CONFIG_HOME", ".config"), ("CODEX_HOME", ".codex")];
-
-impl ConfigLocation {
-    pub fn new(path: &str, level: Level, schema: Schema) -> Self {
-        Self {
-            path: path.to_owned(),
-            level,
-            schema,
-        }
-    }
-
-    /// Checks that `path` has the form its `level` needs and is a valid glob.
-    pub fn check(&self) -> Result<(), String> {
-        let path = self.path.as_str();
-        let rest = match self.level {
-            Level::System if path.starts_with('/') => path,
-            Level::System => return Err(format!("`{path}`: a system path must be absolute")),
-            Level::Project if !path.starts_with(['/', '~', '$']) && !path.is_empty() => path,
-            Level::Project => {
-                return Err(format!(
-                    "`{path}`: a project path must be relative to the project dir"
-                ))
-            }
-            Level::User => {
-                if let Some((_, rest)) = user_path_parts(path) {
-                    rest
-                } else {
-                    let vars: Vec<String> =
-                        HOME_VARS.iter().map(|(v, _)| format!("${v}/")).collect();
-                    return Err(format!(
-                        "`{path}`: a user path starts with ~/ or {}",
-                        vars.join(" or ")
-                    ));
-                }
-            }
-        };
-        if path.contains('\0') {
-            return Err(format!("`{path}`: contains a NUL byte"));
-        }
-        Pattern::new(rest)
-            .map(drop)
-            .map_err(|e| format!("`{path}`: not a valid glob: {e}"))
-    }
-}
-
-/// A user-level path → (the home variable it starts with, `None` for `~/`; the rest).
-fn user_path_parts(path: &str) -> Option<(Option<&'static str>, &str)> {
-    if let Some(rest) = path.strip_prefix("~/") {
-        return Some((None, rest));
-    }
-    let var_path = path.strip_prefix('$')?;
-    HOME_VARS.iter().find_map(|(var, _)| {
-        var_path
-            .strip_prefix(var)
-            .and_then(|r| r.strip_prefix('/'))
-            .map(|rest| (Some(*var), rest))
-    })
 }
 
 /// A user whose config files [`discover`] looks for.
@@ -668,7 +553,7 @@ fn parse(
         column,
         message,
     };
-    let syntax = schema.syntax();
+    let syntax = syntax(schema);
     // The text the parser saw (comments blanked), to locate structural errors.
     let mut seen = std::borrow::Cow::Borrowed(text);
     let root: Value = match syntax {

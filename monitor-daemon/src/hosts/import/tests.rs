@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::*;
-use crate::hosts::{builtin_profiles, fake::FakeFs};
+use crate::hosts::{builtin_profiles, fake::FakeFs, ConfigLocation};
 
 macro_rules! fixture {
     ($path:literal) => {
