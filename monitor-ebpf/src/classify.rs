@@ -2,7 +2,10 @@
 //! its interpreter, one of its helpers, a terminal, its login-environment probe, or
 //! (anything else) a launch.
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
-use monitor_common::{class_exe, profile_flags, ExeKey, ExecEvent, ARGV_CAP, HOST_PATH_KEY};
+use monitor_common::{
+    class_exe, profile_flags, ExeKey, ExecEvent, ARGV_CAP, HOST_PATH_KEY, HOST_SCRIPT_ARG_FIRST,
+    HOST_SCRIPT_ARG_LAST,
+};
 
 use crate::{
     maps::{CLASS_EXES, HOST_PATHS, KEYBUF, PROFILE_FLAGS},
@@ -11,6 +14,15 @@ use crate::{
 
 /// Whether argv[1..=3] names a `#!` host script of `profile` (the host relaunching
 /// itself through its interpreter, `node …/cli.js`): not a launch.
+///
+/// The kernel's copy of `monitor_common::argv_names_host_script`, the rule userspace
+/// uses, over the captured argv block and `HOST_PATHS`. Each argument is read into the
+/// key with a bounded read (at most `HOST_PATH_KEY - 2` bytes), which makes three
+/// differences on paths no host has: a 255-byte script is never found, a script after
+/// two arguments longer than 254 bytes is not found (both: the exec is checked as a
+/// launch), and an argument whose first 254 bytes are a 254-byte script counts as
+/// that script. The daemon's `hosts` tests run a model of this function and the rule
+/// on the same cases.
 #[inline(always)]
 pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
     if cfg!(host_paths_enabled) == 0 {
@@ -24,7 +36,7 @@ pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
     let len = ev.hdr.argv_len;
     let mut off: u32 = 0;
     let mut n = 0;
-    while n < 4 {
+    while n <= HOST_SCRIPT_ARG_LAST {
         if off >= len || off as usize >= ARGV_CAP {
             return false;
         }
@@ -48,7 +60,7 @@ pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
         if ret <= 0 {
             return false;
         }
-        if n > 0 {
+        if n >= HOST_SCRIPT_ARG_FIRST {
             // SAFETY: plain map lookup.
             if unsafe { HOST_PATHS.get(&*key) }.is_some_and(|&p| p == profile) {
                 return true;
