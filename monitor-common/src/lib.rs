@@ -63,6 +63,32 @@ pub const ENV_CAP: usize = 16384;
 /// Longest host script path the kernel can match (key size of `HOST_PATHS`).
 pub const HOST_PATH_KEY: usize = 256;
 
+/// First and last argv index at which a host's `#!` script counts as "argv names the
+/// host script": the host relaunching itself through its interpreter (`node
+/// /path/cli.js`, `node --flag /path/cli.js`, `node --a --b /path/cli.js`), which is
+/// the host again and not a launch. `argv[0]` (the interpreter) never counts.
+pub const HOST_SCRIPT_ARG_FIRST: usize = 1;
+/// See [`HOST_SCRIPT_ARG_FIRST`].
+pub const HOST_SCRIPT_ARG_LAST: usize = 3;
+
+/// The rule "argv names the host script": one of `argv[HOST_SCRIPT_ARG_FIRST..=
+/// HOST_SCRIPT_ARG_LAST]` is, byte for byte, a script path `is_script` accepts (a
+/// relative path or a prefix is another string, so it does not match).
+///
+/// The one definition for userspace. The kernel's copy is
+/// `monitor-ebpf/src/classify.rs` `argv_names_host_script`, which walks the captured
+/// argv block with bounded reads and `HOST_PATHS` lookups; the daemon's tests run
+/// both on the same cases (`hosts::tests::argv_names_host_script_*`).
+pub fn argv_names_host_script<A: AsRef<[u8]>>(
+    argv: &[A],
+    mut is_script: impl FnMut(&[u8]) -> bool,
+) -> bool {
+    argv.iter()
+        .take(HOST_SCRIPT_ARG_LAST + 1)
+        .skip(HOST_SCRIPT_ARG_FIRST)
+        .any(|arg| is_script(arg.as_ref()))
+}
+
 /// Host profile ids the mode table (`MODES`) covers; ids past it run in monitor mode.
 pub const MODES_MAX: u32 = 256;
 /// Longest security-relevant env name the kernel matches, `=` included.
@@ -938,7 +964,24 @@ const _: () = assert!(EXEC_EVENT_MAX <= 32 * 1024);
 
 #[cfg(test)]
 mod tests {
+    use super::argv_names_host_script;
     use super::sip::{hash_bytes, Sip};
+
+    #[test]
+    fn argv_names_host_script_looks_at_arguments_one_to_three() {
+        let script: &[u8] = b"/p/cli.js";
+        let names = |argv: &[&[u8]]| argv_names_host_script(argv, |a| a == script);
+        assert!(names(&[b"node", script]));
+        assert!(names(&[b"node", b"--flag", script]));
+        assert!(names(&[b"node", b"--a", b"--b", script]));
+        assert!(!names(&[b"node", b"--a", b"--b", b"--c", script]));
+        assert!(!names(&[script, b"x"]));
+        assert!(!names(&[b"node", b"cli.js"]));
+        assert!(!names(&[b"node", b"/p/cli.jsx"]));
+        assert!(!names(&[b"node", b"/p/cli"]));
+        assert!(!names(&[b"node"]));
+        assert!(!names(&[]));
+    }
 
     /// The reference vectors of the `SipHash` paper (key 00..0f, message 00..len-1).
     #[test]

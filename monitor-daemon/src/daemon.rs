@@ -1036,8 +1036,7 @@ fn read_ring(
 }
 
 /// The host profile of a running process: its executable's (dev, ino), else the
-/// first profile (paths are in profile order) whose script is one of its first three
-/// arguments (`node [--flag] /path/cli.js`).
+/// profile whose script its argv names (`hosts::script_profile`).
 fn proc_host_profile(
     pid: u32,
     host_exes: &std::collections::HashMap<(u64, u64), u32>,
@@ -1048,15 +1047,7 @@ fn proc_host_profile(
         .and_then(|m| host_exes.get(&(m.dev(), m.ino())).copied());
     by_exe.or_else(|| {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let argv = raw::split_nul(&cmdline);
-        host_scripts
-            .iter()
-            .find(|(_, _, path)| {
-                argv.iter()
-                    .take(3)
-                    .any(|a| a.as_slice() == path.as_os_str().as_encoded_bytes())
-            })
-            .map(|&(_, id, _)| id)
+        hosts::script_profile(host_scripts, &raw::split_nul(&cmdline))
     })
 }
 

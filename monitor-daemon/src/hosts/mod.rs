@@ -809,20 +809,33 @@ fn canonical_file(
     }
 }
 
-/// True when an argument after `argv[0]` is one of the resolved script paths (link
-/// or canonical) of host `profile`: the host relaunching itself through its
-/// interpreter, e.g. Gemini CLI's `node --max-old-space-size=… /usr/lib/node_modules/
-/// @google/gemini-cli/bundle/gemini.js`. Relative script arguments do not match.
+/// True when argv names a resolved script path (link or canonical) of host
+/// `profile` ([`monitor_common::argv_names_host_script`]: an argument at index 1 to 3):
+/// the host relaunching itself through its interpreter, e.g. Gemini CLI's `node
+/// --max-old-space-size=… /usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js`.
+/// Relative script arguments do not match. The kernel decides the same exec with its
+/// copy of the rule (`monitor-ebpf/src/classify.rs`).
 pub fn is_host_script(
     profile: u32,
     resolved_paths: &[(PathKey, u32, PathBuf)],
     argv: &[Vec<u8>],
 ) -> bool {
-    argv.iter().skip(1).any(|arg| {
+    monitor_common::argv_names_host_script(argv, |arg| {
         resolved_paths
             .iter()
-            .any(|(_, id, path)| *id == profile && path.as_os_str().as_bytes() == arg.as_slice())
+            .any(|(_, id, path)| *id == profile && path.as_os_str().as_bytes() == arg)
     })
+}
+
+/// The host profile whose script argv names (the first in `resolved_paths` order,
+/// which is profile order), for a process found running rather than seen at exec.
+pub fn script_profile(resolved_paths: &[(PathKey, u32, PathBuf)], argv: &[Vec<u8>]) -> Option<u32> {
+    resolved_paths
+        .iter()
+        .find(|(_, _, path)| {
+            monitor_common::argv_names_host_script(argv, |arg| path.as_os_str().as_bytes() == arg)
+        })
+        .map(|&(_, id, _)| id)
 }
 
 /// A fake filesystem for unit tests of resolution and config validation.
@@ -1255,6 +1268,168 @@ mod tests {
         let profiles = vec![custom("agent", &["bin/agent", "/opt/[agent"], &["~user/x"])];
         let resolved = resolve(&profiles, &FakeFs::new().home("/root").home("/home/ada"));
         assert_eq!(resolved.warnings.len(), 3, "{:?}", resolved.warnings);
+    }
+
+    /// A model of the kernel's copy of "argv names the host script"
+    /// (`monitor-ebpf/src/classify.rs` `argv_names_host_script`), step for step:
+    /// argv is the captured block (NUL-separated, at most `ARGV_CAP` bytes); each
+    /// argument is read with `bpf_probe_read_kernel_str` into a `HOST_PATH_KEY - 1`
+    /// byte buffer (so at most 254 bytes and a NUL), arguments 1 to 3 are looked up
+    /// in `HOST_PATHS` (the NUL-padded keys `path_key` makes) for `profile`, and the
+    /// walk goes on by the bytes that read returned.
+    fn kernel_argv_names_host_script(
+        profile: u32,
+        resolved_paths: &[(PathKey, u32, PathBuf)],
+        argv: &[Vec<u8>],
+    ) -> bool {
+        use monitor_common::{ARGV_CAP, HOST_SCRIPT_ARG_FIRST, HOST_SCRIPT_ARG_LAST};
+        let mut block: Vec<u8> = argv
+            .iter()
+            .flat_map(|a| a.iter().copied().chain([0]))
+            .collect();
+        block.truncate(ARGV_CAP);
+        let len = block.len();
+        // The scratch buffer past the capture: zero here (the kernel's holds stale bytes).
+        block.resize(ARGV_CAP + HOST_PATH_KEY, 0);
+        let mut off = 0;
+        for n in 0..=HOST_SCRIPT_ARG_LAST {
+            if off >= len {
+                return false;
+            }
+            let src = &block[off..];
+            let cap = HOST_PATH_KEY - 2;
+            let s = &src[..src.iter().position(|&b| b == 0).unwrap_or(cap).min(cap)];
+            let mut key = PathKey::default();
+            key.path[..s.len()].copy_from_slice(s);
+            if n >= HOST_SCRIPT_ARG_FIRST
+                && resolved_paths
+                    .iter()
+                    .any(|(k, id, _)| *k == key && *id == profile)
+            {
+                return true;
+            }
+            off += s.len() + 1;
+        }
+        false
+    }
+
+    fn script_entry(path: &str, profile: u32) -> (PathKey, u32, PathBuf) {
+        (
+            path_key(Path::new(path)).unwrap(),
+            profile,
+            PathBuf::from(path),
+        )
+    }
+
+    #[test]
+    fn argv_names_host_script_in_userspace_and_in_the_kernel_model_agree() {
+        let script = "/usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js";
+        let other = "/usr/lib/node_modules/@openai/codex/bin/codex.js";
+        let paths = vec![
+            script_entry(script, 3),
+            script_entry("/usr/bin/gemini", 3),
+            script_entry(other, 5),
+        ];
+        let argv = |args: &[&str]| -> Vec<Vec<u8>> {
+            args.iter().map(|a| a.as_bytes().to_vec()).collect()
+        };
+        let long = format!("--{}", "x".repeat(300));
+        let cases: &[(&str, Vec<Vec<u8>>, bool)] = &[
+            ("node SCRIPT", argv(&["node", script]), true),
+            (
+                "node --flag SCRIPT",
+                argv(&["node", "--max-old-space-size=8192", script, "mcp"]),
+                true,
+            ),
+            (
+                "node --a --b SCRIPT",
+                argv(&["node", "--a", "--b", script]),
+                true,
+            ),
+            (
+                "the link path",
+                argv(&["/usr/bin/node", "/usr/bin/gemini"]),
+                true,
+            ),
+            ("an empty argument first", argv(&["node", "", script]), true),
+            (
+                "one long argument first",
+                argv(&["node", &long, script]),
+                true,
+            ),
+            (
+                "the script at argv[4]",
+                argv(&["node", "--a", "--b", "--c", script]),
+                false,
+            ),
+            ("the script as argv[0] only", argv(&[script, "x"]), false),
+            (
+                "a relative path",
+                argv(&["node", "bundle/gemini.js"]),
+                false,
+            ),
+            (
+                "a prefix of the script",
+                argv(&["node", &script[..script.len() - 3]]),
+                false,
+            ),
+            (
+                "the script as a prefix",
+                argv(&["node", &format!("{script}x")]),
+                false,
+            ),
+            ("another host's script", argv(&["node", other]), false),
+            ("a server", argv(&["node", "/srv/server.js"]), false),
+            ("argv[0] only", argv(&["node"]), false),
+            ("no argv", Vec::new(), false),
+        ];
+        for (what, args, expected) in cases {
+            assert_eq!(
+                is_host_script(3, &paths, args),
+                *expected,
+                "userspace: {what}"
+            );
+            assert_eq!(
+                kernel_argv_names_host_script(3, &paths, args),
+                *expected,
+                "kernel model: {what}"
+            );
+            assert_eq!(
+                script_profile(&paths, args) == Some(3),
+                *expected,
+                "running process: {what}"
+            );
+        }
+        assert_eq!(script_profile(&paths, &argv(&["node", other])), Some(5));
+    }
+
+    /// Where the kernel's bounded reads make its copy differ from the rule, each on
+    /// a path no installed host has: it misses a script of 255 bytes, or one after
+    /// two arguments over 254 bytes (so the exec is checked as a launch), and it
+    /// takes an argument whose first 254 bytes are a 254-byte script for the script.
+    #[test]
+    fn argv_names_host_script_kernel_model_limits() {
+        let argv = |args: &[&str]| -> Vec<Vec<u8>> {
+            args.iter().map(|a| a.as_bytes().to_vec()).collect()
+        };
+        let long255 = format!("/{}", "s".repeat(254));
+        let paths = vec![script_entry(&long255, 1)];
+        let relaunch = argv(&["node", &long255]);
+        assert!(is_host_script(1, &paths, &relaunch));
+        assert!(!kernel_argv_names_host_script(1, &paths, &relaunch));
+
+        let script = "/opt/host/cli.js";
+        let paths = vec![script_entry(script, 1)];
+        let long = format!("--{}", "x".repeat(300));
+        let after_two_long = argv(&["node", &long, &long, script]);
+        assert!(is_host_script(1, &paths, &after_two_long));
+        assert!(!kernel_argv_names_host_script(1, &paths, &after_two_long));
+
+        let long254 = format!("/{}", "s".repeat(253));
+        let paths = vec![script_entry(&long254, 1)];
+        let longer = argv(&["node", &format!("{long254}.js")]);
+        assert!(!is_host_script(1, &paths, &longer));
+        assert!(kernel_argv_names_host_script(1, &paths, &longer));
     }
 
     #[test]
