@@ -15,14 +15,15 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::Args;
 use serde_json::{json, Value};
 
-use super::{
-    commands::{confirm, emit, json_text, out_width, scope_arg, CallError, Confirm, Daemon},
-    review,
-};
 use crate::{
+    cli::{
+        args::{ScanArgs, Sources},
+        client::{scope_arg, CallError, Daemon},
+        review,
+        term::{confirm, emit, json_text, out_width, Confirm},
+    },
     config::Config,
     event::shell_join,
     hosts::{
@@ -33,37 +34,6 @@ use crate::{
     policy::risk::risk_flags,
     scan::{self, RecordView, Resolved, Status},
 };
-
-/// Where to look: shared by `scan` and `approve --from-config`.
-#[derive(Args, Debug, Clone, Default)]
-pub struct Sources {
-    /// A project (workspace) directory whose project-level configs to read
-    /// (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, …). Repeatable. The
-    /// current directory and the projects named in ~/.claude.json are always read.
-    #[arg(long, value_name = "DIR")]
-    pub project: Vec<PathBuf>,
-    /// Read every user's home (root), not only yours.
-    #[arg(long)]
-    pub all_users: bool,
-    /// Read host profiles from this daemon configuration file (its `[[host]]`
-    /// entries) instead of asking the running daemon for the profiles it uses
-    /// (the built-in ones when no daemon answers).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct ScanArgs {
-    #[command(flatten)]
-    pub sources: Sources,
-    /// Only this host's configs (a profile name: claude-code, cursor, vscode, …).
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-    /// One JSON document: files, servers (with resolution, status, diff, risks),
-    /// parse errors.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// One server of one file, resolved and compared.
 struct Row {
