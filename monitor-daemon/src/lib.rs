@@ -13,6 +13,7 @@ pub mod hosts;
 pub mod interp;
 pub mod journal;
 pub mod logfile;
+pub mod model;
 pub mod policy;
 pub mod scan;
 pub mod sensor;

@@ -113,14 +113,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
     })
 }
 
-/// A consent record as `mcpwatch records --json` / the `Records` call shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordView {
-    pub record: Record,
-    /// `active`, `stale`, `expired` or `unknown`.
-    pub state: String,
-    pub state_reason: Option<String>,
-}
+pub use crate::model::api::RecordView;
 
 /// The records of a `Records` answer (`{"records": [...]}`), each with its state.
 /// Records that do not parse are skipped (a newer daemon's fields).
@@ -129,22 +122,7 @@ pub fn record_views(v: &Value) -> Vec<RecordView> {
         .as_array()
         .map(|rs| {
             rs.iter()
-                .filter_map(|r| {
-                    let mut r = r.as_object()?.clone();
-                    let state = r
-                        .remove("state")
-                        .and_then(|s| s.as_str().map(str::to_owned))
-                        .unwrap_or_else(|| "unknown".into());
-                    let state_reason = r
-                        .remove("state_reason")
-                        .and_then(|s| s.as_str().map(str::to_owned));
-                    let record = serde_json::from_value(Value::Object(r)).ok()?;
-                    Some(RecordView {
-                        record,
-                        state,
-                        state_reason,
-                    })
-                })
+                .filter_map(|r| serde_json::from_value(r.clone()).ok())
                 .collect()
         })
         .unwrap_or_default()

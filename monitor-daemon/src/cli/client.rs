@@ -126,6 +126,18 @@ pub(crate) struct Answer {
     pub(crate) json: Value,
 }
 
+impl Answer {
+    /// The answer as `method`'s typed reply ([`crate::model::api`]).
+    pub(crate) fn reply<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+    ) -> Result<T, CallError> {
+        T::deserialize(&self.json).map_err(|e| {
+            CallError::Failed(format!("the daemon sent invalid JSON for {method}: {e}"))
+        })
+    }
+}
+
 /// A connection to the daemon for one command (a few calls, maybe a question to
 /// the user in between).
 pub(crate) struct Daemon {

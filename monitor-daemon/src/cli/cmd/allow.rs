@@ -1,11 +1,14 @@
 //! `mcpwatch allow`: let a held launch run (and maybe approve it).
 use std::{fmt::Write as _, process::ExitCode};
 
-use crate::cli::{
-    args::AllowArgs,
-    client::{CallError, Daemon},
-    review,
-    term::{confirm, emit, json_text, out_width, Confirm},
+use crate::{
+    cli::{
+        args::AllowArgs,
+        client::{CallError, Daemon},
+        review,
+        term::{confirm, emit, json_text, out_width, Confirm},
+    },
+    model::api::Allowed,
 };
 
 pub(crate) fn allow(a: &AllowArgs) -> anyhow::Result<ExitCode> {
@@ -49,22 +52,17 @@ pub(crate) fn allow(a: &AllowArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let ans = d.call("Allow", d.proxy.allow(a.pending_id, a.always))?;
-    let v = &ans.json;
-    if v["continued"].as_bool() == Some(false) {
-        return Err(CallError::Failed(format!(
-            "pid {} was not continued (has it exited?)",
-            json_text(&v["pid"])
-        ))
-        .into());
-    }
-    let mut line = format!("continued pid {}", json_text(&v["pid"]));
-    if v["record"].is_object() {
-        let _ = write!(
-            line,
-            " and approved as record {}",
-            json_text(&v["record"]["id"])
+    let v: Allowed = d
+        .call("Allow", d.proxy.allow(a.pending_id, a.always))?
+        .reply("Allow")?;
+    if !v.continued {
+        return Err(
+            CallError::Failed(format!("pid {} was not continued (has it exited?)", v.pid)).into(),
         );
+    }
+    let mut line = format!("continued pid {}", v.pid);
+    if let Some(r) = &v.record {
+        let _ = write!(line, " and approved as record {}", r.record.id);
     } else if a.always {
         line.push_str(" (the daemon returned no record: check `mcpwatch records`)");
     }
