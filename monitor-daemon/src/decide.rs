@@ -16,7 +16,7 @@ use crate::{
     hosts::import::{parse_config_bytes, Entry, ImportContext, Schema},
     model::api,
     policy::{
-        record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
+        record::{FileBinding, Record, RecordError, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,
     },
 };
@@ -1115,7 +1115,7 @@ impl Core {
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
-        r.validate().map_err(failed)?;
+        r.validate().map_err(|e| failed(e.to_string()))?;
         Ok(r)
     }
 
@@ -1264,7 +1264,7 @@ impl Core {
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
-        r.validate().map_err(failed)?;
+        r.validate().map_err(|e| failed(e.to_string()))?;
         Ok(r)
     }
 
@@ -1609,8 +1609,8 @@ impl Core {
             );
             return Err(self.record_refusal(caller, &msg));
         }
-        if let Err(msg) = crate::policy::check_mode_change(host, &self.consent.managed) {
-            return Err(self.record_refusal(caller, &msg));
+        if let Err(locked) = crate::policy::check_mode_change(host, &self.consent.managed) {
+            return Err(self.record_refusal(caller, &locked.to_string()));
         }
         let previous = self.consent.mode_of(host, self.config.defaults.mode).0;
         self.consent
@@ -1641,7 +1641,7 @@ fn parse_scope(s: &str) -> Result<Scope, ApiError> {
     if s.is_empty() {
         return Ok(Scope::Always);
     }
-    s.parse().map_err(failed)
+    s.parse().map_err(|e: RecordError| failed(e.to_string()))
 }
 
 /// A user's home directory, for the risk flags (`~/.ssh` …).

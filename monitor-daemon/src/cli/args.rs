@@ -312,7 +312,7 @@ pub struct ModeArgs {
 }
 
 /// `--until`: an RFC 3339 time, checked here so a typo is a usage error.
-fn parse_until(t: &str) -> Result<String, String> {
+fn parse_until(t: &str) -> Result<String, crate::policy::record::TimeError> {
     crate::policy::record::parse_time(t).map(|_| t.to_owned())
 }
 
