@@ -38,7 +38,7 @@ use crate::{
 /// One server of one file, resolved and compared.
 struct Row {
     imp: Imported,
-    resolved: Result<Resolved, String>,
+    resolved: Result<Resolved, scan::ResolveError>,
     /// `None` when the records could not be read (daemon unreachable).
     status: Option<Status>,
 }
@@ -161,7 +161,8 @@ fn discover(
         .map(|imp| {
             let resolved = match &imp.entry {
                 Entry::Local { .. } => scan::resolve(&imp, &path_var),
-                _ => Err(String::new()),
+                // Not resolved, and nothing to say: the entry says why.
+                _ => Err(scan::ResolveError::NotLocal),
             };
             Row {
                 imp,
@@ -180,12 +181,14 @@ fn discover(
 }
 
 /// Fill in each local row's status from the daemon's records.
-fn compare(result: &mut ScanResult, daemon: Result<&Daemon, String>) {
-    let records = daemon.and_then(|d| {
-        d.call("Records", d.proxy.records())
+fn compare(result: &mut ScanResult, daemon: Result<&Daemon, &anyhow::Error>) {
+    let records = match daemon {
+        Ok(d) => d
+            .call("Records", d.proxy.records())
             .map(|a| scan::record_views(&a.json))
-            .map_err(|e| e.to_string())
-    });
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("{e:#}")),
+    };
     let views: Vec<RecordView> = match records {
         Ok(v) => v,
         Err(e) => {
@@ -342,8 +345,8 @@ fn to_json(result: &ScanResult) -> Value {
                     risks.extend(binding_risks_of(cmd));
                     v["risks"] = json!(risks);
                 }
-                Err(e) if !e.is_empty() => v["resolve_error"] = json!(e),
-                Err(_) => {}
+                Err(scan::ResolveError::NotLocal) => {}
+                Err(e) => v["resolve_error"] = json!(e.to_string()),
             }
             if let Some(s) = &row.status {
                 v["status"] = json!(s);
@@ -381,9 +384,9 @@ fn report_problems(result: &ScanResult) {
 /// or changed since approval; 1 a config file could not be read or parsed, or the
 /// records could not be read (the rest is still listed).
 pub fn scan(a: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let daemon = Daemon::connect().map_err(|e| format!("{e:#}"));
+    let daemon = Daemon::connect();
     let mut result = discover(&a.sources, a.host.as_deref(), daemon.as_ref().ok())?;
-    compare(&mut result, daemon.as_ref().map_err(Clone::clone));
+    compare(&mut result, daemon.as_ref());
     if a.json {
         emit(&format!(
             "{}\n",
