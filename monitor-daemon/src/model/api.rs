@@ -143,12 +143,20 @@ pub struct PendingLaunch {
 }
 
 /// `Allow`: whether the held process was continued, and the record `--always`
-/// created (`null` without it).
+/// created (`null` without it). The daemon sends a [`RecordView`]; a reader that
+/// only names the record reads a [`RecordRef`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Allowed {
+pub struct Allowed<R = RecordView> {
     pub pid: u32,
     pub continued: bool,
-    pub record: Option<RecordView>,
+    pub record: Option<R>,
+}
+
+/// A record in a reply, by its id only: every other field, including those of a
+/// newer daemon, is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct RecordRef {
+    pub id: RecordId,
 }
 
 /// `Deny`: whether the held process was killed (false: it had exited).
@@ -396,10 +404,15 @@ mod tests {
                 continued: true,
                 record: Some(view),
             },
-            &json!({"pid": 9, "continued": true, "record": Some(rec)}),
+            &json!({"pid": 9, "continued": true, "record": Some(rec.clone())}),
         );
+        // The CLI reads the record's id only, whatever else it carries.
+        let mut newer = json!({"pid": 9, "continued": true, "record": Some(rec.clone())});
+        newer["record"]["some_future_field"] = json!(1);
+        let read: Allowed<RecordRef> = serde_json::from_value(newer).unwrap();
+        assert_eq!(read.record, Some(RecordRef { id: 7 }));
         same(
-            &Allowed {
+            &Allowed::<RecordView> {
                 pid: 9,
                 continued: false,
                 record: None,

@@ -8,7 +8,7 @@ use crate::{
         review,
         term::{confirm, emit, json_text, out_width, Confirm},
     },
-    model::api::Allowed,
+    model::api::{Allowed, RecordRef},
 };
 
 pub(crate) fn allow(a: &AllowArgs) -> anyhow::Result<ExitCode> {
@@ -52,7 +52,7 @@ pub(crate) fn allow(a: &AllowArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let v: Allowed = d
+    let v: Allowed<RecordRef> = d
         .call("Allow", d.proxy.allow(a.pending_id, a.always))?
         .reply("Allow")?;
     if !v.continued {
@@ -62,7 +62,7 @@ pub(crate) fn allow(a: &AllowArgs) -> anyhow::Result<ExitCode> {
     }
     let mut line = format!("continued pid {}", v.pid);
     if let Some(r) = &v.record {
-        let _ = write!(line, " and approved as record {}", r.record.id);
+        let _ = write!(line, " and approved as record {}", r.id);
     } else if a.always {
         line.push_str(" (the daemon returned no record: check `mcpwatch records`)");
     }
