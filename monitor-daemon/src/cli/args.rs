@@ -1,5 +1,5 @@
 //! The command line: clap definitions of `mcpwatch` and its subcommands (no
-//! behaviour here; each command is in [`crate::cli::cmd`]).
+//! behaviour here; each command is in `cli/cmd/`).
 use std::{ffi::OsString, path::PathBuf};
 
 use clap::{ArgGroup, Args, Parser, Subcommand};

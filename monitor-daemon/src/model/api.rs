@@ -13,10 +13,7 @@ use serde_json::Value;
 use crate::{
     config::Mode,
     event::Bytes,
-    policy::{
-        record::{FileBinding, Record, RecordId},
-        risk::Risk,
-    },
+    policy::record::{FileBinding, Record, RecordId},
 };
 
 /// A reply as the JSON value the daemon sends (object keys sorted).
@@ -24,20 +21,11 @@ pub fn to_json<T: Serialize>(reply: &T) -> Value {
     serde_json::to_value(reply).unwrap_or(Value::Null)
 }
 
-/// One risk flag of a command (see [`Risk`]), as sent.
+/// One risk flag of a command (`policy::risk::Risk`), as sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskFlag {
     pub code: String,
     pub detail: String,
-}
-
-impl From<Risk> for RiskFlag {
-    fn from(r: Risk) -> Self {
-        Self {
-            code: r.code.to_owned(),
-            detail: r.detail,
-        }
-    }
 }
 
 /// `Preview`, `PreviewCommand`, `PreviewImport`: the record an approval would
@@ -182,7 +170,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::policy::record::{Scope, Source};
+    use crate::policy::{
+        record::{Scope, Source},
+        risk::Risk,
+    };
 
     fn binding(path: &str) -> FileBinding {
         FileBinding {
