@@ -1,6 +1,6 @@
-//! The `mcpwatch` command line. The CLI calls the library directly (reading the log) or
-//! the daemon over D-Bus (run, status, and the consent commands: records, approve,
-//! revoke, pending, allow, deny, mode).
+//! The `mcpwatch` command line. The CLI calls the library directly (reading the
+//! log) or the daemon over D-Bus (run, status, and the consent commands: records,
+//! approve, revoke, pending, allow, deny, mode).
 //!
 //! Exit status of the consent commands: 0 done; 1 the daemon is not reachable, the
 //! call failed, or nothing was approved (answered no, or no terminal to ask on);
