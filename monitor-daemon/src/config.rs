@@ -417,16 +417,26 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
 }
 
-fn check_entry(entry: &str) -> Result<(), String> {
+/// What is wrong with a host's `exe`, `scripts` or `helpers` entry (the caller
+/// names the host, the key and the entry).
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("must be an absolute path or start with ~/")]
+    NotAbsolute,
+    #[error("contains a NUL byte")]
+    Nul,
+    #[error("not a valid glob: {0}")]
+    Glob(glob::PatternError),
+}
+
+fn check_entry(entry: &str) -> Result<(), EntryError> {
     if !(entry.starts_with('/') || entry.starts_with("~/")) {
-        return Err("must be an absolute path or start with ~/".to_owned());
+        return Err(EntryError::NotAbsolute);
     }
     if entry.contains('\0') {
-        return Err("contains a NUL byte".to_owned());
+        return Err(EntryError::Nul);
     }
-    Pattern::new(entry)
-        .map(drop)
-        .map_err(|e| format!("not a valid glob: {e}"))
+    Pattern::new(entry).map(drop).map_err(EntryError::Glob)
 }
 
 fn has_glob_chars(entry: &str) -> bool {

@@ -450,9 +450,9 @@ impl Consent {
             let result = match (exe, script) {
                 (Err(e), _) => Err(format!("exe {}: {e}", a.exe)),
                 (_, Some(Err(e))) => Err(format!("script: {e}")),
-                (Ok(exe), script) => {
-                    a.to_record(&exe, script.and_then(Result::ok).as_deref(), &created)
-                }
+                (Ok(exe), script) => a
+                    .to_record(&exe, script.and_then(Result::ok).as_deref(), &created)
+                    .map_err(|e| e.to_string()),
             };
             match result {
                 Ok(mut r) => {
@@ -664,7 +664,7 @@ pub fn record_from_event(
         note,
         uid,
     };
-    r.validate()?;
+    r.validate().map_err(|e| e.to_string())?;
     Ok(r)
 }
 

@@ -16,9 +16,9 @@ use crate::{
         import::{parse_config_bytes, Entry, ImportContext},
         Schema,
     },
-    model::Mode,
+    model::{api, Mode},
     policy::{
-        record::{FileBinding, Record, RecordId, Scope, Source, ANY_HOST, ANY_UID},
+        record::{FileBinding, Record, RecordError, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,
     },
     resolve,
@@ -999,7 +999,7 @@ impl Core {
             .ok_or_else(|| failed(format!("no launch event with id {id}")))
     }
 
-    fn preview_of(&self, e: &Event, r: &Record) -> Value {
+    fn preview_of(&self, e: &Event, r: &Record) -> api::Preview {
         let home = e.uid.and_then(home_of);
         let mut risks = risk_flags(&r.argv, home.as_deref());
         let cwd = r.cwd.as_ref().or(e.cwd.as_ref()).map(|c| {
@@ -1018,20 +1018,25 @@ impl Core {
             .all_records()
             .find(|x| x.argv == r.argv && x.host == r.host && x.exe == r.exe && x.uid == r.uid)
             .map(|x| x.id);
-        json!({
-            "event_id": (e.id != 0).then_some(e.id),
-            "host": r.host,
-            "uid": r.uid,
-            "argv": r.argv,
-            "command": r.command_line(),
-            "exe": r.exe,
-            "script": r.script,
-            "resolved": r.resolved,
-            "cwd": r.cwd,
-            "env": r.env.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect::<BTreeMap<_, _>>(),
-            "risks": risks,
-            "existing_record": existing,
-        })
+        api::Preview {
+            event_id: (e.id != 0).then_some(e.id),
+            host: r.host.clone(),
+            uid: r.uid,
+            argv: r.argv.clone(),
+            command: r.command_line(),
+            exe: r.exe.clone(),
+            script: r.script.clone(),
+            resolved: r.resolved.clone(),
+            cwd: r.cwd.clone(),
+            env: r
+                .env
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .collect::<BTreeMap<_, _>>(),
+            risks: risks.into_iter().map(Into::into).collect(),
+            existing_record: existing,
+            source: None,
+        }
     }
 
     fn record_for_event(
@@ -1064,7 +1069,7 @@ impl Core {
 
     pub fn api_preview(&mut self, id: u64, caller: &Caller) -> Result<Value, ApiError> {
         let (e, r) = self.record_for_event(id, caller, Scope::Always, String::new())?;
-        Ok(self.preview_of(&e, &r))
+        Ok(api::to_json(&self.preview_of(&e, &r)))
     }
 
     pub fn api_approve(
@@ -1078,6 +1083,7 @@ impl Core {
         let scope = parse_scope(scope)?;
         let (_, r) = self.record_for_event(id, caller, scope, note)?;
         self.add_record(r, caller.uid, Some(id))
+            .map(|v| api::to_json(&v))
     }
 
     /// Off the engine: hash the files approving launch event `e` binds (`Preview`,
@@ -1185,7 +1191,7 @@ impl Core {
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
-        r.validate().map_err(failed)?;
+        r.validate().map_err(|e| failed(e.to_string()))?;
         Ok(r)
     }
 
@@ -1331,7 +1337,7 @@ impl Core {
             note,
             uid: if caller.uid == 0 { ANY_UID } else { caller.uid },
         };
-        r.validate().map_err(failed)?;
+        r.validate().map_err(|e| failed(e.to_string()))?;
         Ok(r)
     }
 
@@ -1360,8 +1366,8 @@ impl Core {
         let mut e = Event::new(Kind::Approve, 0, String::new());
         e.uid = Some(caller.uid);
         let mut v = self.preview_of(&e, &r);
-        v["source"] = json!(r.source.to_string());
-        Ok(v)
+        v.source = Some(r.source.to_string());
+        Ok(api::to_json(&v))
     }
 
     /// Approve one server of a config file (see [`Self::import_record`]); the
@@ -1395,6 +1401,7 @@ impl Core {
             caller,
         )?;
         self.add_record(r, caller.uid, None)
+            .map(|v| api::to_json(&v))
     }
 
     pub fn api_preview_command(
@@ -1415,7 +1422,7 @@ impl Core {
         )?;
         let mut e = Event::new(Kind::Approve, 0, String::new());
         e.uid = Some(caller.uid);
-        Ok(self.preview_of(&e, &r))
+        Ok(api::to_json(&self.preview_of(&e, &r)))
     }
 
     pub fn api_approve_command(
@@ -1439,6 +1446,7 @@ impl Core {
             caller,
         )?;
         self.add_record(r, caller.uid, None)
+            .map(|v| api::to_json(&v))
     }
 
     fn add_record(
@@ -1446,7 +1454,7 @@ impl Core {
         r: Record,
         caller_uid: u32,
         from_event: Option<u64>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<api::RecordView, ApiError> {
         let imported = matches!(r.source, Source::Import { .. });
         let id = self
             .consent
@@ -1477,42 +1485,48 @@ impl Core {
             r.command_line()
         ));
         self.record(&e);
-        Ok(self.record_json(&r))
+        Ok(self.record_view(&r))
     }
 
     pub fn record_json(&self, r: &Record) -> Value {
-        let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+        api::to_json(&self.record_view(r))
+    }
+
+    pub fn record_view(&self, r: &Record) -> api::RecordView {
         let (state, reason) = self
             .consent
             .states
             .get(&r.id)
             .map_or(("unknown", None), RecordState::label);
-        v["state"] = json!(state);
-        if let Some(reason) = reason {
-            v["state_reason"] = json!(reason);
+        api::RecordView {
+            record: r.clone(),
+            state: state.to_owned(),
+            state_reason: reason,
         }
-        v
     }
 
     pub fn api_records(&self) -> Value {
-        let records: Vec<Value> = self
-            .consent
-            .all_records()
-            .map(|r| self.record_json(r))
-            .collect();
-        json!({
-            "records": records,
-            "modes": self.modes_json(),
-            "problems": self.policy_problems(),
-            "deny": self.consent.managed.deny,
+        api::to_json(&api::Records {
+            records: self
+                .consent
+                .all_records()
+                .map(|r| self.record_view(r))
+                .collect(),
+            modes: self.mode_views(),
+            problems: self.policy_problems(),
+            deny: self.consent.managed.deny.clone(),
         })
     }
 
     /// Every host's effective mode, whether it is locked, and who set it: the
     /// profiles, hosts named by managed policy and hosts the user set a mode for.
     pub fn modes_json(&self) -> Value {
+        api::to_json(&self.mode_views())
+    }
+
+    fn mode_views(&self) -> BTreeMap<String, api::ModeView> {
         let default = self.config.defaults.mode;
-        let mut modes = serde_json::Map::new();
+        let mut modes = BTreeMap::new();
         let mut names: Vec<&String> = self.host_names.iter().collect();
         names.extend(self.consent.managed.hosts.keys().filter(|h| *h != ANY_HOST));
         names.extend(self.consent.store.modes().keys());
@@ -1522,10 +1536,14 @@ impl Core {
             let (m, locked, source) = self.consent.mode_of(h, default);
             modes.insert(
                 h.clone(),
-                json!({"mode": m.as_str(), "locked": locked, "source": source}),
+                api::ModeView {
+                    mode: m,
+                    locked,
+                    source,
+                },
             );
         }
-        Value::Object(modes)
+        modes
     }
 
     /// The consent store's and the managed policy's problems (their last good
@@ -1576,21 +1594,29 @@ impl Core {
 
     pub fn api_pending(&self) -> Value {
         let timeout = self.config.ask_timeout_secs;
-        let list: Vec<Value> = self
+        let list: Vec<api::PendingLaunch> = self
             .consent
             .pending
             .values()
             .map(|p| {
                 let argv = p.event.argv.clone().unwrap_or_default();
-                json!({
-                    "id": p.id, "pid": p.pid, "host": p.host, "uid": p.uid,
-                    "argv": argv, "command": p.event.command_line(),
-                    "risks": risk_flags(&argv, home_of(p.uid).as_deref()),
-                    "held_secs": p.since.elapsed().as_secs_f64(), "timeout_secs": timeout,
-                })
+                api::PendingLaunch {
+                    id: p.id,
+                    pid: p.pid,
+                    host: p.host.clone(),
+                    uid: p.uid,
+                    risks: risk_flags(&argv, home_of(p.uid).as_deref())
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                    argv,
+                    command: p.event.command_line(),
+                    held_secs: p.since.elapsed().as_secs_f64(),
+                    timeout_secs: timeout,
+                }
             })
             .collect();
-        Value::Array(list)
+        api::to_json(&list)
     }
 
     /// Held launch `id` exists and `caller` may answer it: its owner, or root.
@@ -1640,7 +1666,11 @@ impl Core {
                 if always { " (always)" } else { " (once)" }
             ),
         );
-        Ok(json!({"pid": p.pid, "continued": continued, "record": record}))
+        Ok(api::to_json(&api::Allowed {
+            pid: p.pid,
+            continued,
+            record,
+        }))
     }
 
     pub fn api_deny(&mut self, id: u64, caller: &Caller) -> Result<Value, ApiError> {
@@ -1656,7 +1686,7 @@ impl Core {
             Decision::Killed,
             &format!("denied by uid {}", caller.uid),
         );
-        Ok(json!({"pid": p.pid, "killed": killed}))
+        Ok(api::to_json(&api::Denied { pid: p.pid, killed }))
     }
 
     pub fn api_set_mode(
@@ -1683,8 +1713,8 @@ impl Core {
             );
             return Err(self.record_refusal(caller, &msg));
         }
-        if let Err(msg) = crate::policy::check_mode_change(host, &self.consent.managed) {
-            return Err(self.record_refusal(caller, &msg));
+        if let Err(locked) = crate::policy::check_mode_change(host, &self.consent.managed) {
+            return Err(self.record_refusal(caller, &locked.to_string()));
         }
         let previous = self.consent.mode_of(host, self.config.defaults.mode).0;
         self.consent
@@ -1703,7 +1733,11 @@ impl Core {
             caller.uid
         ));
         self.record(&e);
-        Ok(json!({"host": host, "mode": m.as_str(), "previous": previous.as_str()}))
+        Ok(api::to_json(&api::ModeSet {
+            host: host.to_owned(),
+            mode: m,
+            previous,
+        }))
     }
 }
 
@@ -1711,7 +1745,7 @@ fn parse_scope(s: &str) -> Result<Scope, ApiError> {
     if s.is_empty() {
         return Ok(Scope::Always);
     }
-    s.parse().map_err(failed)
+    s.parse().map_err(|e: RecordError| failed(e.to_string()))
 }
 
 /// A user's home directory, for the risk flags (`~/.ssh` …).

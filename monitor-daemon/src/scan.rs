@@ -41,10 +41,30 @@ pub struct Resolved {
     pub env: BTreeMap<String, Option<Bytes>>,
 }
 
+/// Why a config entry's command cannot be known here.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("not a local server")]
+    NotLocal,
+    #[error(
+        "{name} is set by the host to a value only it knows ({why}); \
+         approve the launch from its event instead"
+    )]
+    HostOnlyEnv { name: String, why: String },
+    #[error("empty command")]
+    Empty,
+    #[error("`{first}` is relative and the config gives no directory to resolve it in")]
+    RelativeWithoutDir { first: String },
+    /// The executable or script cannot be found or read
+    /// (`consent::kernel_command`'s reason).
+    #[error("{0}")]
+    Command(String),
+}
+
 /// Resolve a local entry as its host will launch it. `path_var` is the PATH the
 /// host has (the user's); a `PATH` the entry sets wins, as it does for the host's
 /// `spawn`. Errors say why the command cannot be known.
-pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
+pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, ResolveError> {
     let Entry::Local {
         argv,
         env,
@@ -53,14 +73,14 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         ..
     } = &imp.entry
     else {
-        return Err("not a local server".into());
+        return Err(ResolveError::NotLocal);
     };
     for name in crate::event::pinned_names(env_unknown.keys()) {
         if let Some(why) = env_unknown.get(&name) {
-            return Err(format!(
-                "{name} is set by the host to a value only it knows ({why}); \
-                 approve the launch from its event instead"
-            ));
+            return Err(ResolveError::HostOnlyEnv {
+                name,
+                why: why.clone(),
+            });
         }
     }
     let path_var = match env.get("PATH") {
@@ -68,18 +88,19 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
         _ => path_var,
     };
     let host_argv = Bytes::from_strs(argv);
-    let first = argv.first().ok_or("empty command")?;
+    let first = argv.first().ok_or(ResolveError::Empty)?;
     // `./server` is found relative to the directory the host starts it in.
     let relative = first.contains('/') && !first.starts_with('/');
     let (kargv, exe, script) = if relative {
         let Some(dir) = cwd.as_ref().or(imp.project.as_ref()) else {
-            return Err(format!(
-                "`{first}` is relative and the config gives no directory to resolve it in"
-            ));
+            return Err(ResolveError::RelativeWithoutDir {
+                first: first.clone(),
+            });
         };
         let mut abs = host_argv.clone();
         abs[0] = Bytes::from(dir.join(first).to_string_lossy().as_ref());
-        let (mut k, exe, script) = resolve::kernel_command(&abs, path_var, Some(dir))?;
+        let (mut k, exe, script) =
+            resolve::kernel_command(&abs, path_var, Some(dir)).map_err(ResolveError::Command)?;
         // The kernel sees the name the host passed: argv[0] of a binary, the
         // script argument of an interpreter.
         if let Some(pos) = k.iter().position(|a| *a == abs[0]) {
@@ -91,7 +112,8 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
             &host_argv,
             path_var,
             cwd.as_deref().or(imp.project.as_deref()),
-        )?
+        )
+        .map_err(ResolveError::Command)?
     };
     Ok(Resolved {
         argv: kargv,
@@ -113,14 +135,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, String> {
     })
 }
 
-/// A consent record as `mcpwatch records --json` / the `Records` call shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordView {
-    pub record: Record,
-    /// `active`, `stale`, `expired` or `unknown`.
-    pub state: String,
-    pub state_reason: Option<String>,
-}
+pub use crate::model::api::RecordView;
 
 /// The records of a `Records` answer (`{"records": [...]}`), each with its state.
 /// Records that do not parse are skipped (a newer daemon's fields).
@@ -129,22 +144,7 @@ pub fn record_views(v: &Value) -> Vec<RecordView> {
         .as_array()
         .map(|rs| {
             rs.iter()
-                .filter_map(|r| {
-                    let mut r = r.as_object()?.clone();
-                    let state = r
-                        .remove("state")
-                        .and_then(|s| s.as_str().map(str::to_owned))
-                        .unwrap_or_else(|| "unknown".into());
-                    let state_reason = r
-                        .remove("state_reason")
-                        .and_then(|s| s.as_str().map(str::to_owned));
-                    let record = serde_json::from_value(Value::Object(r)).ok()?;
-                    Some(RecordView {
-                        record,
-                        state,
-                        state_reason,
-                    })
-                })
+                .filter_map(|r| serde_json::from_value(r.clone()).ok())
                 .collect()
         })
         .unwrap_or_default()
@@ -418,7 +418,9 @@ mod tests {
         assert_eq!(r.argv, vec![Bytes::from("touch"), Bytes::from("a")]);
         assert_eq!(r.cwd.as_deref(), Some("/tmp"));
         // Not found: the reason.
-        let e = resolve(&local(&["no-such-cmd-mcpw"], None), b"/usr/bin").unwrap_err();
+        let e = resolve(&local(&["no-such-cmd-mcpw"], None), b"/usr/bin")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not found"), "{e}");
     }
 
@@ -434,13 +436,18 @@ mod tests {
         assert_eq!(r.env["NODE_OPTIONS"], Some(Bytes::from("--inspect")));
         assert_eq!(r.env["LD_PRELOAD"], None);
         let e = resolve(&local(&["./srv"], None), b"/usr/bin").unwrap_err();
-        assert!(e.contains("relative"), "{e}");
+        assert!(
+            matches!(&e, ResolveError::RelativeWithoutDir { first } if first == "./srv"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("relative"), "{e}");
         let mut unknown = local(&["touch"], None);
         if let Entry::Local { env_unknown, .. } = &mut unknown.entry {
             env_unknown.insert("LD_PRELOAD".into(), "an ${input:} prompt".into());
         }
         assert!(resolve(&unknown, b"/usr/bin")
             .unwrap_err()
+            .to_string()
             .contains("LD_PRELOAD"));
     }
 

@@ -6,5 +6,5 @@ fn main() -> std::process::ExitCode {
     // does any Unix filter, instead of a panic in the middle of a print.
     // SAFETY: setting a signal disposition to its default before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    mcpwatch::cli::commands::main_with(mcpwatch::cli::commands::Cli::parse())
+    mcpwatch::cli::main_with(mcpwatch::cli::Cli::parse())
 }

@@ -133,6 +133,43 @@ impl Filter {
     }
 }
 
+/// A filter argument that cannot be used; the text says what is valid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error(
+        "`{text}` is not a time: give RFC 3339 (2026-11-27T10:00:00Z) or an age \
+         such as 30s, 15m, 1h, 2d"
+    )]
+    NotATime { text: String },
+    /// An age whose seconds do not fit.
+    #[error("`{text}` is too long ago")]
+    AgeTooLong { text: String },
+    /// An age that reaches before the first representable time.
+    #[error("{secs} seconds ago is too long ago")]
+    TooLongAgo { secs: i64 },
+    #[error("unknown kind `{text}`; valid kinds: {}", kind_names())]
+    UnknownKind { text: String },
+    #[error("unknown verdict `{text}`; valid verdicts: {}", VERDICTS.join(", "))]
+    UnknownVerdict { text: String },
+    #[error(
+        "--since ({}) is after --until ({}): nothing can match",
+        fmt_time(*.since),
+        fmt_time(*.until)
+    )]
+    SinceAfterUntil {
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    },
+}
+
+fn kind_names() -> String {
+    KINDS
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A time as given on the command line: absolute, or an age relative to now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeSpec {
@@ -143,13 +180,8 @@ pub enum TimeSpec {
 impl TimeSpec {
     /// RFC 3339 (`2026-11-27T10:00:00Z`, `2026-11-27T12:00:00+02:00`) or an age:
     /// a count and a unit, `s`, `m` (minutes), `h` or `d` (`30s`, `15m`, `1h`, `2d`).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "`{s}` is not a time: give RFC 3339 (2026-11-27T10:00:00Z) or an age \
-                 such as 30s, 15m, 1h, 2d"
-            )
-        };
+    pub fn parse(s: &str) -> Result<Self, FilterError> {
+        let bad = || FilterError::NotATime { text: s.to_owned() };
         if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
             return Ok(Self::At(t));
         }
@@ -172,46 +204,40 @@ impl TimeSpec {
             .ok()
             .and_then(|n| n.checked_mul(secs_per))
             .map(|secs| Self::Ago(time::Duration::seconds(secs)))
-            .ok_or_else(|| format!("`{s}` is too long ago"))
+            .ok_or_else(|| FilterError::AgeTooLong { text: s.to_owned() })
     }
 
-    pub fn resolve(self, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    pub fn resolve(self, now: OffsetDateTime) -> Result<OffsetDateTime, FilterError> {
         match self {
             Self::At(t) => Ok(t),
-            Self::Ago(d) => now
-                .checked_sub(d)
-                .ok_or_else(|| format!("{} seconds ago is too long ago", d.whole_seconds())),
+            Self::Ago(d) => now.checked_sub(d).ok_or(FilterError::TooLongAgo {
+                secs: d.whole_seconds(),
+            }),
         }
     }
 }
 
 /// `--since` / `--until`: RFC 3339, or an age (`30s`, `15m`, `1h`, `2d`) meaning
 /// `now` minus that.
-pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, FilterError> {
     TimeSpec::parse(s)?.resolve(now)
 }
 
 /// `--kind`: one kind name, as in the JSON.
-pub fn parse_kind(s: &str) -> Result<Kind, String> {
+pub fn parse_kind(s: &str) -> Result<Kind, FilterError> {
     KINDS
         .iter()
         .copied()
         .find(|k| k.as_str() == s)
-        .ok_or_else(|| {
-            let valid: Vec<&str> = KINDS.iter().map(|k| k.as_str()).collect();
-            format!("unknown kind `{s}`; valid kinds: {}", valid.join(", "))
-        })
+        .ok_or_else(|| FilterError::UnknownKind { text: s.to_owned() })
 }
 
 /// `--verdict`: one `verdict.decision` value.
-pub fn parse_verdict(s: &str) -> Result<String, String> {
+pub fn parse_verdict(s: &str) -> Result<String, FilterError> {
     if VERDICTS.contains(&s) {
         Ok(s.to_owned())
     } else {
-        Err(format!(
-            "unknown verdict `{s}`; valid verdicts: {}",
-            VERDICTS.join(", ")
-        ))
+        Err(FilterError::UnknownVerdict { text: s.to_owned() })
     }
 }
 
@@ -250,16 +276,12 @@ pub struct FilterArgs {
 
 impl FilterArgs {
     /// The filter, with relative times taken back from `now`.
-    pub fn to_filter(&self, now: OffsetDateTime) -> Result<Filter, String> {
+    pub fn to_filter(&self, now: OffsetDateTime) -> Result<Filter, FilterError> {
         let since = self.since.map(|t| t.resolve(now)).transpose()?;
         let until = self.until.map(|t| t.resolve(now)).transpose()?;
         if let (Some(s), Some(u)) = (since, until) {
             if s > u {
-                return Err(format!(
-                    "--since ({}) is after --until ({}): nothing can match",
-                    fmt_time(s),
-                    fmt_time(u)
-                ));
+                return Err(FilterError::SinceAfterUntil { since: s, until: u });
             }
         }
         let mut kinds = self.kind.clone();
@@ -793,15 +815,17 @@ mod tests {
             "yesterday",
             "5µ",
         ] {
-            let err = parse_time(bad, NOW).unwrap_err();
+            let err = parse_time(bad, NOW).unwrap_err().to_string();
             assert!(
                 err.contains("RFC 3339") && err.contains("30s"),
                 "{bad:?}: {err}"
             );
         }
-        let err = parse_time("99999999999999999d", NOW).unwrap_err();
+        let err = parse_time("99999999999999999d", NOW)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("too long ago"), "{err}");
-        let err = parse_time("9999999999999d", NOW).unwrap_err();
+        let err = parse_time("9999999999999d", NOW).unwrap_err().to_string();
         assert!(err.contains("too long ago"), "{err}");
     }
 
@@ -836,7 +860,7 @@ mod tests {
             }
             assert_eq!(parse_kind(k.as_str()), Ok(k));
         }
-        let err = parse_kind("launches").unwrap_err();
+        let err = parse_kind("launches").unwrap_err().to_string();
         assert!(err.contains("unknown kind `launches`"), "{err}");
         assert!(
             err.contains("host_start, adopt") && err.contains("hold_bypass"),
@@ -846,7 +870,7 @@ mod tests {
         for v in VERDICTS {
             assert_eq!(parse_verdict(v).as_deref(), Ok(v));
         }
-        let err = parse_verdict("approved").unwrap_err();
+        let err = parse_verdict("approved").unwrap_err().to_string();
         assert!(
             err.contains("allowed, unapproved, held, killed, denied, continued"),
             "{err}"
@@ -870,7 +894,7 @@ mod tests {
             until: Some(TimeSpec::parse("2h").unwrap()),
             ..FilterArgs::default()
         };
-        let err = backwards.to_filter(NOW).unwrap_err();
+        let err = backwards.to_filter(NOW).unwrap_err().to_string();
         assert!(
             err.contains("--since") && err.contains("nothing can match"),
             "{err}"

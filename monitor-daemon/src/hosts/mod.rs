@@ -568,9 +568,16 @@ impl Resolved {
     }
 }
 
+/// A host entry that is neither absolute nor under `~/` (skipped, with a warning).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{entry}` is neither an absolute path nor one starting with ~/; skipped")]
+pub struct NotAbsolute {
+    pub entry: String,
+}
+
 /// Expands a leading `~/` to every home directory (escaped, so a home containing
 /// glob characters matches literally).
-fn expand_home(entry: &str, homes: &[PathBuf]) -> Result<Vec<String>, String> {
+fn expand_home(entry: &str, homes: &[PathBuf]) -> Result<Vec<String>, NotAbsolute> {
     if let Some(rest) = entry.strip_prefix("~/") {
         Ok(homes
             .iter()
@@ -580,9 +587,9 @@ fn expand_home(entry: &str, homes: &[PathBuf]) -> Result<Vec<String>, String> {
     } else if entry.starts_with('/') {
         Ok(vec![entry.to_owned()])
     } else {
-        Err(format!(
-            "`{entry}` is neither an absolute path nor one starting with ~/; skipped"
-        ))
+        Err(NotAbsolute {
+            entry: entry.to_owned(),
+        })
     }
 }
 

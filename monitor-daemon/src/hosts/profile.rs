@@ -115,6 +115,33 @@ pub struct ConfigLocation {
 pub(super) const HOME_VARS: &[(&str, &str)] =
     &[("XDG_CONFIG_HOME", ".config"), ("CODEX_HOME", ".codex")];
 
+/// Why a config location cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    #[error("`{path}`: a system path must be absolute")]
+    SystemNotAbsolute { path: String },
+    #[error("`{path}`: a project path must be relative to the project dir")]
+    ProjectNotRelative { path: String },
+    #[error("`{path}`: a user path starts with ~/ or {}", home_prefixes())]
+    UserNotInHome { path: String },
+    #[error("`{path}`: contains a NUL byte")]
+    Nul { path: String },
+    #[error("`{path}`: not a valid glob: {err}")]
+    Glob {
+        path: String,
+        err: glob::PatternError,
+    },
+}
+
+/// `$XDG_CONFIG_HOME/ or $CODEX_HOME/`.
+fn home_prefixes() -> String {
+    HOME_VARS
+        .iter()
+        .map(|(v, _)| format!("${v}/"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 impl ConfigLocation {
     pub fn new(path: &str, level: Level, schema: Schema) -> Self {
         Self {
@@ -125,36 +152,25 @@ impl ConfigLocation {
     }
 
     /// Checks that `path` has the form its `level` needs and is a valid glob.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LocationError> {
         let path = self.path.as_str();
+        let owned = || path.to_owned();
         let rest = match self.level {
             Level::System if path.starts_with('/') => path,
-            Level::System => return Err(format!("`{path}`: a system path must be absolute")),
+            Level::System => return Err(LocationError::SystemNotAbsolute { path: owned() }),
             Level::Project if !path.starts_with(['/', '~', '$']) && !path.is_empty() => path,
-            Level::Project => {
-                return Err(format!(
-                    "`{path}`: a project path must be relative to the project dir"
-                ))
-            }
-            Level::User => {
-                if let Some((_, rest)) = user_path_parts(path) {
-                    rest
-                } else {
-                    let vars: Vec<String> =
-                        HOME_VARS.iter().map(|(v, _)| format!("${v}/")).collect();
-                    return Err(format!(
-                        "`{path}`: a user path starts with ~/ or {}",
-                        vars.join(" or ")
-                    ));
-                }
-            }
+            Level::Project => return Err(LocationError::ProjectNotRelative { path: owned() }),
+            Level::User => match user_path_parts(path) {
+                Some((_, rest)) => rest,
+                None => return Err(LocationError::UserNotInHome { path: owned() }),
+            },
         };
         if path.contains('\0') {
-            return Err(format!("`{path}`: contains a NUL byte"));
+            return Err(LocationError::Nul { path: owned() });
         }
         Pattern::new(rest)
             .map(drop)
-            .map_err(|e| format!("`{path}`: not a valid glob: {e}"))
+            .map_err(|err| LocationError::Glob { path: owned(), err })
     }
 }
 

@@ -59,6 +59,45 @@ use crate::{
 /// `[deny] replace_default = true`: they change whose privileges a process has.
 pub const DEFAULT_DENY: &[&str] = &["sudo", "su", "pkexec", "doas"];
 
+/// Why an `[[approve]]` entry gives no record now.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManagedError {
+    /// The daemon could not hash the file.
+    #[error("{what} {path}: no current SHA-256")]
+    NoHash { what: &'static str, path: String },
+    /// The file's content is not the one the policy pins.
+    #[error(
+        "{what} {path} changed: policy {} approves sha256 {pinned}, the file now has {current}",
+        .policy.display()
+    )]
+    Changed {
+        what: &'static str,
+        path: String,
+        policy: PathBuf,
+        pinned: String,
+        current: String,
+    },
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
+}
+
+/// What is wrong with one value of a policy file (a [`PolicyProblem`]'s message).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("{name:?} is not a host name (lowercase letters, digits, -, _ and .; or \"*\")")]
+    HostName { name: String },
+    #[error("{what} {path:?} must be an absolute path")]
+    NotAbsolute { what: &'static str, path: String },
+    #[error("{what} {path:?} contains a NUL byte")]
+    NulInPath { what: &'static str, path: String },
+    #[error("{what} {hex:?} is not 64 hex digits")]
+    BadSha256 { what: &'static str, hex: String },
+    #[error(
+        "deny entry {program:?} must be a program name (looked up in PATH) or an absolute path"
+    )]
+    DenyEntry { program: String },
+}
+
 /// One `[[approve]]` entry, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagedApprove {
@@ -90,21 +129,28 @@ impl ManagedApprove {
         exe_sha256: &str,
         script_sha256: Option<&str>,
         created: &str,
-    ) -> Result<Record, String> {
-        let bind = |what: &str, path: &str, pinned: Option<&String>, current: Option<&str>| {
-            let current = current.ok_or_else(|| format!("{what} {path}: no current SHA-256"))?;
-            match pinned {
-                Some(pinned) if pinned != current => Err(format!(
-                    "{what} {path} changed: policy {} approves sha256 {pinned}, the file now has {current}",
-                    self.file.display()
-                )),
-                _ => Ok(FileBinding {
+    ) -> Result<Record, ManagedError> {
+        let bind =
+            |what: &'static str, path: &str, pinned: Option<&String>, current: Option<&str>| {
+                let current = current.ok_or_else(|| ManagedError::NoHash {
+                    what,
                     path: path.to_owned(),
-                    sha256: current.to_owned(),
-                    arg: None,
-                }),
-            }
-        };
+                })?;
+                match pinned {
+                    Some(pinned) if pinned != current => Err(ManagedError::Changed {
+                        what,
+                        path: path.to_owned(),
+                        policy: self.file.clone(),
+                        pinned: pinned.clone(),
+                        current: current.to_owned(),
+                    }),
+                    _ => Ok(FileBinding {
+                        path: path.to_owned(),
+                        sha256: current.to_owned(),
+                        arg: None,
+                    }),
+                }
+            };
         let exe = bind("exe", &self.exe, self.sha256.as_ref(), Some(exe_sha256))?;
         let script = match &self.script {
             Some(path) => Some(bind(
@@ -514,8 +560,8 @@ fn parse_file(text: &str, file: &Path) -> Result<PolicyFile, PolicyProblem> {
             },
         }
     })?;
-    let check = |value: &Spanned<String>, result: Result<(), String>| {
-        result.map_err(|m| at(value.span().start, m))
+    let check = |value: &Spanned<String>, result: Result<(), EntryError>| {
+        result.map_err(|m| at(value.span().start, m.to_string()))
     };
     let approves = raw
         .approve
@@ -561,13 +607,10 @@ fn parse_approve(
     file: &Path,
     at: &impl Fn(usize, String) -> PolicyProblem,
 ) -> Result<ManagedApprove, PolicyProblem> {
-    let check = |value: &Spanned<String>, result: Result<(), String>| {
-        result.map_err(|m| at(value.span().start, m))
+    let check = |value: &Spanned<String>, result: Result<(), EntryError>| {
+        result.map_err(|m| at(value.span().start, m.to_string()))
     };
-    check(
-        &a.host,
-        host_name(a.host.get_ref()).map_err(|m| format!("host: {m}")),
-    )?;
+    host_name(a.host.get_ref()).map_err(|m| at(a.host.span().start, format!("host: {m}")))?;
     check(&a.exe, absolute("exe", a.exe.get_ref()))?;
     let sha256 = a
         .sha256
@@ -605,7 +648,8 @@ fn parse_approve(
         Some(env) => {
             let span = env.span().start;
             let env = env.into_inner();
-            record::check_env_names(env.keys().map(String::as_str)).map_err(|m| at(span, m))?;
+            record::check_env_names(env.keys().map(String::as_str))
+                .map_err(|m| at(span, m.to_string()))?;
             env
         }
         None => BTreeMap::new(),
@@ -642,7 +686,7 @@ fn parse_approve(
 
 /// A host profile name as the config allows it (`claude-code`, `my.agent_2`),
 /// or `*`.
-fn host_name(name: &str) -> Result<(), String> {
+fn host_name(name: &str) -> Result<(), EntryError> {
     let mut chars = name.chars();
     let valid = name == ANY_HOST
         || (chars
@@ -652,31 +696,41 @@ fn host_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "{name:?} is not a host name (lowercase letters, digits, -, _ and .; or \"*\")"
-        ))
+        Err(EntryError::HostName {
+            name: name.to_owned(),
+        })
     }
 }
 
-fn absolute(what: &str, path: &str) -> Result<(), String> {
+fn absolute(what: &'static str, path: &str) -> Result<(), EntryError> {
+    let path_ = || path.to_owned();
     if !path.starts_with('/') {
-        Err(format!("{what} {path:?} must be an absolute path"))
+        Err(EntryError::NotAbsolute {
+            what,
+            path: path_(),
+        })
     } else if path.contains('\0') {
-        Err(format!("{what} {path:?} contains a NUL byte"))
+        Err(EntryError::NulInPath {
+            what,
+            path: path_(),
+        })
     } else {
         Ok(())
     }
 }
 
-fn check_sha256(what: &str, hex: &str) -> Result<(), String> {
+fn check_sha256(what: &'static str, hex: &str) -> Result<(), EntryError> {
     if record::is_sha256_hex(&hex.to_lowercase()) {
         Ok(())
     } else {
-        Err(format!("{what} {hex:?} is not 64 hex digits"))
+        Err(EntryError::BadSha256 {
+            what,
+            hex: hex.to_owned(),
+        })
     }
 }
 
-fn deny_entry(program: &str) -> Result<(), String> {
+fn deny_entry(program: &str) -> Result<(), EntryError> {
     if program.starts_with('/') {
         absolute("deny entry", program)
     } else if program.is_empty()
@@ -684,9 +738,9 @@ fn deny_entry(program: &str) -> Result<(), String> {
         || program == "."
         || program == ".."
     {
-        Err(format!(
-            "deny entry {program:?} must be a program name (looked up in PATH) or an absolute path"
-        ))
+        Err(EntryError::DenyEntry {
+            program: program.to_owned(),
+        })
     } else {
         Ok(())
     }
@@ -958,13 +1012,16 @@ lock = true
             .to_record(&other, Some(&other), "2026-11-27T10:00:00Z")
             .unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             format!("exe /usr/bin/node changed: policy /p/a.toml approves sha256 {SHA_A}, the file now has {other}")
         );
         let err = f.approves[0]
             .to_record(SHA_A, None, "2026-11-27T10:00:00Z")
             .unwrap_err();
-        assert_eq!(err, "script /opt/srv/run.sh: no current SHA-256");
+        assert_eq!(
+            err.to_string(),
+            "script /opt/srv/run.sh: no current SHA-256"
+        );
         // No pinned hash: whatever the file has now is bound.
         let r = f.approves[1]
             .to_record(&other, None, "2026-11-27T10:00:00Z")

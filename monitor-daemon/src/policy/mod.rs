@@ -14,6 +14,8 @@ pub mod record;
 pub mod risk;
 pub mod store;
 
+use std::path::PathBuf;
+
 use crate::model::Mode;
 use managed::{HostPolicy, Managed};
 
@@ -42,21 +44,29 @@ pub fn effective_mode(
     }
 }
 
-/// Whether a user may change `host`'s mode. The error names the policy file that
-/// locks it, so the user knows whom to ask.
-pub fn check_mode_change(host: &str, managed: &Managed) -> Result<(), String> {
+/// A host's mode managed policy locks: no user may change it. The text names the
+/// policy file, so the user knows whom to ask.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the mode of host `{host}` is locked by managed policy {}", .policy.display())]
+pub struct ModeLocked {
+    pub host: String,
+    pub policy: PathBuf,
+}
+
+/// Whether a user may change `host`'s mode.
+pub fn check_mode_change(host: &str, managed: &Managed) -> Result<(), ModeLocked> {
     match managed.host_policy(host) {
-        Some(policy) if policy.lock => Err(format!(
-            "the mode of host `{host}` is locked by managed policy {}",
-            policy.file.display()
-        )),
+        Some(policy) if policy.lock => Err(ModeLocked {
+            host: host.to_owned(),
+            policy: policy.file.clone(),
+        }),
         _ => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::BTreeMap, path::PathBuf};
+    use std::collections::BTreeMap;
 
     use super::*;
 
@@ -116,7 +126,7 @@ mod tests {
             effective_mode("cursor", Some(Mode::Monitor), &m, Mode::Monitor),
             (Mode::Enforce, true)
         );
-        let err = check_mode_change("cursor", &m).unwrap_err();
+        let err = check_mode_change("cursor", &m).unwrap_err().to_string();
         assert_eq!(
             err,
             "the mode of host `cursor` is locked by managed policy /etc/mcpwatch/policy.d/10-org.toml"

@@ -15,6 +15,71 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use crate::event::{shell_join, Bytes, SECURITY_ENV};
 
+/// Why a record, a scope or a source is not valid; the text names what to fix
+/// in a hand-edited store or policy.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("host is empty (use \"*\" for any host)")]
+    EmptyHost,
+    #[error("argv is empty")]
+    EmptyArgv,
+    #[error(
+        "argv[{index}] contains a NUL byte: the kernel's argv cannot, so it would never match"
+    )]
+    NulInArgv { index: usize },
+    #[error(
+        "argv is {bytes} bytes (NUL terminators included); the kernel captures at most \
+         {cap}, so a longer command can never be matched in the kernel",
+        cap = ARGV_CAP
+    )]
+    ArgvTooLong { bytes: usize },
+    #[error("cwd {} is not an absolute path", crate::event::shell_quote(&.cwd.0))]
+    RelativeCwd { cwd: Bytes },
+    #[error("{what} path {path:?} is not absolute")]
+    RelativePath { what: &'static str, path: String },
+    #[error("{what} path {path:?} contains a NUL byte")]
+    NulInPath { what: &'static str, path: String },
+    #[error("{what} sha256 {sha256:?} is not 64 lowercase hex digits")]
+    BadSha256 { what: &'static str, sha256: String },
+    #[error(
+        "env names {name}, which is not a security-relevant variable; \
+         records pin only {} and the families {} (all others are not compared)",
+        SECURITY_ENV.join(", "),
+        env_families()
+    )]
+    EnvNotPinned { name: String },
+    #[error("env name {name:?} cannot contain `=` or NUL")]
+    BadEnvName { name: String },
+    #[error("scope until `{time}`: {err}")]
+    BadUntil { time: String, err: TimeError },
+    #[error("created `{time}`: {err}")]
+    BadCreated { time: String, err: TimeError },
+    /// `until=…` of the CLI form of a scope.
+    #[error("scope `{scope}`: {err}")]
+    BadScopeTime { scope: String, err: TimeError },
+    #[error(
+        "scope `{scope}`: expected `once`, `always` or `until=<RFC 3339 time>` \
+         (e.g. until=2026-12-01T00:00:00Z)"
+    )]
+    UnknownScope { scope: String },
+    #[error("source `{text}`: {why}")]
+    BadSource { text: String, why: &'static str },
+}
+
+/// A time that is not RFC 3339, with the parser's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {0}")]
+pub struct TimeError(time::error::Parse);
+
+/// `LD_* , GIT_*, …`: the env families records pin.
+fn env_families() -> String {
+    crate::event::SECURITY_ENV_FAMILIES
+        .iter()
+        .map(|(p, _)| format!("{p}*"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Unique in a store and never reused (the store keeps `next_id`), so an id in
 /// the audit log always names the same approval.
 pub type RecordId = u64;
@@ -109,7 +174,7 @@ impl fmt::Display for Scope {
 
 /// The CLI form: `once`, `always` or `until=<RFC 3339>`.
 impl FromStr for Scope {
-    type Err = String;
+    type Err = RecordError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -117,13 +182,15 @@ impl FromStr for Scope {
             "always" => Ok(Scope::Always),
             _ => match s.strip_prefix("until=") {
                 Some(t) => {
-                    parse_time(t).map_err(|e| format!("scope `{s}`: {e}"))?;
+                    parse_time(t).map_err(|err| RecordError::BadScopeTime {
+                        scope: s.to_owned(),
+                        err,
+                    })?;
                     Ok(Scope::Until(t.to_owned()))
                 }
-                None => Err(format!(
-                    "scope `{s}`: expected `once`, `always` or `until=<RFC 3339 time>` \
-                     (e.g. until=2026-12-01T00:00:00Z)"
-                )),
+                None => Err(RecordError::UnknownScope {
+                    scope: s.to_owned(),
+                }),
             },
         }
     }
@@ -158,10 +225,13 @@ impl fmt::Display for Source {
 }
 
 impl FromStr for Source {
-    type Err = String;
+    type Err = RecordError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |why: &str| format!("source `{s}`: {why}");
+        let bad = |why: &'static str| RecordError::BadSource {
+            text: s.to_owned(),
+            why,
+        };
         let (kind, rest) = s
             .split_once(':')
             .ok_or_else(|| bad("expected `user:UID`, `managed:FILE` or `import:FILE#SERVER`"))?;
@@ -255,42 +325,40 @@ impl Record {
 
     /// Everything that makes a record unusable or unmatchable, named so a user can
     /// fix a hand-edited store.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RecordError> {
         if self.host.is_empty() {
-            return Err("host is empty (use \"*\" for any host)".to_owned());
+            return Err(RecordError::EmptyHost);
         }
         check_binding("exe", &self.exe)?;
         if let Some(script) = &self.script {
             check_binding("script", script)?;
         }
         if self.argv.is_empty() {
-            return Err("argv is empty".to_owned());
+            return Err(RecordError::EmptyArgv);
         }
-        if let Some(i) = self.argv.iter().position(|a| a.0.contains(&0)) {
-            return Err(format!(
-                "argv[{i}] contains a NUL byte: the kernel's argv cannot, so it would never match"
-            ));
+        if let Some(index) = self.argv.iter().position(|a| a.0.contains(&0)) {
+            return Err(RecordError::NulInArgv { index });
         }
         let bytes = argv_bytes(&self.argv);
         if bytes > ARGV_CAP {
-            return Err(format!(
-                "argv is {bytes} bytes (NUL terminators included); the kernel captures at most \
-                 {ARGV_CAP}, so a longer command can never be matched in the kernel"
-            ));
+            return Err(RecordError::ArgvTooLong { bytes });
         }
         if let Some(cwd) = &self.cwd {
             if !cwd.0.starts_with(b"/") {
-                return Err(format!(
-                    "cwd {} is not an absolute path",
-                    crate::event::shell_quote(&cwd.0)
-                ));
+                return Err(RecordError::RelativeCwd { cwd: cwd.clone() });
             }
         }
         check_env_names(self.env.keys().map(String::as_str))?;
         if let Scope::Until(t) = &self.scope {
-            parse_time(t).map_err(|e| format!("scope until `{t}`: {e}"))?;
+            parse_time(t).map_err(|err| RecordError::BadUntil {
+                time: t.clone(),
+                err,
+            })?;
         }
-        parse_time(&self.created).map_err(|e| format!("created `{}`: {e}", self.created))?;
+        parse_time(&self.created).map_err(|err| RecordError::BadCreated {
+            time: self.created.clone(),
+            err,
+        })?;
         Ok(())
     }
 }
@@ -319,48 +387,45 @@ pub fn env_matches(
 }
 
 /// Parse an RFC 3339 time, with the parser's reason on failure.
-pub(crate) fn parse_time(t: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(t, &Rfc3339)
-        .map_err(|e| format!("not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {e}"))
+pub(crate) fn parse_time(t: &str) -> Result<OffsetDateTime, TimeError> {
+    OffsetDateTime::parse(t, &Rfc3339).map_err(TimeError)
 }
 
 pub(crate) fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-pub(crate) fn check_env_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+pub(crate) fn check_env_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), RecordError> {
     for name in names {
         if !crate::event::is_security_env(name) {
-            return Err(format!(
-                "env names {name}, which is not a security-relevant variable; \
-                 records pin only {} and the families {} (all others are not compared)",
-                SECURITY_ENV.join(", "),
-                crate::event::SECURITY_ENV_FAMILIES
-                    .iter()
-                    .map(|(p, _)| format!("{p}*"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(RecordError::EnvNotPinned {
+                name: name.to_owned(),
+            });
         }
         if name.bytes().any(|b| b == b'=' || b == 0) {
-            return Err(format!("env name {name:?} cannot contain `=` or NUL"));
+            return Err(RecordError::BadEnvName {
+                name: name.to_owned(),
+            });
         }
     }
     Ok(())
 }
 
-fn check_binding(what: &str, b: &FileBinding) -> Result<(), String> {
+fn check_binding(what: &'static str, b: &FileBinding) -> Result<(), RecordError> {
+    let path = || b.path.clone();
     if !b.path.starts_with('/') {
-        return Err(format!("{what} path {:?} is not absolute", b.path));
+        return Err(RecordError::RelativePath { what, path: path() });
     }
     if b.path.contains('\0') {
-        return Err(format!("{what} path {:?} contains a NUL byte", b.path));
+        return Err(RecordError::NulInPath { what, path: path() });
     }
     if !is_sha256_hex(&b.sha256) {
-        return Err(format!(
-            "{what} sha256 {:?} is not 64 lowercase hex digits",
-            b.sha256
-        ));
+        return Err(RecordError::BadSha256 {
+            what,
+            sha256: b.sha256.clone(),
+        });
     }
     Ok(())
 }
@@ -493,12 +558,12 @@ pub(crate) mod tests {
         ] {
             assert_eq!(s.to_string().parse::<Scope>(), Ok(s));
         }
-        let err = "until=tomorrow".parse::<Scope>().unwrap_err();
+        let err = "until=tomorrow".parse::<Scope>().unwrap_err().to_string();
         assert!(
             err.starts_with("scope `until=tomorrow`: not an RFC 3339 time"),
             "{err}"
         );
-        let err = "forever".parse::<Scope>().unwrap_err();
+        let err = "forever".parse::<Scope>().unwrap_err().to_string();
         assert!(
             err.contains("expected `once`, `always` or `until="),
             "{err}"
@@ -566,7 +631,7 @@ pub(crate) mod tests {
             ("import:/a.json#x%41", "`%23` (#) or `%25` (%)"),
             ("cloud:x", "expected `user:UID`"),
         ] {
-            let err = text.parse::<Source>().unwrap_err();
+            let err = text.parse::<Source>().unwrap_err().to_string();
             assert!(err.starts_with(&format!("source `{text}`: ")), "{err}");
             assert!(err.contains(why), "{text}: {err}");
         }
@@ -652,6 +717,7 @@ pub(crate) mod tests {
         assert!(r
             .validate()
             .unwrap_err()
+            .to_string()
             .contains("not a security-relevant"));
     }
 
@@ -736,7 +802,7 @@ pub(crate) mod tests {
         for (break_it, want) in cases {
             let mut r = sample();
             break_it(&mut r);
-            let err = r.validate().unwrap_err();
+            let err = r.validate().unwrap_err().to_string();
             assert!(err.contains(want), "want {want:?} in {err:?}");
         }
     }
@@ -752,7 +818,7 @@ pub(crate) mod tests {
         assert_eq!(argv_bytes(&r.argv), ARGV_CAP);
         r.validate().unwrap();
         r.argv.push(Bytes::from(""));
-        let err = r.validate().unwrap_err();
+        let err = r.validate().unwrap_err().to_string();
         assert_eq!(
             err,
             format!(

@@ -25,6 +25,16 @@ pub struct Risk {
     pub detail: String,
 }
 
+/// A flag as the API sends it.
+impl From<Risk> for crate::model::api::RiskFlag {
+    fn from(r: Risk) -> Self {
+        Self {
+            code: r.code.to_owned(),
+            detail: r.detail,
+        }
+    }
+}
+
 /// The codes, in the order flags are listed.
 const CODES: &[&str] = &[
     "privilege",

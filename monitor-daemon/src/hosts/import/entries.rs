@@ -12,6 +12,41 @@ use super::{
     ClaudeProjectApprovals, Entry, ImportContext, Imported, Parsed, Schema,
 };
 
+/// Why a local server entry cannot be imported (its `Entry::Unimportable`
+/// reason).
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    #[error("`{key}` is empty")]
+    EmptyCommand { key: &'static str },
+    #[error("no `{key}`")]
+    NoCommand { key: &'static str },
+    /// A field of the wrong JSON type (`key` as the config writes it, with an
+    /// index or a variable name when inside a list or the env).
+    #[error("`{key}` is {found}, expected {expected}")]
+    WrongType {
+        key: String,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error("`{key}.{name}` is null: only VS Code defines that (it removes the variable)")]
+    NullEnv { key: String, name: String },
+    /// A value whose substitution cannot be known here.
+    #[error("{what} `{text}`: {why}")]
+    Unknown {
+        what: String,
+        text: String,
+        why: String,
+    },
+}
+
+fn wrong_type(key: impl Into<String>, value: &Value, expected: &'static str) -> EntryError {
+    EntryError::WrongType {
+        key: key.into(),
+        found: kind(value),
+        expected,
+    }
+}
+
 /// The file being imported.
 pub(super) struct Doc<'a> {
     pub schema: Schema,
@@ -242,10 +277,14 @@ impl<'a> Builder<'a> {
 
     /// A string the host uses as a path or argument: substituted, `~` expanded
     /// where the host does it; `Err` when its value cannot be known.
-    fn word(&mut self, what: &str, text: &str) -> Result<String, String> {
+    fn word(&mut self, what: &str, text: &str) -> Result<String, EntryError> {
         let expansion = self.expand(text);
         if let Some(why) = expansion.unknown.first() {
-            return Err(format!("{what} `{text}`: {why}"));
+            return Err(EntryError::Unknown {
+                what: what.to_owned(),
+                text: text.to_owned(),
+                why: why.clone(),
+            });
         }
         let tilde = matches!(self.doc.schema, Schema::Vscode | Schema::VscodeSettings);
         Ok(match subst::tilde(&expansion.value, &self.doc.ctx.home) {
@@ -298,22 +337,19 @@ impl<'a> Builder<'a> {
     fn local(&mut self, fields: &LocalFields<'_>) -> Entry {
         match self.try_local(fields) {
             Ok(entry) => entry,
-            Err(reason) => Entry::Unimportable { reason },
+            Err(reason) => Entry::Unimportable {
+                reason: reason.to_string(),
+            },
         }
     }
 
-    fn try_local(&mut self, fields: &LocalFields<'_>) -> Result<Entry, String> {
+    fn try_local(&mut self, fields: &LocalFields<'_>) -> Result<Entry, EntryError> {
         let command_key = fields.command_key;
         let command = match fields.command {
             Some(Value::String(s)) if !s.trim().is_empty() => s,
-            Some(Value::String(_)) => return Err(format!("`{command_key}` is empty")),
-            None | Some(Value::Null) => return Err(format!("no `{command_key}`")),
-            Some(other) => {
-                return Err(format!(
-                    "`{command_key}` is {}, expected a string",
-                    kind(other)
-                ))
-            }
+            Some(Value::String(_)) => return Err(EntryError::EmptyCommand { key: command_key }),
+            None | Some(Value::Null) => return Err(EntryError::NoCommand { key: command_key }),
+            Some(other) => return Err(wrong_type(command_key, other, "a string")),
         };
         let arg_list = string_list(fields.args, fields.args_key)?;
         let env = env_entries(
@@ -397,7 +433,7 @@ impl<'v> LocalFields<'v> {
     }
 }
 
-fn string_list(value: Option<&Value>, key: &str) -> Result<Vec<String>, String> {
+fn string_list(value: Option<&Value>, key: &str) -> Result<Vec<String>, EntryError> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -405,24 +441,18 @@ fn string_list(value: Option<&Value>, key: &str) -> Result<Vec<String>, String> 
             .enumerate()
             .map(|(i, item)| match item {
                 Value::String(s) => Ok(s.clone()),
-                other => Err(format!(
-                    "`{key}[{i}]` is {}, expected a string",
-                    kind(other)
-                )),
+                other => Err(wrong_type(format!("{key}[{i}]"), other, "a string")),
             })
             .collect(),
-        Some(other) => Err(format!(
-            "`{key}` is {}, expected a list of strings",
-            kind(other)
-        )),
+        Some(other) => Err(wrong_type(key, other, "a list of strings")),
     }
 }
 
-fn optional_string(value: Option<&Value>, key: &str) -> Result<Option<String>, String> {
+fn optional_string(value: Option<&Value>, key: &str) -> Result<Option<String>, EntryError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("`{key}` is {}, expected a string", kind(other))),
+        Some(other) => Err(wrong_type(key, other, "a string")),
     }
 }
 
@@ -432,11 +462,11 @@ fn env_entries(
     value: Option<&Value>,
     key: &str,
     null_removes: bool,
-) -> Result<Vec<(String, Option<String>)>, String> {
+) -> Result<Vec<(String, Option<String>)>, EntryError> {
     let map = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(map)) => map,
-        Some(other) => return Err(format!("`{key}` is {}, expected an object", kind(other))),
+        Some(other) => return Err(wrong_type(key, other, "an object")),
     };
     map.iter()
         .map(|(name, value)| {
@@ -446,17 +476,12 @@ fn env_entries(
                 Value::Bool(b) => Some(b.to_string()),
                 Value::Null if null_removes => None,
                 Value::Null => {
-                    return Err(format!(
-                        "`{key}.{name}` is null: only VS Code defines that (it removes the \
-                         variable)"
-                    ))
+                    return Err(EntryError::NullEnv {
+                        key: key.to_owned(),
+                        name: name.clone(),
+                    })
                 }
-                other => {
-                    return Err(format!(
-                        "`{key}.{name}` is {}, expected a string",
-                        kind(other)
-                    ))
-                }
+                other => return Err(wrong_type(format!("{key}.{name}"), other, "a string")),
             };
             Ok((name.clone(), value))
         })

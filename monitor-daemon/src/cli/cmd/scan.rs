@@ -15,14 +15,15 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::Args;
 use serde_json::{json, Value};
 
-use super::{
-    commands::{confirm, emit, json_text, out_width, scope_arg, CallError, Confirm, Daemon},
-    review,
-};
 use crate::{
+    cli::{
+        args::{ScanArgs, Sources},
+        client::{scope_arg, CallError, Daemon},
+        review,
+        term::{confirm, emit, json_text, out_width, Confirm},
+    },
     config::Config,
     event::shell_join,
     hosts::{
@@ -34,41 +35,10 @@ use crate::{
     scan::{self, RecordView, Resolved, Status},
 };
 
-/// Where to look: shared by `scan` and `approve --from-config`.
-#[derive(Args, Debug, Clone, Default)]
-pub struct Sources {
-    /// A project (workspace) directory whose project-level configs to read
-    /// (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, …). Repeatable. The
-    /// current directory and the projects named in ~/.claude.json are always read.
-    #[arg(long, value_name = "DIR")]
-    pub project: Vec<PathBuf>,
-    /// Read every user's home (root), not only yours.
-    #[arg(long)]
-    pub all_users: bool,
-    /// Read host profiles from this daemon configuration file (its `[[host]]`
-    /// entries) instead of asking the running daemon for the profiles it uses
-    /// (the built-in ones when no daemon answers).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct ScanArgs {
-    #[command(flatten)]
-    pub sources: Sources,
-    /// Only this host's configs (a profile name: claude-code, cursor, vscode, …).
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-    /// One JSON document: files, servers (with resolution, status, diff, risks),
-    /// parse errors.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// One server of one file, resolved and compared.
 struct Row {
     imp: Imported,
-    resolved: Result<Resolved, String>,
+    resolved: Result<Resolved, scan::ResolveError>,
     /// `None` when the records could not be read (daemon unreachable).
     status: Option<Status>,
 }
@@ -191,7 +161,8 @@ fn discover(
         .map(|imp| {
             let resolved = match &imp.entry {
                 Entry::Local { .. } => scan::resolve(&imp, &path_var),
-                _ => Err(String::new()),
+                // Not resolved, and nothing to say: the entry says why.
+                _ => Err(scan::ResolveError::NotLocal),
             };
             Row {
                 imp,
@@ -210,12 +181,14 @@ fn discover(
 }
 
 /// Fill in each local row's status from the daemon's records.
-fn compare(result: &mut ScanResult, daemon: Result<&Daemon, String>) {
-    let records = daemon.and_then(|d| {
-        d.call("Records", d.proxy.records())
+fn compare(result: &mut ScanResult, daemon: Result<&Daemon, &anyhow::Error>) {
+    let records = match daemon {
+        Ok(d) => d
+            .call("Records", d.proxy.records())
             .map(|a| scan::record_views(&a.json))
-            .map_err(|e| e.to_string())
-    });
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("{e:#}")),
+    };
     let views: Vec<RecordView> = match records {
         Ok(v) => v,
         Err(e) => {
@@ -372,8 +345,8 @@ fn to_json(result: &ScanResult) -> Value {
                     risks.extend(binding_risks_of(cmd));
                     v["risks"] = json!(risks);
                 }
-                Err(e) if !e.is_empty() => v["resolve_error"] = json!(e),
-                Err(_) => {}
+                Err(scan::ResolveError::NotLocal) => {}
+                Err(e) => v["resolve_error"] = json!(e.to_string()),
             }
             if let Some(s) = &row.status {
                 v["status"] = json!(s);
@@ -411,9 +384,9 @@ fn report_problems(result: &ScanResult) {
 /// or changed since approval; 1 a config file could not be read or parsed, or the
 /// records could not be read (the rest is still listed).
 pub fn scan(a: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let daemon = Daemon::connect().map_err(|e| format!("{e:#}"));
+    let daemon = Daemon::connect();
     let mut result = discover(&a.sources, a.host.as_deref(), daemon.as_ref().ok())?;
-    compare(&mut result, daemon.as_ref().map_err(Clone::clone));
+    compare(&mut result, daemon.as_ref());
     if a.json {
         emit(&format!(
             "{}\n",
