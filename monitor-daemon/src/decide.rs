@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::{
+    api::reply as api,
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
     daemon::Core,
     event::{raw::RawHoldBypass, Bytes, Decision, Event, Kind, Verdict},
@@ -16,7 +17,7 @@ use crate::{
         import::{parse_config_bytes, Entry, ImportContext},
         Schema,
     },
-    model::{api, Mode},
+    model::Mode,
     policy::{
         record::{FileBinding, Record, RecordError, RecordId, Scope, Source, ANY_HOST, ANY_UID},
         risk::risk_flags,

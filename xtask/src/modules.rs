@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 /// Folders whose submodules are nodes of their own.
-pub const SPLIT: &[&str] = &["policy", "sensor", "cli", "hosts", "event"];
+pub const SPLIT: &[&str] = &["api", "policy", "sensor", "cli", "hosts", "event"];
 
 /// One edge: the names used through it and where it is first seen.
 #[derive(Debug, Default, Clone)]

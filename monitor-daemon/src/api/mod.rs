@@ -514,6 +514,7 @@ pub async fn forward_events(conn: Connection, shared: Arc<Shared>) {
 
 /// Client side, used by the CLI.
 pub mod client;
+pub mod reply;
 
 #[cfg(test)]
 mod tests {

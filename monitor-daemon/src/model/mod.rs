@@ -1,7 +1,6 @@
 //! The bottom layer: data types shared across the daemon, the API and the CLI.
 //! Nothing here does I/O or depends on another module of the crate.
 
-pub mod api;
 mod config_change;
 mod mode;
 pub mod text;

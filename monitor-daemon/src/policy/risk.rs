@@ -26,7 +26,7 @@ pub struct Risk {
 }
 
 /// A flag as the API sends it.
-impl From<Risk> for crate::model::api::RiskFlag {
+impl From<Risk> for crate::api::reply::RiskFlag {
     fn from(r: Risk) -> Self {
         Self {
             code: r.code.to_owned(),

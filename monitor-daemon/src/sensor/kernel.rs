@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use monitor_common::{AllowKey, AllowValue, ExeKey, TaskState};
 
-use super::ebpf::{Attachment, LsmSupport, PinReport, ProgramStats, SensorError};
+use super::ebpf::{Attachment, LsmSupport, PinReport, ProgramStats, Sensor, SensorError};
 
 pub trait Kernel: Send {
     /// Insert or update the tracked entry of `pid`.
@@ -46,4 +46,71 @@ pub trait Kernel: Send {
     fn attachments(&self) -> &[Attachment];
     fn lsm(&self) -> &LsmSupport;
     fn pins(&self) -> &PinReport;
+}
+
+/// The real kernel: each method is the sensor's own map operation.
+impl Kernel for Sensor {
+    fn track(&mut self, pid: u32, state: &TaskState) -> Result<(), SensorError> {
+        Sensor::track(self, pid, state)
+    }
+    fn untrack(&mut self, pid: u32) {
+        Sensor::untrack(self, pid);
+    }
+    fn tracked_state(&self, pid: u32) -> Option<TaskState> {
+        Sensor::tracked_state(self, pid)
+    }
+    fn tracked_entries(&self) -> Vec<(u32, TaskState)> {
+        Sensor::tracked_entries(self)
+    }
+    fn tracked_count(&self) -> usize {
+        Sensor::tracked_count(self)
+    }
+    fn host_key_counts(&self) -> (usize, usize) {
+        Sensor::host_key_counts(self)
+    }
+    fn sync_allow(&mut self, entries: &[(AllowKey, AllowValue)]) -> Result<(), SensorError> {
+        Sensor::sync_allow(self, entries)
+    }
+    fn allow_keys(&self) -> Vec<AllowKey> {
+        Sensor::allow_keys(self)
+    }
+    fn set_env_names(&mut self, names: &[String]) -> Result<(), SensorError> {
+        Sensor::set_env_names(self, names)
+    }
+    fn sync_deny(&mut self, entries: &[(ExeKey, u32)]) -> Result<(), SensorError> {
+        Sensor::sync_deny(self, entries)
+    }
+    fn set_modes(&mut self, modes: &[u32]) -> Result<(), SensorError> {
+        Sensor::set_modes(self, modes)
+    }
+    fn set_default_mode(&mut self, mode: u32) -> Result<(), SensorError> {
+        Sensor::set_default_mode(self, mode)
+    }
+    fn sip_keys(&self) -> (u64, u64) {
+        (self.settings.sip_k0, self.settings.sip_k1)
+    }
+    fn clear_held(&mut self, pid: u32) {
+        Sensor::clear_held(self, pid);
+    }
+    fn resync_holds(&mut self) {
+        Sensor::resync_holds(self);
+    }
+    fn release(&mut self) {
+        Sensor::release(self);
+    }
+    fn counters(&self) -> BTreeMap<&'static str, u64> {
+        Sensor::counters(self)
+    }
+    fn program_stats(&self) -> Vec<ProgramStats> {
+        Sensor::program_stats(self)
+    }
+    fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+    fn lsm(&self) -> &LsmSupport {
+        &self.lsm
+    }
+    fn pins(&self) -> &PinReport {
+        &self.pins
+    }
 }
