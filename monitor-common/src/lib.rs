@@ -73,7 +73,10 @@ pub const HOST_SCRIPT_ARG_LAST: usize = 3;
 
 /// The rule "argv names the host script": one of `argv[HOST_SCRIPT_ARG_FIRST..=
 /// HOST_SCRIPT_ARG_LAST]` is, byte for byte, a script path `is_script` accepts (a
-/// relative path or a prefix is another string, so it does not match).
+/// relative path or a prefix is another string, so it does not match), and no
+/// argument up to it is `HOST_PATH_KEY - 1` bytes or longer: the kernel reads each
+/// argument into a `HOST_PATH_KEY`-byte key, and one that fills it ends the walk
+/// (its first bytes, or bytes inside it, must never pass for the script).
 ///
 /// The one definition for userspace. The kernel's copy is
 /// `monitor-ebpf/src/classify.rs` `argv_names_host_script`, which walks the captured
@@ -83,10 +86,16 @@ pub fn argv_names_host_script<A: AsRef<[u8]>>(
     argv: &[A],
     mut is_script: impl FnMut(&[u8]) -> bool,
 ) -> bool {
-    argv.iter()
-        .take(HOST_SCRIPT_ARG_LAST + 1)
-        .skip(HOST_SCRIPT_ARG_FIRST)
-        .any(|arg| is_script(arg.as_ref()))
+    for (i, arg) in argv.iter().take(HOST_SCRIPT_ARG_LAST + 1).enumerate() {
+        let arg = arg.as_ref();
+        if arg.len() >= HOST_PATH_KEY - 1 {
+            return false;
+        }
+        if i >= HOST_SCRIPT_ARG_FIRST && is_script(arg) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Host profile ids the mode table (`MODES`) covers; ids past it run in monitor mode.

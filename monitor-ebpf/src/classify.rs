@@ -17,12 +17,11 @@ use crate::{
 ///
 /// The kernel's copy of `monitor_common::argv_names_host_script`, the rule userspace
 /// uses, over the captured argv block and `HOST_PATHS`. Each argument is read into the
-/// key with a bounded read (at most `HOST_PATH_KEY - 2` bytes), which makes three
-/// differences on paths no host has: a 255-byte script is never found, a script after
-/// two arguments longer than 254 bytes is not found (both: the exec is checked as a
-/// launch), and an argument whose first 254 bytes are a 254-byte script counts as
-/// that script. The daemon's `hosts` tests run a model of this function and the rule
-/// on the same cases.
+/// key with a bounded read of at most `HOST_PATH_KEY - 1` bytes and its NUL; one that
+/// fills the key (255 bytes or more) ends the walk with no match, as the rule says: its
+/// first bytes must not pass for a script, and the next read would start inside it
+/// (an argument ending in the script's path would then match). The daemon's `hosts`
+/// tests run a model of this function and the rule on the same cases.
 #[inline(always)]
 pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
     if cfg!(host_paths_enabled) == 0 {
@@ -49,7 +48,7 @@ pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
         let ret = unsafe {
             bpf_probe_read_kernel_str(
                 key.path.as_mut_ptr().cast(),
-                (HOST_PATH_KEY - 1) as u32,
+                HOST_PATH_KEY as u32,
                 ev.body
                     .argv
                     .as_ptr()
@@ -57,7 +56,8 @@ pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
                     .cast(),
             )
         };
-        if ret <= 0 {
+        // A read that fills the key did not reach the argument's end.
+        if ret <= 0 || ret as usize >= HOST_PATH_KEY {
             return false;
         }
         if n >= HOST_SCRIPT_ARG_FIRST {

@@ -936,3 +936,73 @@ fn env_finds_the_approved_program_or_the_launch_is_killed() {
         })
     });
 }
+
+/// Found while defining "argv names the host script" once (issue 11): the kernel read
+/// each argument with a bounded read and walked on by what it read, so an argument
+/// longer than the read was taken in pieces, and a piece that was the host's script
+/// path made the exec "the host relaunching itself", never checked. An agent inside a
+/// `#!` host could run any program as `interp <255 bytes of directories>/<the host
+/// script's path>` (a file of its own, relative to its cwd) in enforce mode. Now an
+/// argument that fills the kernel's read ends the walk with no match, on both sides of
+/// the rule, so such an exec is a launch and is checked like any other.
+#[test]
+fn an_argument_longer_than_the_kernels_read_cannot_pass_for_the_host_script() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let script = dir.join("cli.js");
+    let work = dir.join("work");
+    let s = script.to_str().expect("utf-8 path").to_owned();
+    // `pad` bytes of relative directories, then the script's absolute path: the
+    // kernel's old read (254 bytes, then on from byte 255) and a read of 255 bytes
+    // that walked on (from byte 256) would each have landed on the script's path.
+    let crafted = |pad: usize| {
+        let r = if pad % 2 == 1 { 1 } else { 2 };
+        format!("{}{}{s}", "d/".repeat((pad - r) / 2), "d".repeat(r))
+    };
+    let mut body = format!(
+        "#!/bin/sh\nif [ \"$1\" = again ]; then echo relaunched; exit 0; fi\ncd {}\n/bin/sh {s} again; echo \"rc-relaunch=$?\"\n",
+        work.display()
+    );
+    for pad in [254, 255, 256] {
+        let arg = crafted(pad);
+        assert_eq!(arg.len(), pad + s.len());
+        let payload = work.join(&arg);
+        std::fs::create_dir_all(payload.parent().expect("parent")).expect("mkdir -p");
+        let mark = dir.join(format!("ran-{pad}"));
+        std::fs::write(&payload, format!("echo x > {}\n", mark.display())).expect("payload");
+        body.push_str(&format!("/bin/sh {arg}; echo \"rc-{pad}=$?\"\n"));
+    }
+    std::fs::write(&script, body).expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let d = Daemon::start(&format!(
+        "[defaults]\nmode = \"enforce\"\n\n[[host]]\nname = \"longarg\"\nscripts = [{s:?}]\n"
+    ));
+    let out = Command::new(&script)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("host");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The control: the host relaunching itself with its script in argv is the host
+    // again (not a launch), so it runs in enforce mode.
+    assert!(
+        text.contains("relaunched") && text.contains("rc-relaunch=0"),
+        "the relaunch control did not run as the host: {text}"
+    );
+    for pad in [254, 255, 256] {
+        assert!(
+            text.contains(&format!("rc-{pad}=137")),
+            "pad {pad}: not killed as an unapproved launch: {text}"
+        );
+        assert!(
+            !dir.join(format!("ran-{pad}")).exists(),
+            "pad {pad}: the payload ran"
+        );
+    }
+    drop(d);
+}

@@ -1304,8 +1304,14 @@ mod tests {
                 return false;
             }
             let src = &block[off..];
-            let cap = HOST_PATH_KEY - 2;
-            let s = &src[..src.iter().position(|&b| b == 0).unwrap_or(cap).min(cap)];
+            // bpf_probe_read_kernel_str of HOST_PATH_KEY bytes: at most 255 and a NUL;
+            // a read that fills the key ends the walk.
+            let cap = HOST_PATH_KEY - 1;
+            let end = src.iter().position(|&b| b == 0).unwrap_or(cap).min(cap);
+            if end >= cap {
+                return false;
+            }
+            let s = &src[..end];
             let mut key = PathKey::default();
             key.path[..s.len()].copy_from_slice(s);
             if n >= HOST_SCRIPT_ARG_FIRST
@@ -1360,9 +1366,9 @@ mod tests {
             ),
             ("an empty argument first", argv(&["node", "", script]), true),
             (
-                "one long argument first",
+                "one long argument first (it ends the walk)",
                 argv(&["node", &long, script]),
-                true,
+                false,
             ),
             (
                 "the script at argv[4]",
@@ -1419,24 +1425,40 @@ mod tests {
         let argv = |args: &[&str]| -> Vec<Vec<u8>> {
             args.iter().map(|a| a.as_bytes().to_vec()).collect()
         };
+        // A 255-byte script fills the kernel's key: never a relaunch, on either side.
         let long255 = format!("/{}", "s".repeat(254));
         let paths = vec![script_entry(&long255, 1)];
         let relaunch = argv(&["node", &long255]);
-        assert!(is_host_script(1, &paths, &relaunch));
+        assert!(!is_host_script(1, &paths, &relaunch));
         assert!(!kernel_argv_names_host_script(1, &paths, &relaunch));
+        // The longest script that counts: 254 bytes.
+        let long254 = format!("/{}", "s".repeat(253));
+        let paths = vec![script_entry(&long254, 1)];
+        let relaunch = argv(&["node", &long254]);
+        assert!(is_host_script(1, &paths, &relaunch));
+        assert!(kernel_argv_names_host_script(1, &paths, &relaunch));
+        // An argument that begins with the 254-byte script is another string.
+        let longer = argv(&["node", &format!("{long254}.js")]);
+        assert!(!is_host_script(1, &paths, &longer));
+        assert!(!kernel_argv_names_host_script(1, &paths, &longer));
 
+        // A long argument ends the walk: a script after it does not count, and one
+        // whose path is the long argument's tail (where a next read would start) does
+        // not either.
         let script = "/opt/host/cli.js";
         let paths = vec![script_entry(script, 1)];
         let long = format!("--{}", "x".repeat(300));
         let after_two_long = argv(&["node", &long, &long, script]);
-        assert!(is_host_script(1, &paths, &after_two_long));
+        assert!(!is_host_script(1, &paths, &after_two_long));
         assert!(!kernel_argv_names_host_script(1, &paths, &after_two_long));
-
-        let long254 = format!("/{}", "s".repeat(253));
-        let paths = vec![script_entry(&long254, 1)];
-        let longer = argv(&["node", &format!("{long254}.js")]);
-        assert!(!is_host_script(1, &paths, &longer));
-        assert!(kernel_argv_names_host_script(1, &paths, &longer));
+        for pad in [254, 255, 256] {
+            let tail = argv(&["node", &format!("{}{script}", "d".repeat(pad))]);
+            assert!(!is_host_script(1, &paths, &tail), "pad {pad}");
+            assert!(
+                !kernel_argv_names_host_script(1, &paths, &tail),
+                "pad {pad}"
+            );
+        }
     }
 
     #[test]
