@@ -6,7 +6,6 @@ pub mod config;
 pub mod configwatch;
 pub mod consent;
 pub mod daemon;
-pub mod decide;
 pub mod engine;
 pub mod enrich;
 pub mod event;

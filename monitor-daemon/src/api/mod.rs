@@ -17,7 +17,7 @@ use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connec
 
 use crate::{
     daemon::{Core, Shared},
-    decide::Caller,
+    engine::decide::Caller,
 };
 
 pub const BUS_NAME: &str = "org.mcpwatch1";
@@ -45,7 +45,7 @@ async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<Caller> {
             "the bus did not name the caller's process and user".into(),
         ));
     };
-    let mut ident = crate::decide::identify(pid, creds.into_process_fd().map(Into::into));
+    let mut ident = crate::engine::decide::identify(pid, creds.into_process_fd().map(Into::into));
     // Without the bus's pidfd, the pid may have been recycled since the process
     // that connected exited: the process seen when the connection appeared must
     // be the one there now.
@@ -434,11 +434,11 @@ fn stopping() -> fdo::Error {
 }
 
 /// A consent operation's result as the D-Bus answer: JSON, `AccessDenied`, or `Failed`.
-fn answer(r: Result<serde_json::Value, crate::decide::ApiError>) -> fdo::Result<String> {
+fn answer(r: Result<serde_json::Value, crate::engine::decide::ApiError>) -> fdo::Result<String> {
     match r {
         Ok(v) => Ok(v.to_string()),
-        Err(crate::decide::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
-        Err(crate::decide::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
+        Err(crate::engine::decide::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
+        Err(crate::engine::decide::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
     }
 }
 
@@ -518,7 +518,7 @@ pub mod client;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::ApiError;
+    use crate::engine::decide::ApiError;
 
     #[test]
     fn refusals_are_access_denied_and_failures_failed() {

@@ -10,7 +10,7 @@ use crate::{
     config::Config,
     consent::{Pending, RecordState},
     daemon::Core,
-    decide::{identify, ApiError, Caller},
+    engine::decide::{identify, ApiError, Caller},
     event::{Bytes, Event, Kind},
     logfile::LogWriter,
     model::Mode,
