@@ -360,7 +360,7 @@ fn discover_files(
     import::discover(profiles, &users, &projects, &RealFs).files
 }
 
-impl crate::daemon::Core {
+impl crate::engine::core::Core {
     /// The config files records were imported from.
     fn imported_files(&self) -> Vec<String> {
         use crate::policy::record::Source;

@@ -15,10 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connection};
 
-use crate::{
-    daemon::{Core, Shared},
-    engine::decide::Caller,
-};
+use crate::engine::{core::Core, decide::Caller, shared::Shared};
 
 pub const BUS_NAME: &str = "org.mcpwatch1";
 pub const OBJECT_PATH: &str = "/org/mcpwatch1/Daemon";
@@ -465,26 +462,13 @@ pub async fn serve(shared: Arc<Shared>) -> anyhow::Result<Connection> {
             .is_ok_and(|c| c.process_fd().is_some()),
         _ => false,
     };
-    BUS_PIDFD.store(if pins { 1 } else { 2 }, Ordering::Relaxed);
+    crate::engine::decide::set_caller_pinning(pins);
     if !pins {
         warn!(
             "the bus gives no ProcessFD: callers are pinned by a pidfd opened from the bus's pid when their call arrives; a pid recycled between a caller's exit and its call could pass for it (dbus-broker, or a dbus-daemon with ProcessFD, closes this)"
         );
     }
     Ok(conn)
-}
-
-/// 0: not known yet; 1: the bus gives `ProcessFD`; 2: it does not.
-static BUS_PIDFD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// How API callers are pinned (`mcpwatch status`): `bus ProcessFD`, `pidfd at
-/// arrival`, or `unknown` (no bus).
-pub fn caller_pinning() -> &'static str {
-    match BUS_PIDFD.load(Ordering::Relaxed) {
-        1 => "bus ProcessFD",
-        2 => "pidfd at arrival",
-        _ => "unknown",
-    }
 }
 
 /// Re-emit recorded events as D-Bus signals. A listener slower than the daemon

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::{
     consent::{self, Pending, RecordState, MANAGED_ID_BASE},
-    daemon::Core,
+    engine::core::Core,
     event::{raw::RawHoldBypass, Bytes, Decision, Event, Kind, Verdict},
     hosts::{
         import::{parse_config_bytes, Entry, ImportContext},
@@ -84,6 +84,28 @@ pub fn identify(pid: u32, bus_fd: Option<std::os::fd::OwnedFd>) -> Option<Caller
         start,
         from_bus,
     })
+}
+
+/// 0: not known yet; 1: the bus gives `ProcessFD`; 2: it does not.
+static BUS_PIDFD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// How API callers are pinned (`mcpwatch status`): `bus ProcessFD`, `pidfd at
+/// arrival`, or `unknown` (no bus).
+pub fn caller_pinning() -> &'static str {
+    match BUS_PIDFD.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => "bus ProcessFD",
+        2 => "pidfd at arrival",
+        _ => "unknown",
+    }
+}
+
+/// Say whether the bus pins callers itself (`ProcessFD`): the D-Bus server asks
+/// the bus once it is connected.
+pub fn set_caller_pinning(bus_gives_pidfd: bool) {
+    BUS_PIDFD.store(
+        if bus_gives_pidfd { 1 } else { 2 },
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 impl Caller {

@@ -9,7 +9,7 @@ use super::fake::{FakeHandle, FakeKernel};
 use crate::{
     config::Config,
     consent::{Pending, RecordState},
-    daemon::Core,
+    engine::core::Core,
     engine::decide::{identify, ApiError, Caller},
     event::{Bytes, Event, Kind},
     logfile::LogWriter,
