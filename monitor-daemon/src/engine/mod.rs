@@ -1,6 +1,7 @@
 //! The engine: the task that owns all mutable state (`task`), and its seams for
 //! tests: an in-memory kernel (`fake`) and a `Core` built in a temporary directory,
 //! so every consent rule is unit-tested without root.
+pub mod configs;
 pub mod core;
 pub mod decide;
 #[cfg(test)]
