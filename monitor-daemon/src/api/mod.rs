@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connection};
 
-use crate::engine::{core::Core, decide::Caller, shared::Shared};
+use crate::engine::{callers::Caller, core::Core, shared::Shared};
 
 pub const BUS_NAME: &str = "org.mcpwatch1";
 pub const OBJECT_PATH: &str = "/org/mcpwatch1/Daemon";
@@ -42,7 +42,7 @@ async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<Caller> {
             "the bus did not name the caller's process and user".into(),
         ));
     };
-    let mut ident = crate::engine::decide::identify(pid, creds.into_process_fd().map(Into::into));
+    let mut ident = crate::engine::callers::identify(pid, creds.into_process_fd().map(Into::into));
     // Without the bus's pidfd, the pid may have been recycled since the process
     // that connected exited: the process seen when the connection appeared must
     // be the one there now.
@@ -431,11 +431,11 @@ fn stopping() -> fdo::Error {
 }
 
 /// A consent operation's result as the D-Bus answer: JSON, `AccessDenied`, or `Failed`.
-fn answer(r: Result<serde_json::Value, crate::engine::decide::ApiError>) -> fdo::Result<String> {
+fn answer(r: Result<serde_json::Value, crate::engine::callers::ApiError>) -> fdo::Result<String> {
     match r {
         Ok(v) => Ok(v.to_string()),
-        Err(crate::engine::decide::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
-        Err(crate::engine::decide::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
+        Err(crate::engine::callers::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
+        Err(crate::engine::callers::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
     }
 }
 
@@ -462,7 +462,7 @@ pub async fn serve(shared: Arc<Shared>) -> anyhow::Result<Connection> {
             .is_ok_and(|c| c.process_fd().is_some()),
         _ => false,
     };
-    crate::engine::decide::set_caller_pinning(pins);
+    crate::engine::callers::set_caller_pinning(pins);
     if !pins {
         warn!(
             "the bus gives no ProcessFD: callers are pinned by a pidfd opened from the bus's pid when their call arrives; a pid recycled between a caller's exit and its call could pass for it (dbus-broker, or a dbus-daemon with ProcessFD, closes this)"
@@ -502,7 +502,7 @@ pub mod client;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::decide::ApiError;
+    use crate::engine::callers::ApiError;
 
     #[test]
     fn refusals_are_access_denied_and_failures_failed() {

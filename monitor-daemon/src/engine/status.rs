@@ -43,7 +43,7 @@ pub struct Status {
     pub pending: usize,
     /// Consent store and managed policy problems (last good copies in force).
     pub policy_problems: Vec<String>,
-    /// How API callers are identified (`engine::decide::caller_pinning`).
+    /// How API callers are identified (`engine::callers::caller_pinning`).
     pub caller_pinning: &'static str,
     /// Events the audit log could not take (disk full, I/O error).
     pub log_errors: u64,
@@ -139,7 +139,7 @@ impl Core {
             journal: self.journal.is_some(),
             journal_drops: self.counters.journal_drops.load(Ordering::Relaxed),
             policy_problems: self.policy_problems(),
-            caller_pinning: super::decide::caller_pinning(),
+            caller_pinning: super::callers::caller_pinning(),
         }
     }
 }

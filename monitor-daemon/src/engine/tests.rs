@@ -9,8 +9,8 @@ use super::fake::{FakeHandle, FakeKernel};
 use crate::{
     config::Config,
     consent::{Pending, RecordState},
+    engine::callers::{identify, ApiError, Caller},
     engine::core::Core,
-    engine::decide::{identify, ApiError, Caller},
     event::{Bytes, Event, Kind},
     logfile::LogWriter,
     model::Mode,
