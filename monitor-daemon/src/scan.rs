@@ -135,7 +135,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, ResolveError
     })
 }
 
-pub use crate::api::reply::RecordView;
+pub use crate::reply::RecordView;
 
 /// The records of a `Records` answer (`{"records": [...]}`), each with its state.
 /// Records that do not parse are skipped (a newer daemon's fields).

@@ -1,6 +1,7 @@
 //! Attacks on enforcement by a process that fights back (issue 10), performed for
 //! real against the running kernel and daemon; each test says what it closes.
 use std::{
+    fmt::Write as _,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -973,7 +974,7 @@ fn an_argument_longer_than_the_kernels_read_cannot_pass_for_the_host_script() {
         std::fs::create_dir_all(payload.parent().expect("parent")).expect("mkdir -p");
         let mark = dir.join(format!("ran-{pad}"));
         std::fs::write(&payload, format!("echo x > {}\n", mark.display())).expect("payload");
-        body.push_str(&format!("/bin/sh {arg}; echo \"rc-{pad}=$?\"\n"));
+        writeln!(body, "/bin/sh {arg}; echo \"rc-{pad}=$?\"").expect("write");
     }
     std::fs::write(&script, body).expect("script");
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))

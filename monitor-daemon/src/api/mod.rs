@@ -15,10 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{info, warn};
 use zbus::{fdo, interface, message::Header, object_server::SignalEmitter, Connection};
 
-use crate::{
-    daemon::{Core, Shared},
-    decide::Caller,
-};
+use crate::engine::{callers::Caller, core::Core, shared::Shared};
 
 pub const BUS_NAME: &str = "org.mcpwatch1";
 pub const OBJECT_PATH: &str = "/org/mcpwatch1/Daemon";
@@ -45,7 +42,7 @@ async fn caller(conn: &Connection, hdr: &Header<'_>) -> fdo::Result<Caller> {
             "the bus did not name the caller's process and user".into(),
         ));
     };
-    let mut ident = crate::decide::identify(pid, creds.into_process_fd().map(Into::into));
+    let mut ident = crate::engine::callers::identify(pid, creds.into_process_fd().map(Into::into));
     // Without the bus's pidfd, the pid may have been recycled since the process
     // that connected exited: the process seen when the connection appeared must
     // be the one there now.
@@ -434,11 +431,11 @@ fn stopping() -> fdo::Error {
 }
 
 /// A consent operation's result as the D-Bus answer: JSON, `AccessDenied`, or `Failed`.
-fn answer(r: Result<serde_json::Value, crate::decide::ApiError>) -> fdo::Result<String> {
+fn answer(r: Result<serde_json::Value, crate::engine::callers::ApiError>) -> fdo::Result<String> {
     match r {
         Ok(v) => Ok(v.to_string()),
-        Err(crate::decide::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
-        Err(crate::decide::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
+        Err(crate::engine::callers::ApiError::Refused(msg)) => Err(fdo::Error::AccessDenied(msg)),
+        Err(crate::engine::callers::ApiError::Failed(msg)) => Err(fdo::Error::Failed(msg)),
     }
 }
 
@@ -465,26 +462,13 @@ pub async fn serve(shared: Arc<Shared>) -> anyhow::Result<Connection> {
             .is_ok_and(|c| c.process_fd().is_some()),
         _ => false,
     };
-    BUS_PIDFD.store(if pins { 1 } else { 2 }, Ordering::Relaxed);
+    crate::engine::callers::set_caller_pinning(pins);
     if !pins {
         warn!(
             "the bus gives no ProcessFD: callers are pinned by a pidfd opened from the bus's pid when their call arrives; a pid recycled between a caller's exit and its call could pass for it (dbus-broker, or a dbus-daemon with ProcessFD, closes this)"
         );
     }
     Ok(conn)
-}
-
-/// 0: not known yet; 1: the bus gives `ProcessFD`; 2: it does not.
-static BUS_PIDFD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// How API callers are pinned (`mcpwatch status`): `bus ProcessFD`, `pidfd at
-/// arrival`, or `unknown` (no bus).
-pub fn caller_pinning() -> &'static str {
-    match BUS_PIDFD.load(Ordering::Relaxed) {
-        1 => "bus ProcessFD",
-        2 => "pidfd at arrival",
-        _ => "unknown",
-    }
 }
 
 /// Re-emit recorded events as D-Bus signals. A listener slower than the daemon
@@ -514,12 +498,11 @@ pub async fn forward_events(conn: Connection, shared: Arc<Shared>) {
 
 /// Client side, used by the CLI.
 pub mod client;
-pub mod reply;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::ApiError;
+    use crate::engine::callers::ApiError;
 
     #[test]
     fn refusals_are_access_denied_and_failures_failed() {

@@ -127,7 +127,7 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// The answer as `method`'s typed reply ([`crate::api::reply`]).
+    /// The answer as `method`'s typed reply ([`crate::reply`]).
     pub(crate) fn reply<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,

@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use crate::{
-    daemon::Core,
+    engine::core::Core,
     event::raw::RawEvent,
     sys::hash::{HashCache, HashResult},
 };

@@ -1,4 +1,4 @@
-//! Every consent rule of `decide.rs`, over a fake kernel and a core in a temporary
+//! Every consent rule of the engine, over a fake kernel and a core in a temporary
 //! directory: no root, no eBPF. Callers and held launches are real child
 //! processes (`sleep`), so pinning, ancestry and signals are the real ones.
 use std::{path::PathBuf, time::Instant};
@@ -9,8 +9,8 @@ use super::fake::{FakeHandle, FakeKernel};
 use crate::{
     config::Config,
     consent::{Pending, RecordState},
-    daemon::Core,
-    decide::{identify, ApiError, Caller},
+    engine::callers::{identify, ApiError, Caller},
+    engine::core::Core,
     event::{Bytes, Event, Kind},
     logfile::LogWriter,
     model::Mode,

@@ -26,7 +26,7 @@ pub struct Risk {
 }
 
 /// A flag as the API sends it.
-impl From<Risk> for crate::api::reply::RiskFlag {
+impl From<Risk> for crate::reply::RiskFlag {
     fn from(r: Risk) -> Self {
         Self {
             code: r.code.to_owned(),

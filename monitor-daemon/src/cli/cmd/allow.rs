@@ -2,13 +2,13 @@
 use std::{fmt::Write as _, process::ExitCode};
 
 use crate::{
-    api::reply::{Allowed, RecordRef},
     cli::{
         args::AllowArgs,
         client::{CallError, Daemon},
         review,
         term::{confirm, emit, json_text, out_width, Confirm},
     },
+    reply::{Allowed, RecordRef},
 };
 
 pub(crate) fn allow(a: &AllowArgs) -> anyhow::Result<ExitCode> {

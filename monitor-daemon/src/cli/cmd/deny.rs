@@ -2,8 +2,8 @@
 use std::process::ExitCode;
 
 use crate::{
-    api::reply::Denied,
     cli::{args::DenyArgs, client::Daemon, term::emit},
+    reply::Denied,
 };
 
 pub(crate) fn deny(a: &DenyArgs) -> anyhow::Result<ExitCode> {

@@ -2,8 +2,8 @@
 use std::process::ExitCode;
 
 use crate::{
-    api::reply::ModeSet,
     cli::{args::ModeArgs, client::Daemon, term::emit},
+    reply::ModeSet,
 };
 
 pub(crate) fn mode(a: &ModeArgs) -> anyhow::Result<ExitCode> {
