@@ -145,11 +145,22 @@ pub fn run_tests(extra: &[String]) -> Result<()> {
         c.arg("--").args(extra);
     }
     let mut counts = Counts::default();
-    let unit = if run_counted(&mut c, &mut counts)? {
+    let mut unit = if run_counted(&mut c, &mut counts)? {
         Outcome::Passed
     } else {
         Outcome::Failed
     };
+    // The layering (ARCHITECTURE.md): no import cycle between the daemon's modules,
+    // counted as one test.
+    say!("test: module layering (cargo xtask modules --check)");
+    match crate::modules::modules_command(true, false) {
+        Ok(()) => counts.passed += 1,
+        Err(e) => {
+            say!("test: module layering: FAILED: {e:#}");
+            counts.failed += 1;
+            unit = Outcome::Failed;
+        }
+    }
 
     let mut skip_reason = None;
     let root_tests = if root {

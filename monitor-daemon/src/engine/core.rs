@@ -47,8 +47,8 @@ pub struct UserCounters {
     pub received: AtomicU64,
 }
 
-/// State shared by the processor and the API, behind one mutex (never held across
-/// an await).
+/// All of the daemon's mutable state, owned by the engine task (`engine::task`):
+/// kernel events and API commands reach it through one channel, one at a time.
 pub struct Core {
     pub sensor: Box<dyn Kernel>,
     pub tracker: Tracker,
