@@ -274,18 +274,7 @@ impl DaemonApi {
         project: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let pre = off_engine({
-            let (host, schema, file, server, project, from) = (
-                host.clone(),
-                schema.clone(),
-                file.clone(),
-                server.clone(),
-                project.clone(),
-                from.clone(),
-            );
-            move || Core::prehash_import(&host, &schema, &file, &server, &project, &from)
-        })
-        .await;
+        let pre = import_hashes(&host, &schema, &file, &server, &project, &from).await;
         self.on_engine(move |core| {
             core.consent.hashes.absorb(pre);
             answer(core.api_preview_import(&host, &schema, &file, &server, &project, &from))
@@ -309,18 +298,7 @@ impl DaemonApi {
         note: String,
     ) -> fdo::Result<String> {
         let from = caller(conn, &hdr).await?;
-        let pre = off_engine({
-            let (host, schema, file, server, project, from) = (
-                host.clone(),
-                schema.clone(),
-                file.clone(),
-                server.clone(),
-                project.clone(),
-                from.clone(),
-            );
-            move || Core::prehash_import(&host, &schema, &file, &server, &project, &from)
-        })
-        .await;
+        let pre = import_hashes(&host, &schema, &file, &server, &project, &from).await;
         self.on_engine(move |core| {
             core.consent.hashes.absorb(pre);
             answer(core.api_approve_import(
@@ -424,6 +402,27 @@ async fn off_engine(
     f: impl FnOnce() -> crate::sys::hash::HashCache + Send + 'static,
 ) -> crate::sys::hash::HashCache {
     tokio::task::spawn_blocking(f).await.unwrap_or_default()
+}
+
+/// The hashes of what importing server `server` of config `file` binds, computed
+/// off the engine (as `preview_import` and `approve_import` both need them).
+async fn import_hashes(
+    host: &str,
+    schema: &str,
+    file: &str,
+    server: &str,
+    project: &str,
+    from: &Caller,
+) -> crate::sys::hash::HashCache {
+    let (host, schema, file, server, project, from) = (
+        host.to_owned(),
+        schema.to_owned(),
+        file.to_owned(),
+        server.to_owned(),
+        project.to_owned(),
+        from.clone(),
+    );
+    off_engine(move || Core::prehash_import(&host, &schema, &file, &server, &project, &from)).await
 }
 
 fn stopping() -> fdo::Error {
