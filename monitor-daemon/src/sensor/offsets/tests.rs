@@ -1,6 +1,11 @@
 //! Tests of the tracepoint-format parser and the BTF resolver. The format texts are
 //! in `../testdata/*.format`, the hand-built BTF kernels in `../testdata/btf.rs`.
+use std::fs;
+
+use btf_rs::Btf;
+
 use super::*;
+use super::{structs::*, tracefs::*};
 
 #[path = "../testdata/btf.rs"]
 mod btf;
