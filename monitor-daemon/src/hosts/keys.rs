@@ -1,0 +1,348 @@
+//! Resolution of host profiles into the keys the kernel matches: `(dev, ino)`
+//! identities of executables and helpers, and the exec filenames of entry scripts.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    fs,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    path::{Path, PathBuf},
+};
+
+use glob::Pattern;
+use monitor_common::{ExeKey, PathKey, HOST_PATH_KEY};
+
+use super::{hostfs::HostFs, profile::HostProfile};
+
+/// `st_dev` as `stat(2)` returns it → the kernel's `s_dev` encoding
+/// (`major << 20 | minor`, `MKDEV`), which is what `HOST_EXES` keys carry. The
+/// inverse of `event::raw::kernel_dev_to_user`. `/dev/vda` 254:0 is `0xfe00` from
+/// stat and `0x0fe0_0000` in the kernel.
+pub fn user_dev_to_kernel(st_dev: u64) -> u32 {
+    let major = libc::major(st_dev);
+    let minor = libc::minor(st_dev);
+    // A dev_t that came from the kernel always fits (12-bit major, 20-bit minor).
+    ((major & 0xfff) << 20) | (minor & 0xf_ffff)
+}
+
+/// The kernel's identity key (`HOST_EXES`, `DENY_EXES`, `CLASS_EXES`) of a file
+/// `stat(2)` described.
+pub fn exe_key(meta: &fs::Metadata) -> ExeKey {
+    ExeKey {
+        dev: user_dev_to_kernel(meta.dev()),
+        _pad: 0,
+        ino: meta.ino(),
+    }
+}
+
+/// The `HOST_PATHS` key for an exec filename, or `None` if it is longer than the
+/// kernel can match (`HOST_PATH_KEY - 1` bytes, the key is NUL-terminated).
+pub fn path_key(path: &Path) -> Option<PathKey> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= HOST_PATH_KEY || bytes.contains(&0) {
+        return None;
+    }
+    let mut key = PathKey::default();
+    key.path[..bytes.len()].copy_from_slice(bytes);
+    Some(key)
+}
+
+/// What [`resolve`] found: the map entries to load, in a stable order.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    /// `HOST_EXES` entries: key, profile index, canonical path of the executable.
+    pub exes: Vec<(ExeKey, u32, PathBuf)>,
+    /// The hosts' helper executables, keyed like `exes` (a helper claimed by two
+    /// profiles goes to the first).
+    pub helpers: Vec<(ExeKey, u32, PathBuf)>,
+    /// `HOST_PATHS` entries: key, profile index, the path the key spells.
+    pub paths: Vec<(PathKey, u32, PathBuf)>,
+    /// Problems worth telling the operator (one line each, naming the host).
+    pub warnings: Vec<String>,
+    /// Entries that matched nothing (profile index, entry): a host that is not
+    /// installed. Counted, never warned about.
+    pub unmatched: Vec<(u32, String)>,
+}
+
+impl Resolved {
+    /// See [`is_host_script`].
+    pub fn is_host_script(&self, profile: u32, argv: &[Vec<u8>]) -> bool {
+        is_host_script(profile, &self.paths, argv)
+    }
+}
+
+/// A host entry that is neither absolute nor under `~/` (skipped, with a warning).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{entry}` is neither an absolute path nor one starting with ~/; skipped")]
+pub struct NotAbsolute {
+    pub entry: String,
+}
+
+/// Expands a leading `~/` to every home directory (escaped, so a home containing
+/// glob characters matches literally).
+fn expand_home(entry: &str, homes: &[PathBuf]) -> Result<Vec<String>, NotAbsolute> {
+    if let Some(rest) = entry.strip_prefix("~/") {
+        Ok(homes
+            .iter()
+            .filter_map(|home| home.to_str())
+            .map(|home| format!("{}/{rest}", Pattern::escape(home.trim_end_matches('/'))))
+            .collect())
+    } else if entry.starts_with('/') {
+        Ok(vec![entry.to_owned()])
+    } else {
+        Err(NotAbsolute {
+            entry: entry.to_owned(),
+        })
+    }
+}
+
+/// Every path an entry matches, over all homes, without duplicates.
+fn matches_of(
+    entry: &str,
+    host: &str,
+    homes: &[PathBuf],
+    fs: &dyn HostFs,
+    warnings: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let patterns = match expand_home(entry, homes) {
+        Ok(patterns) => patterns,
+        Err(reason) => {
+            warnings.push(format!("host {host}: {reason}"));
+            return Vec::new();
+        }
+    };
+    let mut found = BTreeSet::new();
+    for pattern in patterns {
+        match fs.glob(&pattern) {
+            Ok(outcome) => {
+                found.extend(outcome.matches);
+                warnings.extend(
+                    outcome
+                        .errors
+                        .into_iter()
+                        .map(|e| format!("host {host}: `{entry}`: {e}")),
+                );
+            }
+            Err(e) => {
+                // Same pattern for every home: say it once.
+                warnings.push(format!("host {host}: `{entry}` is not a valid glob: {e}"));
+                break;
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// Resolves profiles to map entries. The profile index in `profiles` is the id the
+/// kernel records. Keys claimed by two profiles go to the first, with a warning.
+pub fn resolve(profiles: &[HostProfile], fs: &dyn HostFs) -> Resolved {
+    let mut resolver = Resolver {
+        profiles,
+        homes: fs.home_dirs(),
+        fs,
+        out: Resolved::default(),
+        exe_owner: HashMap::new(),
+        helper_owner: HashMap::new(),
+        path_owner: HashMap::new(),
+    };
+    for (index, profile) in profiles.iter().enumerate() {
+        let Ok(id) = u32::try_from(index) else {
+            resolver.out.warnings.push(format!(
+                "more than {} host profiles; ignoring the rest",
+                u32::MAX
+            ));
+            break;
+        };
+        resolver.add_files(id, &profile.exe, FileKind::Exe);
+        resolver.add_files(id, &profile.helpers, FileKind::Helper);
+        resolver.add_scripts(id, &profile.scripts);
+    }
+    resolver.out
+}
+
+/// What an `(dev, ino)`-keyed entry of a profile is.
+#[derive(Clone, Copy)]
+enum FileKind {
+    Exe,
+    Helper,
+}
+
+impl FileKind {
+    fn what(self) -> &'static str {
+        match self {
+            FileKind::Exe => "the executable",
+            FileKind::Helper => "a helper",
+        }
+    }
+}
+
+/// The state of one [`resolve`]: who owns which key so far.
+struct Resolver<'a> {
+    profiles: &'a [HostProfile],
+    homes: Vec<PathBuf>,
+    fs: &'a dyn HostFs,
+    out: Resolved,
+    exe_owner: HashMap<ExeKey, u32>,
+    helper_owner: HashMap<ExeKey, u32>,
+    path_owner: HashMap<Vec<u8>, u32>,
+}
+
+impl Resolver<'_> {
+    fn host(&self, id: u32) -> &str {
+        &self.profiles[id as usize].name
+    }
+
+    /// Every file an entry matches (counted as unmatched when there is none).
+    fn matches(&mut self, id: u32, entry: &str) -> Vec<PathBuf> {
+        let host = &self.profiles[id as usize].name;
+        let matches = matches_of(entry, host, &self.homes, self.fs, &mut self.out.warnings);
+        if matches.is_empty() {
+            self.out.unmatched.push((id, entry.to_owned()));
+        }
+        matches
+    }
+
+    /// `exe` and `helpers` entries: keyed by the `(dev, ino)` of the file.
+    fn add_files(&mut self, id: u32, entries: &[String], kind: FileKind) {
+        for entry in entries {
+            for found in self.matches(id, entry) {
+                let host = self.host(id).to_owned();
+                let Some(canonical) =
+                    canonical_file(self.fs, &found, &host, &mut self.out.warnings)
+                else {
+                    continue;
+                };
+                let file = match self.fs.stat(&canonical) {
+                    Ok(file) if file.is_file => file,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        self.out.warnings.push(format!(
+                            "host {host}: cannot stat {}: {e}",
+                            canonical.display()
+                        ));
+                        continue;
+                    }
+                };
+                let key = ExeKey {
+                    dev: user_dev_to_kernel(file.dev),
+                    _pad: 0,
+                    ino: file.ino,
+                };
+                let (owners, keyed) = match kind {
+                    FileKind::Exe => (&mut self.exe_owner, &mut self.out.exes),
+                    FileKind::Helper => (&mut self.helper_owner, &mut self.out.helpers),
+                };
+                match owners.get(&key) {
+                    Some(&owner) if owner == id => {}
+                    Some(&owner) => self.out.warnings.push(format!(
+                        "host {host}: {} is already {} of host {}; kept there",
+                        canonical.display(),
+                        kind.what(),
+                        self.profiles[owner as usize].name
+                    )),
+                    None => {
+                        owners.insert(key, id);
+                        keyed.push((key, id, canonical));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `scripts` entries: keyed by the exec filename, link and canonical path.
+    fn add_scripts(&mut self, id: u32, entries: &[String]) {
+        for entry in entries {
+            for found in self.matches(id, entry) {
+                let host = self.host(id).to_owned();
+                let Some(canonical) =
+                    canonical_file(self.fs, &found, &host, &mut self.out.warnings)
+                else {
+                    continue;
+                };
+                if !self.fs.stat(&canonical).is_ok_and(|file| file.is_file) {
+                    continue;
+                }
+                // The exec filename is whichever of the two the caller used.
+                for path in [found, canonical] {
+                    self.add_path(id, path);
+                }
+            }
+        }
+    }
+
+    fn add_path(&mut self, id: u32, path: PathBuf) {
+        let host = &self.profiles[id as usize].name;
+        let bytes = path.as_os_str().as_bytes().to_vec();
+        match self.path_owner.get(&bytes) {
+            Some(&o) if o == id => {}
+            Some(&o) => self.out.warnings.push(format!(
+                "host {host}: {} is already a script of host {}; kept there",
+                path.display(),
+                self.profiles[o as usize].name
+            )),
+            None => {
+                let Some(key) = path_key(&path) else {
+                    self.out.warnings.push(format!(
+                        "host {host}: {} is {} bytes, longer than the {} the kernel matches; \
+                         exec through this path is not recognised",
+                        path.display(),
+                        bytes.len(),
+                        HOST_PATH_KEY - 1
+                    ));
+                    // Remember it so the same path is not warned about twice.
+                    self.path_owner.insert(bytes, id);
+                    return;
+                };
+                self.path_owner.insert(bytes, id);
+                self.out.paths.push((key, id, path));
+            }
+        }
+    }
+}
+
+/// The canonical path of a glob match; `None` (with a warning) for a dangling link.
+fn canonical_file(
+    fs: &dyn HostFs,
+    found: &Path,
+    host: &str,
+    warnings: &mut Vec<String>,
+) -> Option<PathBuf> {
+    match fs.canonicalize(found) {
+        Ok(canonical) => Some(canonical),
+        Err(e) => {
+            warnings.push(format!(
+                "host {host}: cannot resolve {}: {e}",
+                found.display()
+            ));
+            None
+        }
+    }
+}
+
+/// True when argv names a resolved script path (link or canonical) of host
+/// `profile` ([`monitor_common::argv_names_host_script`]: an argument at index 1 to 3):
+/// the host relaunching itself through its interpreter, e.g. Gemini CLI's `node
+/// --max-old-space-size=… /usr/lib/node_modules/@google/gemini-cli/bundle/gemini.js`.
+/// Relative script arguments do not match. The kernel decides the same exec with its
+/// copy of the rule (`monitor-ebpf/src/classify.rs`).
+pub fn is_host_script(
+    profile: u32,
+    resolved_paths: &[(PathKey, u32, PathBuf)],
+    argv: &[Vec<u8>],
+) -> bool {
+    monitor_common::argv_names_host_script(argv, |arg| {
+        resolved_paths
+            .iter()
+            .any(|(_, id, path)| *id == profile && path.as_os_str().as_bytes() == arg)
+    })
+}
+
+/// The host profile whose script argv names (the first in `resolved_paths` order,
+/// which is profile order), for a process found running rather than seen at exec.
+pub fn script_profile(resolved_paths: &[(PathKey, u32, PathBuf)], argv: &[Vec<u8>]) -> Option<u32> {
+    resolved_paths
+        .iter()
+        .find(|(_, _, path)| {
+            monitor_common::argv_names_host_script(argv, |arg| path.as_os_str().as_bytes() == arg)
+        })
+        .map(|&(_, id, _)| id)
+}
