@@ -28,7 +28,7 @@ use crate::{
     sensor::kernel::Kernel,
     sys::{
         clock::{self, Clock},
-        hash::HashResult,
+        hash::{HashError, HashResult},
         procfs,
     },
     tracker::Tracker,
@@ -312,7 +312,7 @@ impl Core {
                 self.record(&e);
             }
             RawEvent::Exec(x) => {
-                let hash = hash.unwrap_or_else(|| Err("not hashed".into()));
+                let hash = hash.unwrap_or(Err(HashError::NotHashed));
                 let flags = x.common.flags;
                 let (mode, record_id) = (x.mode, x.record_id);
                 let mut e = self.exec_event(x, hash);
@@ -379,7 +379,7 @@ impl Core {
             ino: x.exe.ino,
             ctime: format!("{}.{:09}", x.exe.ctime_sec, x.exe.ctime_nsec),
             sha256: hash.as_ref().ok().cloned(),
-            hash_error: hash.err(),
+            hash_error: hash.err().map(|e| e.to_string()),
             path_truncated: flag(ef::EXE_PATH_TRUNCATED),
         });
         let mut argv = x.argv;

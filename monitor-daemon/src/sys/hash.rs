@@ -22,7 +22,7 @@ use std::{
     fs,
     io::{self, Read as _},
     os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use sha2::{Digest as _, Sha256};
@@ -82,7 +82,26 @@ impl FileKey {
 }
 
 /// Outcome of hashing one executable at exec time.
-pub type HashResult = Result<String, String>;
+pub type HashResult = Result<String, HashError>;
+
+/// Why an executable could not be hashed at exec time; the text is the event's
+/// `hash_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("{} is not a regular file", .path.display())]
+    NotRegular { path: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{} is no longer the executed file (inode differs)", .path.display())]
+    Replaced { path: PathBuf },
+    #[error("file changed since exec (ctime differs)")]
+    ChangedSinceExec,
+    #[error("file changed while it was being hashed")]
+    ChangedWhileHashing,
+    /// The hashing stage gave the engine no result for an exec.
+    #[error("not hashed")]
+    NotHashed,
+}
 
 /// Upper bound on cache entries; past it the cache is cleared (bounded memory).
 pub const CACHE_MAX: usize = 16_384;
@@ -203,29 +222,32 @@ fn open_regular(path: &Path, follow: Follow) -> io::Result<(fs::File, fs::Metada
 }
 
 fn hash_exe(path: &Path, exe: FileKey, follow: Follow) -> HashResult {
+    let io_err = |source| HashError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let (mut f, m) = open_regular(path, follow).map_err(|e| {
         if e.kind() == io::ErrorKind::Other && e.to_string() == "not a regular file" {
-            format!("{} is not a regular file", path.display())
+            HashError::NotRegular {
+                path: path.to_path_buf(),
+            }
         } else {
-            format!("{}: {e}", path.display())
+            io_err(e)
         }
     })?;
     if m.dev() != exe.dev || m.ino() != exe.ino {
-        return Err(format!(
-            "{} is no longer the executed file (inode differs)",
-            path.display()
-        ));
+        return Err(HashError::Replaced {
+            path: path.to_path_buf(),
+        });
     }
     if m.ctime() != exe.ctime_sec || m.ctime_nsec() != exe.ctime_nsec {
-        return Err("file changed since exec (ctime differs)".into());
+        return Err(HashError::ChangedSinceExec);
     }
-    let sha = sha256_open(&mut f).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha = sha256_open(&mut f).map_err(io_err)?;
     // Re-check after reading: a write during the read changes ctime.
-    let m2 = f
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let m2 = f.metadata().map_err(io_err)?;
     if m2.ctime() != m.ctime() || m2.ctime_nsec() != m.ctime_nsec() {
-        return Err("file changed while it was being hashed".into());
+        return Err(HashError::ChangedWhileHashing);
     }
     Ok(sha)
 }
@@ -233,6 +255,28 @@ fn hash_exe(path: &Path, exe: FileKey, follow: Follow) -> HashResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_errors_read_as_the_event_reasons_always_did() {
+        let path = Path::new("/usr/bin/node");
+        let e = HashError::Replaced {
+            path: path.to_path_buf(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} is no longer the executed file (inode differs)",
+                path.display()
+            )
+        );
+        let e = HashError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let io = io::Error::from(io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), format!("{}: {io}", path.display()));
+        assert_eq!(HashError::NotHashed.to_string(), "not hashed");
+    }
 
     const HELLO: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
@@ -255,7 +299,7 @@ mod tests {
         };
         // No writer: a blocking open would hang here forever.
         let err = hash_exe(&fifo, id, Follow::No).unwrap_err();
-        assert!(err.contains("not a regular file"), "{err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink("/bin/true", &link).unwrap();
         assert!(hash_exe(&link, id, Follow::No).is_err());
@@ -283,7 +327,7 @@ mod tests {
             ..id
         };
         let err = cache.hash(u32::MAX, stale, Some(&path)).unwrap_err();
-        assert_eq!(err, "file changed since exec (ctime differs)");
+        assert_eq!(err.to_string(), "file changed since exec (ctime differs)");
     }
 
     #[test]
