@@ -234,9 +234,9 @@ pub fn env_binding(
 /// The program `env PROG` of launch `pid` runs: PROG looked up through the
 /// launch's own `PATH` (from its environment, read while it is held), as it sees
 /// the files. Returns where, and its SHA-256.
-pub fn env_program_of_task(pid: u32, name: &[u8]) -> Result<(String, String), String> {
+pub fn env_program_of_task(pid: u32, name: &[u8]) -> Result<(String, String), EnvProgramError> {
     let environ = fs::read(format!("/proc/{pid}/environ"))
-        .map_err(|e| format!("its environment could not be read: {e}"))?;
+        .map_err(|source| EnvProgramError::Environ { source })?;
     let path_var = environ
         .split(|&b| b == 0)
         .find_map(|kv| kv.strip_prefix(b"PATH="))
@@ -262,15 +262,30 @@ pub fn env_program_of_task(pid: u32, name: &[u8]) -> Result<(String, String), St
         if !exec {
             continue;
         }
-        let sha = hash::sha256_open(&mut found.file)
-            .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&c)))?;
+        let sha = hash::sha256_open(&mut found.file).map_err(|source| EnvProgramError::Hash {
+            path: String::from_utf8_lossy(&c).into_owned(),
+            source,
+        })?;
         return Ok((String::from_utf8_lossy(&c).into_owned(), sha));
     }
-    Err(format!(
-        "env would find no `{}` in its PATH {}",
-        String::from_utf8_lossy(name),
-        String::from_utf8_lossy(&path_var)
-    ))
+    Err(EnvProgramError::NotFound {
+        name: String::from_utf8_lossy(name).into_owned(),
+        path_var: String::from_utf8_lossy(&path_var).into_owned(),
+    })
+}
+
+/// Why the program `env PROG` of a held launch could not be found or hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvProgramError {
+    #[error("its environment could not be read: {source}")]
+    Environ { source: std::io::Error },
+    #[error("{path}: {source}")]
+    Hash {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("env would find no `{name}` in its PATH {path_var}")]
+    NotFound { name: String, path_var: String },
 }
 
 /// `env -S STRING rest...`: STRING is split into the program and its options;

@@ -231,9 +231,9 @@ impl Core {
     /// it names, resolved through that process's own root and working directory
     /// (so its mount namespace and symlinks), must have the approved content; and
     /// the launch must run in its host's mount namespace.
-    fn check_script(&mut self, e: &Event, id: RecordId) -> Result<(), String> {
+    fn check_script(&mut self, e: &Event, id: RecordId) -> Result<(), ScriptCheckError> {
         let Some(r) = self.consent.all_records().find(|r| r.id == id).cloned() else {
-            return Err(format!("record {id} is gone"));
+            return Err(ScriptCheckError::Gone { id });
         };
         if r.script.is_none() && r.resolved.is_none() {
             return Ok(());
@@ -241,30 +241,22 @@ impl Core {
         if let Some(host) = &e.host {
             match crate::taskpath::same_mount_ns(e.pid, host.pid) {
                 Ok(true) => {}
-                Ok(false) => {
-                    return Err(format!(
-                        "it runs in another mount namespace than its host (pid {})",
-                        host.pid
-                    ))
-                }
-                Err(err) => {
-                    return Err(format!(
-                        "its mount namespace could not be compared with its host's: {err}"
-                    ))
-                }
+                Ok(false) => return Err(ScriptCheckError::OtherMountNs { host_pid: host.pid }),
+                Err(source) => return Err(ScriptCheckError::MountNs { source }),
             }
         }
         if let Some(prog) = &r.resolved {
             let Some((_, name)) = resolve::env_prog(Path::new(&r.exe.path), &r.argv) else {
-                return Err("the record's `env` names no program".into());
+                return Err(ScriptCheckError::NoEnvProgram);
             };
             let (at, sha) = resolve::env_program_of_task(e.pid, &name)?;
             if sha != prog.sha256 {
-                return Err(format!(
-                    "env would run {at} (found through the launch's PATH), not the approved {} \
-                     (sha256 {sha}, approved {})",
-                    prog.path, prog.sha256
-                ));
+                return Err(ScriptCheckError::EnvMismatch {
+                    at,
+                    sha,
+                    path: prog.path.clone(),
+                    approved: prog.sha256.clone(),
+                });
             }
         }
         let Some(script) = &r.script else {
@@ -278,22 +270,26 @@ impl Core {
             },
         };
         let Some(written) = arg.and_then(|i| r.argv.get(i)) else {
-            return Err("the record does not say which argument is its script".into());
+            return Err(ScriptCheckError::NoScriptArg);
         };
-        let mut found = crate::taskpath::open_as_task(e.pid, &written.0).map_err(|err| {
-            format!(
-                "its script {} could not be read as it sees it: {err}",
-                written.lossy()
-            )
+        let mut found = crate::taskpath::open_as_task(e.pid, &written.0).map_err(|source| {
+            ScriptCheckError::ScriptUnreadable {
+                script: written.lossy().into_owned(),
+                source,
+            }
         })?;
-        let sha = crate::sys::hash::sha256_open(&mut found.file)
-            .map_err(|err| format!("its script {}: {err}", written.lossy()))?;
+        let sha = crate::sys::hash::sha256_open(&mut found.file).map_err(|source| {
+            ScriptCheckError::ScriptHash {
+                script: written.lossy().into_owned(),
+                source,
+            }
+        })?;
         if sha != script.sha256 {
-            return Err(format!(
-                "its script {} is not the approved content (sha256 {sha}, approved {})",
-                written.lossy(),
-                script.sha256
-            ));
+            return Err(ScriptCheckError::ScriptMismatch {
+                script: written.lossy().into_owned(),
+                sha,
+                approved: script.sha256.clone(),
+            });
         }
         Ok(())
     }
@@ -632,5 +628,99 @@ impl Core {
             &format!("denied by uid {}", caller.uid),
         );
         Ok(api::to_json(&api::Denied { pid: p.pid, killed }))
+    }
+}
+
+/// Why a held launch's script (or `env`'s program) is not what its record approved;
+/// the text follows "record N matched, but" in the verdict's reason.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScriptCheckError {
+    #[error("record {id} is gone")]
+    Gone { id: RecordId },
+    #[error("it runs in another mount namespace than its host (pid {host_pid})")]
+    OtherMountNs { host_pid: u32 },
+    #[error("its mount namespace could not be compared with its host's: {source}")]
+    MountNs { source: std::io::Error },
+    #[error("the record's `env` names no program")]
+    NoEnvProgram,
+    #[error(transparent)]
+    EnvProgram(#[from] resolve::EnvProgramError),
+    #[error(
+        "env would run {at} (found through the launch's PATH), not the approved {path} \
+         (sha256 {sha}, approved {approved})"
+    )]
+    EnvMismatch {
+        at: String,
+        sha: String,
+        path: String,
+        approved: String,
+    },
+    #[error("the record does not say which argument is its script")]
+    NoScriptArg,
+    #[error("its script {script} could not be read as it sees it: {source}")]
+    ScriptUnreadable {
+        script: String,
+        source: std::io::Error,
+    },
+    #[error("its script {script}: {source}")]
+    ScriptHash {
+        script: String,
+        source: std::io::Error,
+    },
+    #[error("its script {script} is not the approved content (sha256 {sha}, approved {approved})")]
+    ScriptMismatch {
+        script: String,
+        sha: String,
+        approved: String,
+    },
+}
+
+#[cfg(test)]
+mod script_check_error_tests {
+    use super::ScriptCheckError;
+    use crate::resolve::EnvProgramError;
+
+    #[test]
+    fn script_check_errors_read_as_the_verdict_reasons_always_did() {
+        let (at, sha, path, approved) = ("/usr/bin/node", "ab", "/opt/node", "cd");
+        let e = ScriptCheckError::EnvMismatch {
+            at: at.into(),
+            sha: sha.into(),
+            path: path.into(),
+            approved: approved.into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "env would run {at} (found through the launch's PATH), not the approved {} \
+                 (sha256 {sha}, approved {})",
+                path, approved
+            )
+        );
+        let e = ScriptCheckError::OtherMountNs { host_pid: 7 };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "it runs in another mount namespace than its host (pid {})",
+                7
+            )
+        );
+        let e: ScriptCheckError = EnvProgramError::NotFound {
+            name: "node".into(),
+            path_var: "/bin".into(),
+        }
+        .into();
+        assert_eq!(
+            e.to_string(),
+            format!("env would find no `{}` in its PATH {}", "node", "/bin")
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = EnvProgramError::Environ {
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("its environment could not be read: {io}")
+        );
     }
 }

@@ -47,15 +47,12 @@ impl Core {
     }
 
     /// The profile id a record's kernel entry carries (`ANY` for `*`).
-    fn record_profile(&mut self, host: &str) -> Result<u32, String> {
+    fn record_profile(&mut self, host: &str) -> Result<u32, NoHostId> {
         if host == ANY_HOST {
             return Ok(monitor_common::ANY);
         }
-        self.profile_id(host).ok_or_else(|| {
-            format!(
-                "every one of the kernel's {} host ids is in use: host {host} has none",
-                monitor_common::MODES_MAX
-            )
+        self.profile_id(host).ok_or_else(|| NoHostId {
+            host: host.to_owned(),
         })
     }
 
@@ -118,7 +115,7 @@ impl Core {
             let profile = match self.record_profile(&r.host) {
                 Ok(id) => id,
                 Err(why) => {
-                    states.insert(r.id, RecordState::Stale(why));
+                    states.insert(r.id, RecordState::Stale(why.to_string()));
                     continue;
                 }
             };
@@ -371,4 +368,30 @@ fn deny_keys(names: &[String]) -> Vec<(ExeKey, u32)> {
         }
     }
     out
+}
+
+/// A record's host got no kernel host id: the mode table is full.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "every one of the kernel's {} host ids is in use: host {host} has none",
+    monitor_common::MODES_MAX
+)]
+pub(crate) struct NoHostId {
+    host: String,
+}
+
+#[cfg(test)]
+mod no_host_id_tests {
+    #[test]
+    fn no_host_id_reads_as_the_stale_reason_always_did() {
+        let host = "claude";
+        let e = super::NoHostId { host: host.into() };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "every one of the kernel's {} host ids is in use: host {host} has none",
+                monitor_common::MODES_MAX
+            )
+        );
+    }
 }
