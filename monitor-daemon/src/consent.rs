@@ -136,7 +136,7 @@ pub fn set_env(
     value: &mut AllowValue,
     env: &BTreeMap<String, Option<Bytes>>,
     ids: &EnvIds,
-) -> Result<(), String> {
+) -> Result<(), CompileError> {
     value.env_mask = 0;
     value.env_words = 0;
     value.env_slot = [0; SECENV_MAX];
@@ -145,25 +145,16 @@ pub fn set_env(
     let mut off = 0usize;
     for (name, v) in env {
         let Some(v) = v else { continue };
-        let id = ids.id(name).ok_or_else(|| {
-            format!(
-                "{name}: the kernel knows at most {SECENV_MAX} security-relevant names, of \
-                 at most {} bytes, and this is not one of them",
-                monitor_common::SECENV_NAME_CAP - 1
-            )
-        })?;
+        let id = ids
+            .id(name)
+            .ok_or_else(|| CompileError::EnvUnknown { name: name.clone() })?;
         if v.0.contains(&0) {
-            return Err(format!(
-                "{name}: a value with a NUL byte cannot occur at exec"
-            ));
+            return Err(CompileError::EnvNul { name: name.clone() });
         }
         let len = name.len() + 1 + v.0.len() + 1;
         let padded = len.div_ceil(8) * 8;
         if off + padded > ENVSET_CAP {
-            return Err(format!(
-                "the security-relevant environment it requires is over {ENVSET_CAP} bytes, \
-                 more than the kernel compares"
-            ));
+            return Err(CompileError::EnvTooLong);
         }
         let entry = &mut value.env[off..off + len];
         entry[..name.len()].copy_from_slice(name.as_bytes());
@@ -199,6 +190,48 @@ impl RecordState {
     }
 }
 
+/// Why a record cannot be compiled for the kernel: the text is its `stale` reason.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error(
+        "{name}: the kernel knows at most {SECENV_MAX} security-relevant names, of \
+         at most {} bytes, and this is not one of them",
+        monitor_common::SECENV_NAME_CAP - 1
+    )]
+    EnvUnknown { name: String },
+    #[error("{name}: a value with a NUL byte cannot occur at exec")]
+    EnvNul { name: String },
+    #[error(
+        "the security-relevant environment it requires is over {ENVSET_CAP} bytes, \
+         more than the kernel compares"
+    )]
+    EnvTooLong,
+    #[error("{what} {path}: {source}")]
+    Hash {
+        what: &'static str,
+        path: String,
+        source: io::Error,
+    },
+    #[error("{what} {path} changed since approval: sha256 was {approved}, is now {now}")]
+    Changed {
+        what: &'static str,
+        path: String,
+        approved: String,
+        now: String,
+    },
+    #[error("argv is {bytes} bytes; the kernel compares at most {ARGV_CAP}")]
+    ArgvTooLong { bytes: usize },
+    #[error("cwd is longer than the kernel's {PATH_CAP} bytes")]
+    CwdTooLong,
+    #[error("scope until={until}: {source}")]
+    Until {
+        until: String,
+        source: time::error::Parse,
+    },
+    #[error("expired")]
+    Expired,
+}
+
 /// One record compiled for the kernel.
 pub struct Compiled {
     pub key: AllowKey,
@@ -214,7 +247,7 @@ pub fn compile(
     hashes: &mut HashCache,
     ids: &EnvIds,
     (k0, k1): (u64, u64),
-) -> Result<Compiled, String> {
+) -> Result<Compiled, CompileError> {
     // Every file the record binds, hashed now: the approved content or stale.
     let mut files = Vec::new();
     for (what, b) in [
@@ -224,14 +257,18 @@ pub fn compile(
     ] {
         let Some(b) = b else { continue };
         let p = Path::new(&b.path);
-        let (id, sha) = hashes
-            .get(p)
-            .map_err(|e| format!("{what} {}: {e}", b.path))?;
+        let (id, sha) = hashes.get(p).map_err(|source| CompileError::Hash {
+            what,
+            path: b.path.clone(),
+            source,
+        })?;
         if sha != b.sha256 {
-            return Err(format!(
-                "{what} {} changed since approval: sha256 was {}, is now {sha}",
-                b.path, b.sha256
-            ));
+            return Err(CompileError::Changed {
+                what,
+                path: b.path.clone(),
+                approved: b.sha256.clone(),
+                now: sha,
+            });
         }
         files.push((p.to_path_buf(), id));
     }
@@ -240,10 +277,7 @@ pub fn compile(
     let verify = files.len() > 1;
     let block = argv_block(&r.argv);
     if block.is_empty() || block.len() > ARGV_CAP {
-        return Err(format!(
-            "argv is {} bytes; the kernel compares at most {ARGV_CAP}",
-            block.len()
-        ));
+        return Err(CompileError::ArgvTooLong { bytes: block.len() });
     }
     let mut value = empty_value(r.id);
     if verify {
@@ -256,7 +290,7 @@ pub fn compile(
     if let Some(cwd) = &r.cwd {
         let enc = leaf_first(&cwd.0);
         if enc.len() > PATH_CAP {
-            return Err(format!("cwd is longer than the kernel's {PATH_CAP} bytes"));
+            return Err(CompileError::CwdTooLong);
         }
         value.cwd[..enc.len()].copy_from_slice(&enc);
         value.cwd_len = u32::try_from(enc.len()).unwrap_or(0);
@@ -268,11 +302,14 @@ pub fn compile(
         Scope::Until(t) => {
             let until =
                 time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| format!("scope until={t}: {e}"))?;
+                    .map_err(|source| CompileError::Until {
+                        until: t.clone(),
+                        source,
+                    })?;
             let left = until - time::OffsetDateTime::now_utc();
             let left_ns = u64::try_from(left.whole_nanoseconds()).unwrap_or(0);
             if left_ns == 0 {
-                return Err("expired".into());
+                return Err(CompileError::Expired);
             }
             value.expires_boot_ns = clock::boot_ns() + left_ns;
         }
@@ -579,37 +616,44 @@ pub fn record_from_event(
     note: String,
     source: Source,
     uid: u32,
-) -> Result<Record, String> {
+) -> Result<Record, ApproveError> {
     if e.argv_truncated {
-        return Err("this launch's argv was longer than the kernel compares (4096 bytes): it cannot be approved exactly".into());
+        return Err(ApproveError::ArgvTruncated);
     }
-    let argv = e.argv.clone().ok_or("the event has no argv")?;
-    let exe = e.exe.as_ref().ok_or("the event has no executable")?;
+    let argv = e.argv.clone().ok_or(ApproveError::NoArgv)?;
+    let exe = e.exe.as_ref().ok_or(ApproveError::NoExe)?;
     let exe_path = exe
         .path
         .as_ref()
-        .ok_or("the event has no executable path")?
+        .ok_or(ApproveError::NoExePath)?
         .lossy()
         .into_owned();
     let (_, exe_sha) = hashes
         .get(Path::new(&exe_path))
-        .map_err(|err| format!("hashing {exe_path}: {err}"))?;
+        .map_err(|source| ApproveError::Hash {
+            path: exe_path.clone(),
+            source,
+        })?;
     if let Some(seen) = &exe.sha256 {
         if *seen != exe_sha {
-            return Err(format!(
-                "{exe_path} changed since the launch (sha256 {seen} then, {exe_sha} now): not approving content nobody saw"
-            ));
+            return Err(ApproveError::ExeChanged {
+                path: exe_path,
+                seen: seen.clone(),
+                now: exe_sha,
+            });
         }
     }
     let cwd = e.cwd.as_ref().map(|c| {
         use std::os::unix::ffi::OsStrExt as _;
         PathBuf::from(std::ffi::OsStr::from_bytes(&c.0))
     });
-    let script = match script_ref(Path::new(&exe_path), &argv, cwd.as_deref())? {
+    let script = match script_ref(Path::new(&exe_path), &argv, cwd.as_deref())
+        .map_err(ApproveError::Resolve)?
+    {
         Some(s) => {
             let (_, script_sha) = hashes
                 .get(&s.path)
-                .map_err(|err| format!("hashing {}: {err}", s.path.display()))?;
+                .map_err(|source| ApproveError::hashing(&s.path, source))?;
             Some(FileBinding {
                 path: s.path.display().to_string(),
                 sha256: script_sha,
@@ -622,11 +666,13 @@ pub fn record_from_event(
         Path::new(&exe_path),
         &argv,
         e.path_var.as_ref().map(|p| p.0.as_slice()),
-    )? {
+    )
+    .map_err(ApproveError::Resolve)?
+    {
         Some(s) => {
             let (_, sha) = hashes
                 .get(&s.path)
-                .map_err(|err| format!("hashing {}: {err}", s.path.display()))?;
+                .map_err(|source| ApproveError::hashing(&s.path, source))?;
             Some(FileBinding {
                 path: s.path.display().to_string(),
                 sha256: sha,
@@ -664,8 +710,47 @@ pub fn record_from_event(
         note,
         uid,
     };
-    r.validate().map_err(|e| e.to_string())?;
+    r.validate()?;
     Ok(r)
+}
+
+/// Why a launch event cannot be made into a record; the text is the API's reply.
+#[derive(Debug, thiserror::Error)]
+pub enum ApproveError {
+    #[error(
+        "this launch's argv was longer than the kernel compares (4096 bytes): it cannot be approved exactly"
+    )]
+    ArgvTruncated,
+    #[error("the event has no argv")]
+    NoArgv,
+    #[error("the event has no executable")]
+    NoExe,
+    #[error("the event has no executable path")]
+    NoExePath,
+    #[error("hashing {path}: {source}")]
+    Hash { path: String, source: io::Error },
+    #[error(
+        "{path} changed since the launch (sha256 {seen} then, {now} now): not approving content nobody saw"
+    )]
+    ExeChanged {
+        path: String,
+        seen: String,
+        now: String,
+    },
+    /// The script or `env`'s program is named but cannot be resolved.
+    #[error("{0}")]
+    Resolve(String),
+    #[error(transparent)]
+    Invalid(#[from] crate::policy::record::RecordError),
+}
+
+impl ApproveError {
+    fn hashing(path: &Path, source: io::Error) -> Self {
+        Self::Hash {
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -675,6 +760,57 @@ mod tests {
         interp::ScriptArg,
         resolve::{binding_risks, env_prog, script_of, ScriptRef},
     };
+
+    #[test]
+    fn compile_and_approve_errors_read_as_they_always_did() {
+        let io = || io::Error::from(io::ErrorKind::NotFound);
+        let e = CompileError::Hash {
+            what: "script",
+            path: "/srv/a.py".into(),
+            source: io(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("{} {}: {}", "script", "/srv/a.py", io())
+        );
+        let e = CompileError::Changed {
+            what: "executable",
+            path: "/bin/x".into(),
+            approved: "aa".into(),
+            now: "bb".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} {} changed since approval: sha256 was {}, is now {}",
+                "executable", "/bin/x", "aa", "bb"
+            )
+        );
+        assert_eq!(
+            CompileError::EnvTooLong.to_string(),
+            format!(
+                "the security-relevant environment it requires is over {ENVSET_CAP} bytes, \
+                 more than the kernel compares"
+            )
+        );
+        let e = ApproveError::Hash {
+            path: "/bin/x".into(),
+            source: io(),
+        };
+        assert_eq!(e.to_string(), format!("hashing {}: {}", "/bin/x", io()));
+        let e = ApproveError::ExeChanged {
+            path: "/bin/x".into(),
+            seen: "aa".into(),
+            now: "bb".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} changed since the launch (sha256 {} then, {} now): not approving content nobody saw",
+                "/bin/x", "aa", "bb"
+            )
+        );
+    }
 
     #[test]
     fn allow_keys_round_trip_through_hex() {
@@ -989,14 +1125,19 @@ mod tests {
         );
         assert!(set_env(&mut v, &want, &ids)
             .unwrap_err()
+            .to_string()
             .contains("1024 bytes"));
         want.insert("PYTHONPATH".to_owned(), Some(Bytes(b"a\0b".to_vec())));
-        assert!(set_env(&mut v, &want, &ids).unwrap_err().contains("NUL"));
+        assert!(set_env(&mut v, &want, &ids)
+            .unwrap_err()
+            .to_string()
+            .contains("NUL"));
         // A family member no active record made known has no id.
         want.remove("PYTHONPATH");
         want.insert("LD_BIND_NOW".to_owned(), Some(Bytes::from("1")));
         assert!(set_env(&mut v, &want, &ids)
             .unwrap_err()
+            .to_string()
             .contains("is not one of them"));
     }
 
@@ -1038,7 +1179,7 @@ mod tests {
         let err = compile(&r, 3, &mut h, &EnvIds::fixed(), (1, 2))
             .err()
             .unwrap();
-        assert!(err.contains("changed since approval"), "{err}");
+        assert!(err.to_string().contains("changed since approval"), "{err}");
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Core {
             Source::User(caller.uid),
             owner,
         )
-        .map_err(failed)?;
+        .map_err(|e| failed(e.to_string()))?;
         Ok((e, r))
     }
 

@@ -127,7 +127,7 @@ impl Core {
                     entries.push((c.key, *c.value));
                 }
                 Err(why) => {
-                    states.insert(r.id, RecordState::Stale(why));
+                    states.insert(r.id, RecordState::Stale(why.to_string()));
                 }
             }
         }
