@@ -682,7 +682,16 @@ mod script_check_error_tests {
 
     #[test]
     fn script_check_errors_read_as_the_verdict_reasons_always_did() {
-        let (at, sha, path, approved) = ("/usr/bin/node", "ab", "/opt/node", "cd");
+        struct Prog {
+            path: &'static str,
+            sha256: &'static str,
+        }
+        let (at, sha) = ("/usr/bin/node", "ab");
+        let prog = Prog {
+            path: "/opt/node",
+            sha256: "cd",
+        };
+        let (path, approved) = (prog.path, prog.sha256);
         let e = ScriptCheckError::EnvMismatch {
             at: at.into(),
             sha: sha.into(),
@@ -694,7 +703,7 @@ mod script_check_error_tests {
             format!(
                 "env would run {at} (found through the launch's PATH), not the approved {} \
                  (sha256 {sha}, approved {})",
-                path, approved
+                prog.path, prog.sha256
             )
         );
         let e = ScriptCheckError::OtherMountNs { host_pid: 7 };
