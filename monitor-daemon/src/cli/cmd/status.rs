@@ -178,14 +178,14 @@ fn render_status(v: &StatusView) -> String {
     let _ = writeln!(out, "mode:      {}", text(v.mode.as_ref()));
     let _ = writeln!(out, "log:       {}", text(v.log_file.as_ref()));
     let _ = writeln!(out, "events:    {} recorded", num(v.events));
-    let lost = v.lost.clone().unwrap_or_default();
+    let losses = v.lost.clone().unwrap_or_default();
     let _ = writeln!(
         out,
         "lost:      ringbuf {} · queue {} · broadcast {} · decode {}",
-        num(lost.ringbuf),
-        num(lost.queue),
-        num(lost.broadcast),
-        num(lost.decode)
+        num(losses.ringbuf),
+        num(losses.queue),
+        num(losses.broadcast),
+        num(losses.decode)
     );
     let _ = writeln!(
         out,
@@ -254,6 +254,7 @@ mod tests {
     };
 
     /// A status as the daemon builds it, every field filled.
+    #[expect(clippy::too_many_lines, reason = "one status, every field filled")]
     fn status() -> Status {
         let mut kernel = BTreeMap::new();
         for (i, name) in [
