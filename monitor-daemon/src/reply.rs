@@ -162,6 +162,99 @@ pub struct ModeSet {
     pub previous: Mode,
 }
 
+/// `Status` as `mcpwatch status` reads it: the fields it shows, in the shapes the
+/// daemon sends (`engine::status::Status`, whose sensor parts stay in `sensor/`).
+///
+/// Read leniently, so the CLI works against an older or newer daemon: every field
+/// may be missing (or `null`), unknown fields are ignored. A missing number stays
+/// `None` and is shown as `null`, as the CLI showed it before this type.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct StatusView {
+    pub version: Option<String>,
+    pub pid: Option<u64>,
+    pub started: Option<String>,
+    /// The default mode (`every other host`).
+    pub mode: Option<String>,
+    pub log_file: Option<String>,
+    pub events: Option<u64>,
+    pub lost: Option<StatusLost>,
+    /// The kernel's counters by name (`tracked_full` among them).
+    pub kernel: Option<BTreeMap<String, u64>>,
+    pub tracked_kernel: Option<u64>,
+    pub tracked_user: Option<u64>,
+    pub hosts: Option<Vec<StatusHost>>,
+    pub host_keys: Option<StatusHostKeys>,
+    pub attachments: Option<Vec<StatusAttachment>>,
+    pub programs: Option<Vec<StatusProgram>>,
+    pub records_active: Option<u64>,
+    pub records_total: Option<u64>,
+    pub pending: Option<u64>,
+    /// Per host: its effective mode and whether managed policy locks it.
+    pub modes: Option<BTreeMap<String, StatusMode>>,
+    pub pins: Option<StatusPins>,
+    pub caller_pinning: Option<String>,
+    pub policy_problems: Option<Vec<String>>,
+    pub enforcement: Option<Vec<String>>,
+}
+
+/// `lost` (`event::LostCounts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusLost {
+    pub ringbuf: Option<u64>,
+    pub queue: Option<u64>,
+    pub broadcast: Option<u64>,
+    pub decode: Option<u64>,
+}
+
+/// One of `hosts` (`engine::status::HostStatus`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusHost {
+    pub pid: Option<u64>,
+    pub name: Option<String>,
+}
+
+/// `host_keys` (`engine::status::HostKeys`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusHostKeys {
+    pub executables: Option<u64>,
+    pub script_paths: Option<u64>,
+    pub configs_watched: Option<u64>,
+}
+
+/// One of `attachments` (`sensor::ebpf::Attachment`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusAttachment {
+    pub program: Option<String>,
+    pub hook: Option<String>,
+    pub method: Option<String>,
+}
+
+/// One of `programs` (`sensor::ebpf::ProgramStats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusProgram {
+    pub name: Option<String>,
+    pub verified_insns: Option<u64>,
+    pub run_cnt: Option<u64>,
+    pub run_time_ns: Option<u64>,
+}
+
+/// One of `modes` ([`ModeView`], read without its `Mode` so that a mode this build
+/// does not know still shows).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusMode {
+    pub mode: Option<String>,
+    pub locked: Option<bool>,
+}
+
+/// `pins` (`sensor::ebpf::PinReport`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StatusPins {
+    pub dir: Option<String>,
+    pub links_held_by: Option<String>,
+    pub keeper_pid: Option<u64>,
+    pub reused_programs: Option<bool>,
+}
+
 #[cfg(test)]
 mod tests {
     //! Each reply against the `json!` value the daemon built before the types
