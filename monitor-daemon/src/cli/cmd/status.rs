@@ -27,10 +27,12 @@ pub(crate) fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let v: StatusView = serde_json::from_str(&json).context("daemon sent invalid status JSON")?;
+    // `--json` prints the reply as it came, before anything could fail to read it.
     if a.json {
         println!("{json}");
-    } else {
+    }
+    let v: StatusView = serde_json::from_str(&json).context("daemon sent invalid status JSON")?;
+    if !a.json {
         print!("{}", render_status(&v));
     }
     Ok(if lost_total(&v) == 0 {
