@@ -738,8 +738,8 @@ pub enum ApproveError {
         now: String,
     },
     /// The script or `env`'s program is named but cannot be resolved.
-    #[error("{0}")]
-    Resolve(String),
+    #[error(transparent)]
+    Resolve(#[from] crate::resolve::ResolveError),
     #[error(transparent)]
     Invalid(#[from] crate::policy::record::RecordError),
 }

@@ -61,6 +61,35 @@ pub fn shebang(path: &Path) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     Some((interp.to_vec(), arg))
 }
 
+/// Why a command cannot be resolved to what the kernel will run; the Display is the
+/// reason shown in approvals and scans.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("empty command")]
+    Empty,
+    #[error("{name}: not found in PATH")]
+    NotInPath { name: String },
+    #[error("interpreter {}: {source}", path.display())]
+    Interpreter {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Canonical {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("env runs `{name}`, which is not in PATH {path_var}")]
+    EnvNotInPath { name: String, path_var: String },
+    #[error("script {}: {source}", path.display())]
+    Script {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("script {}: not a regular file", path.display())]
+    ScriptNotRegular { path: PathBuf },
+}
+
 /// What the kernel will see when a host runs `argv` (as the host passes it) with
 /// `path_var` in `cwd`: (kernel argv, executable, script). For a `#!` file the
 /// kernel runs the interpreter with `[interp, (arg), script path, args...]`; an
@@ -70,10 +99,11 @@ pub fn kernel_command(
     argv: &[Bytes],
     path_var: &[u8],
     cwd: Option<&Path>,
-) -> Result<(Vec<Bytes>, PathBuf, Option<ScriptRef>), String> {
-    let first = argv.first().ok_or("empty command")?;
-    let path =
-        which(&first.0, path_var).ok_or_else(|| format!("{}: not found in PATH", first.lossy()))?;
+) -> Result<(Vec<Bytes>, PathBuf, Option<ScriptRef>), ResolveError> {
+    let first = argv.first().ok_or(ResolveError::Empty)?;
+    let path = which(&first.0, path_var).ok_or_else(|| ResolveError::NotInPath {
+        name: first.lossy().into_owned(),
+    })?;
     let (kargv, exe) = if let Some((interp, arg)) = shebang(&path) {
         use std::os::unix::ffi::OsStrExt as _;
         let mut k = vec![Bytes(interp.clone())];
@@ -83,11 +113,16 @@ pub fn kernel_command(
         k.push(Bytes(path.as_os_str().as_bytes().to_vec()));
         k.extend(argv[1..].iter().cloned());
         let interp_path = PathBuf::from(std::ffi::OsStr::from_bytes(&interp));
-        let exe = fs::canonicalize(&interp_path)
-            .map_err(|e| format!("interpreter {}: {e}", interp_path.display()))?;
+        let exe = fs::canonicalize(&interp_path).map_err(|source| ResolveError::Interpreter {
+            path: interp_path.clone(),
+            source,
+        })?;
         (k, exe)
     } else {
-        let exe = fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let exe = fs::canonicalize(&path).map_err(|source| ResolveError::Canonical {
+            path: path.clone(),
+            source,
+        })?;
         (argv.to_vec(), exe)
     };
     let script = script_ref(&exe, &kargv, cwd)?;
@@ -215,19 +250,19 @@ pub fn env_binding(
     exe: &Path,
     kargv: &[Bytes],
     path_var: Option<&[u8]>,
-) -> Result<Option<ScriptRef>, String> {
+) -> Result<Option<ScriptRef>, ResolveError> {
     let Some((i, name)) = env_prog(exe, kargv) else {
         return Ok(None);
     };
     let path_var = path_var.unwrap_or(ENV_DEFAULT_PATH);
-    let found = which(&name, path_var).ok_or_else(|| {
-        format!(
-            "env runs `{}`, which is not in PATH {}",
-            String::from_utf8_lossy(&name),
-            String::from_utf8_lossy(path_var)
-        )
+    let found = which(&name, path_var).ok_or_else(|| ResolveError::EnvNotInPath {
+        name: String::from_utf8_lossy(&name).into_owned(),
+        path_var: String::from_utf8_lossy(path_var).into_owned(),
     })?;
-    let path = fs::canonicalize(&found).map_err(|e| format!("{}: {e}", found.display()))?;
+    let path = fs::canonicalize(&found).map_err(|source| ResolveError::Canonical {
+        path: found.clone(),
+        source,
+    })?;
     Ok(Some(ScriptRef { arg: i, path }))
 }
 
@@ -315,7 +350,7 @@ pub fn script_ref(
     exe: &Path,
     kargv: &[Bytes],
     cwd: Option<&Path>,
-) -> Result<Option<ScriptRef>, String> {
+) -> Result<Option<ScriptRef>, ResolveError> {
     use std::os::unix::ffi::OsStrExt as _;
     let ScriptArg::At(i) = script_of(exe, kargv) else {
         return Ok(None);
@@ -328,9 +363,12 @@ pub fn script_ref(
     } else {
         return Ok(None);
     };
-    let path = fs::canonicalize(&full).map_err(|e| format!("script {}: {e}", full.display()))?;
+    let path = fs::canonicalize(&full).map_err(|source| ResolveError::Script {
+        path: full.clone(),
+        source,
+    })?;
     if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-        return Err(format!("script {}: not a regular file", path.display()));
+        return Err(ResolveError::ScriptNotRegular { path });
     }
     Ok(Some(ScriptRef { arg: i, path }))
 }
@@ -393,6 +431,38 @@ pub fn binding_risks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reasons read as they did when they were strings.
+    #[test]
+    fn resolve_errors_read_as_before() {
+        let argv = |a: &[&str]| a.iter().map(|s| Bytes::from(*s)).collect::<Vec<_>>();
+        let e = kernel_command(&[], b"/bin", None).unwrap_err();
+        assert_eq!(e.to_string(), "empty command");
+        let e = kernel_command(&argv(&["no-such-tool-x"]), b"/nonexistent", None).unwrap_err();
+        assert_eq!(e.to_string(), "no-such-tool-x: not found in PATH");
+        let e = env_binding(
+            Path::new("/usr/bin/env"),
+            &argv(&["/usr/bin/env", "no-such-tool-x"]),
+            Some(b"/nonexistent"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "env runs `no-such-tool-x`, which is not in PATH /nonexistent"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let e = script_ref(
+            Path::new("/usr/bin/python3"),
+            &argv(&["python3", "gone.py"]),
+            Some(dir.path()),
+        )
+        .unwrap_err();
+        let io = fs::canonicalize(dir.path().join("gone.py")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("script {}: {io}", dir.path().join("gone.py").display())
+        );
+    }
 
     #[test]
     fn shebang_and_kernel_command() {

@@ -99,8 +99,8 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, ResolveError
         };
         let mut abs = host_argv.clone();
         abs[0] = Bytes::from(dir.join(first).to_string_lossy().as_ref());
-        let (mut k, exe, script) =
-            resolve::kernel_command(&abs, path_var, Some(dir)).map_err(ResolveError::Command)?;
+        let (mut k, exe, script) = resolve::kernel_command(&abs, path_var, Some(dir))
+            .map_err(|e| ResolveError::Command(e.to_string()))?;
         // The kernel sees the name the host passed: argv[0] of a binary, the
         // script argument of an interpreter.
         if let Some(pos) = k.iter().position(|a| *a == abs[0]) {
@@ -113,7 +113,7 @@ pub fn resolve(imp: &Imported, path_var: &[u8]) -> Result<Resolved, ResolveError
             path_var,
             cwd.as_deref().or(imp.project.as_deref()),
         )
-        .map_err(ResolveError::Command)?
+        .map_err(|e| ResolveError::Command(e.to_string()))?
     };
     Ok(Resolved {
         argv: kargv,

@@ -206,8 +206,9 @@ impl Core {
         let path_var = caller_path(caller);
         let dir = (!cwd.is_empty()).then(|| Path::new(cwd));
         let (kargv, exe, script) =
-            resolve::kernel_command(&argv, &path_var, dir).map_err(failed)?;
-        let prog = resolve::env_binding(&exe, &kargv, Some(&path_var)).map_err(failed)?;
+            resolve::kernel_command(&argv, &path_var, dir).map_err(|e| failed(e.to_string()))?;
+        let prog = resolve::env_binding(&exe, &kargv, Some(&path_var))
+            .map_err(|e| failed(e.to_string()))?;
         let resolved = Self::bind_program(hashes, prog.as_ref())?;
         let (exe, script) = Self::bind_files(hashes, &exe, script.as_ref())?;
         let r = Record {
@@ -353,7 +354,7 @@ impl Core {
             _ => caller_path(caller),
         };
         let prog = resolve::env_binding(Path::new(&cmd.exe), &cmd.argv, Some(&path_var))
-            .map_err(failed)?;
+            .map_err(|e| failed(e.to_string()))?;
         let resolved = Self::bind_program(hashes, prog.as_ref())?;
         let (exe, script) = Self::bind_files(hashes, Path::new(&cmd.exe), script.as_ref())?;
         let r = Record {
