@@ -282,3 +282,26 @@ fn a_broken_config_is_named_with_line_and_column_and_the_others_still_import() {
         "{out:?}"
     );
 }
+
+/// `mcpwatch scan` is where a person reviews what a config will run: it showed
+/// `command: /bin/echo hold-fs-arg two words` for the argv `["/bin/echo",
+/// "hold-fs-arg", "two words"]`, the boundaries lost. Now it is shell-quoted, as
+/// every displayed command is (`event::shell_words`).
+#[test]
+fn scan_shows_the_command_shell_quoted_with_its_argument_boundaries() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("");
+    let p = project();
+    write_config(
+        &p.proj.join(".mcp.json"),
+        r#"{"mcpServers": {"words": {"command": "/bin/echo", "args": ["hold-fs-arg", "two words", ""]}}}"#,
+    );
+    let out = user_cli(&d, &p, &["scan"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("command: /bin/echo hold-fs-arg 'two words' ''\n"),
+        "{text}"
+    );
+}

@@ -576,12 +576,16 @@ impl Event {
 }
 
 /// Quote argv for display so that spaces, quotes, newlines and empty arguments stay
-/// visible and unambiguous (`'a b'`, `''`, `$'\n'`, `$'\xff'`).
+/// visible and unambiguous (`'a b'`, `''`, `$'\n'`, `$'\xff'`): the one way a
+/// command is shown to a person, on one line.
 pub fn shell_join(argv: &[Bytes]) -> String {
-    argv.iter()
-        .map(|a| shell_quote(&a.0))
-        .collect::<Vec<_>>()
-        .join(" ")
+    shell_words(argv).join(" ")
+}
+
+/// [`shell_join`]'s words, one per argument, for displays that wrap a long command
+/// between arguments (never inside one).
+pub fn shell_words(argv: &[Bytes]) -> Vec<String> {
+    argv.iter().map(|a| shell_quote(&a.0)).collect()
 }
 
 pub fn shell_quote(arg: &[u8]) -> String {
@@ -636,6 +640,23 @@ fn push_ansi_c(out: &mut String, c: char) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_keep_every_argument_boundary() {
+        let argv = [
+            Bytes::from("/bin/echo"),
+            Bytes::from("hold-fs-arg"),
+            Bytes::from("two words"),
+            Bytes::from(""),
+            Bytes(b"\xff".to_vec()),
+        ];
+        let words = shell_words(&argv);
+        assert_eq!(
+            words,
+            ["/bin/echo", "hold-fs-arg", "'two words'", "''", "$'\\xff'"]
+        );
+        assert_eq!(shell_join(&argv), words.join(" "));
+    }
 
     #[test]
     fn bytes_round_trip_exactly_through_json() {

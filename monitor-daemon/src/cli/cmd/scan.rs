@@ -25,7 +25,7 @@ use crate::{
         term::{confirm, emit, json_text, out_width, Confirm},
     },
     config::Config,
-    event::shell_join,
+    event::{shell_join, shell_words},
     hosts::{
         self,
         import::{self, ConfigFile, Entry, ImportContext, Imported, ParseError, UserHome},
@@ -252,7 +252,8 @@ fn render(result: &ScanResult, width: Option<usize>) -> String {
                 let _ = writeln!(out, "    why:     {e}");
             }
             (Entry::Local { .. }, Ok(cmd)) => {
-                let words: Vec<String> = cmd.argv.iter().map(|a| a.lossy().into_owned()).collect();
+                // Shell-quoted: the argument boundaries are what a person approves.
+                let words = shell_words(&cmd.argv);
                 let _ = write!(
                     out,
                     "{}",
