@@ -306,12 +306,14 @@ pub fn compile(
                         until: t.clone(),
                         source,
                     })?;
-            let left = until - time::OffsetDateTime::now_utc();
-            let left_ns = u64::try_from(left.whole_nanoseconds()).unwrap_or(0);
-            if left_ns == 0 {
+            let left = (until - time::OffsetDateTime::now_utc()).whole_nanoseconds();
+            if left <= 0 {
                 return Err(CompileError::Expired);
             }
-            value.expires_boot_ns = clock::boot_ns() + left_ns;
+            // Past what u64 nanoseconds hold from now (about 584 years) is as good
+            // as never: saturate, never wrap to "expired".
+            let left_ns = u64::try_from(left).unwrap_or(u64::MAX);
+            value.expires_boot_ns = clock::boot_ns().saturating_add(left_ns);
         }
     }
     let key = AllowKey {
@@ -1180,6 +1182,38 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("changed since approval"), "{err}");
+    }
+
+    #[test]
+    fn an_until_far_in_the_future_is_not_taken_as_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("bin");
+        fs::write(&exe, b"one").unwrap();
+        let sha = HashCache::default().get(&exe).unwrap().1;
+        let mut r = crate::policy::record::tests::sample();
+        r.exe = FileBinding {
+            path: exe.display().to_string(),
+            sha256: sha,
+            arg: None,
+        };
+        r.script = None;
+        r.resolved = None;
+        let mut h = HashCache::default();
+        for (until, far) in [
+            ("2100-01-01T00:00:00Z", false),
+            ("9999-12-31T23:59:59Z", true),
+        ] {
+            r.scope = Scope::Until(until.into());
+            let c = compile(&r, 3, &mut h, &EnvIds::fixed(), (1, 2))
+                .unwrap_or_else(|e| panic!("until={until}: {e}"));
+            assert!(c.value.expires_boot_ns > clock::boot_ns(), "until={until}");
+            assert_eq!(c.value.expires_boot_ns == u64::MAX, far, "until={until}");
+        }
+        r.scope = Scope::Until("2000-01-01T00:00:00Z".into());
+        let err = compile(&r, 3, &mut h, &EnvIds::fixed(), (1, 2))
+            .err()
+            .unwrap();
+        assert!(matches!(err, CompileError::Expired), "{err}");
     }
 
     #[test]
