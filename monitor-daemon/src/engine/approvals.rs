@@ -36,6 +36,14 @@ impl Core {
             .ok_or_else(|| failed(format!("no launch event with id {id}")))
     }
 
+    /// The preview of a record built from a command or a config (no launch event):
+    /// read as the caller would run it (their home for the risk flags).
+    fn preview_for_caller(&self, r: &Record, caller: &Caller) -> api::Preview {
+        let mut e = Event::new(Kind::Approve, 0, String::new());
+        e.uid = Some(caller.uid);
+        self.preview_of(&e, r)
+    }
+
     fn preview_of(&self, e: &Event, r: &Record) -> api::Preview {
         let home = e.uid.and_then(home_of);
         let mut risks = risk_flags(&r.argv, home.as_deref());
@@ -401,9 +409,7 @@ impl Core {
             String::new(),
             caller,
         )?;
-        let mut e = Event::new(Kind::Approve, 0, String::new());
-        e.uid = Some(caller.uid);
-        let mut v = self.preview_of(&e, &r);
+        let mut v = self.preview_for_caller(&r, caller);
         v.source = Some(r.source.to_string());
         Ok(api::to_json(&v))
     }
@@ -458,9 +464,7 @@ impl Core {
             String::new(),
             caller,
         )?;
-        let mut e = Event::new(Kind::Approve, 0, String::new());
-        e.uid = Some(caller.uid);
-        Ok(api::to_json(&self.preview_of(&e, &r)))
+        Ok(api::to_json(&self.preview_for_caller(&r, caller)))
     }
 
     pub fn api_approve_command(

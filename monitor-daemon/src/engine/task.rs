@@ -149,15 +149,18 @@ pub async fn hash_stage(
         {
             return;
         }
+        // The cache is locked per exec, not per batch: `status` reads its counters
+        // and waits at most for one file's hash.
         let ready: Vec<_> = tokio::task::block_in_place(|| {
-            let mut h = hashes.lock().expect("hash lock");
             batch
                 .into_iter()
                 .map(|ev| {
                     let hash = match &ev {
-                        RawEvent::Exec(x) => {
-                            Some(h.hash(x.common.pid, x.exe, x.exe_path.as_deref()))
-                        }
+                        RawEvent::Exec(x) => Some(hashes.lock().expect("hash lock").hash(
+                            x.common.pid,
+                            x.exe,
+                            x.exe_path.as_deref(),
+                        )),
                         _ => None,
                     };
                     (ev, hash)
