@@ -239,7 +239,10 @@ while alive(first):
 time.sleep(0.2)
 if os.environ.get("RECYCLE"):
     # Wait until someone else has the dead pid (the test arranges it).
-    open(out + ".dead", "w").write(str(first))
+    # Atomically, like the reply: the test reads it as soon as it exists.
+    with open(out + ".dead.tmp", "w") as f:
+        f.write(str(first))
+    os.rename(out + ".dead.tmp", out + ".dead")
     while not os.path.exists(out + ".go"):
         time.sleep(0.01)
 reply = conn.send_and_get_reply(new_method_call(addr, method, sig, tuple(args)))
