@@ -16,6 +16,9 @@ pub const ARGV_CAP: usize = 4096;
 pub const ENV_CAP: usize = 16384;
 /// Longest host script path the kernel can match (key size of `HOST_PATHS`).
 pub const HOST_PATH_KEY: usize = 256;
+/// Key size of `HOST_NAMES`: a host's name (the last component of the exec
+/// filename, `claude`) is at most `HOST_NAME_KEY - 1` bytes.
+pub const HOST_NAME_KEY: usize = 32;
 
 /// Event kinds (`EventHeader::kind`).
 pub mod kind {
@@ -67,6 +70,11 @@ pub mod task_flags {
     pub const FIRST_EXEC_IS_HOST: u32 = 1;
     /// Stopped at exec by ask mode, waiting for the user (cleared by the daemon).
     pub const HELD: u32 = 1 << 1;
+    /// A host recognised by the name it was executed under (`HOST_NAMES`): its
+    /// own later execs in place (`env` → `node`, `codex.js` → the native binary)
+    /// are the host going on, not launches; one into a login shell means the name
+    /// was a shell wrapper's, and tracking ends. Never inherited by forks.
+    pub const NAMED_HOST: u32 = 1 << 2;
 }
 
 /// `EventHeader::flags`.
@@ -121,6 +129,12 @@ pub mod event_flags {
     /// Allowed by a record whose script the daemon verifies first: the launch is
     /// held (with `HELD`) until it did.
     pub const VERIFY: u32 = 1 << 26;
+    /// With `HOST_DETECTED`: recognised by the last component of the exec filename
+    /// (`HOST_NAMES`), not by executable identity or script path.
+    pub const HOST_BY_NAME: u32 = 1 << 27;
+    /// A host recognised by name executed a login shell in place: it was a shell
+    /// wrapper (`#!/usr/bin/env bash` shim), not the host. No longer tracked.
+    pub const HOST_DROPPED: u32 = 1 << 28;
 }
 
 /// `mode` of a `SIGNAL` event that reports a held launch resumed behind the
@@ -230,6 +244,13 @@ impl Default for PathKey {
     }
 }
 
+/// `HOST_NAMES` key: the last component of an exec filename, NUL-padded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NameKey {
+    pub name: [u8; HOST_NAME_KEY],
+}
+
 /// Fixed part of every event in the ring buffer. Exec events continue with an
 /// [`ExecBody`]; fork and exit events are the header alone.
 #[repr(C)]
@@ -322,6 +343,7 @@ pub const EXEC_EVENT_MAX: usize = ENV_OFF + ENV_CAP;
 const _: () = assert!(core::mem::size_of::<TaskState>() == 24);
 const _: () = assert!(core::mem::size_of::<ExeKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PathKey>() == HOST_PATH_KEY);
+const _: () = assert!(core::mem::size_of::<NameKey>() == HOST_NAME_KEY);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 160);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_EVENT_MAX);
 // The dentry walk masks offsets with PATH_CAP - 1.

@@ -39,6 +39,8 @@ pub mod names {
     pub const HOLDS: &str = "HOLDS";
     pub const DOOMED: &str = "DOOMED";
     pub const SECENV_FAMILIES: &str = "SECENV_FAMILIES";
+    pub const HOST_NAMES: &str = "HOST_NAMES";
+    pub const HOST_ROOT_EXE: &str = "HOST_ROOT_EXE";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -57,6 +59,8 @@ pub mod names {
         HOLDS,
         DOOMED,
         SECENV_FAMILIES,
+        HOST_NAMES,
+        HOST_ROOT_EXE,
     ];
 }
 
@@ -67,6 +71,7 @@ mod pod {
     unsafe impl aya::Pod for super::TaskState {}
     unsafe impl aya::Pod for super::ExeKey {}
     unsafe impl aya::Pod for super::PathKey {}
+    unsafe impl aya::Pod for super::NameKey {}
     unsafe impl aya::Pod for super::KernelConfig {}
     unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::AllowKey {}

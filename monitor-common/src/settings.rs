@@ -112,11 +112,9 @@ pub struct KernelConfig {
     pub signal_live: u32,
     /// `task_struct.ptrace`: non-zero while the task is traced.
     pub task_ptrace: u32,
-    #[expect(
-        clippy::pub_underscore_fields,
-        reason = "explicit padding of a repr(C) wire type: public so both sides can build it, `_` because it carries nothing"
-    )]
-    pub _pad: u32,
+    /// Non-zero when `HOST_NAMES` has entries (skip the filename's last component
+    /// otherwise).
+    pub host_names_enabled: u32,
 }
 
 impl KernelConfig {

@@ -377,11 +377,22 @@ impl Config {
                     self.invalid(format!("[[host]] name = {name:?} appears more than once"))
                 );
             }
-            if host.exe.is_empty() && host.scripts.is_empty() && !builtin_names.contains(name) {
+            if host.exe.is_empty()
+                && host.scripts.is_empty()
+                && host.names.is_empty()
+                && !builtin_names.contains(name)
+            {
                 return Err(self.invalid(format!(
-                    "host `{name}` has neither exe nor scripts (only a built-in host can \
-                     be disabled that way)"
+                    "host `{name}` has neither exe, scripts nor names (only a built-in host \
+                     can be disabled that way)"
                 )));
+            }
+            for entry in &host.names {
+                if let Err(why) = crate::hosts::check_host_name(entry) {
+                    return Err(
+                        self.invalid(format!("host `{name}`: names entry {entry:?}: {why}"))
+                    );
+                }
             }
             for (key, entry) in host
                 .exe
@@ -661,7 +672,10 @@ mod tests {
             .unwrap();
         assert!(cursor.exe.is_empty() && cursor.scripts.is_empty());
         let reason = invalid_reason("[[host]]\nname = \"my-agent\"\n");
-        assert!(reason.contains("neither exe nor scripts"), "{reason}");
+        assert!(
+            reason.contains("neither exe, scripts nor names"),
+            "{reason}"
+        );
     }
 
     #[test]

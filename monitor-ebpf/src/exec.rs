@@ -22,6 +22,7 @@ use crate::{
     },
     enforce,
     maps::{self, count, DENY_EXES, HOST_EXES, HOST_PATHS, KEYBUF, SCRATCH, TRACKED},
+    names,
     output::output,
     path::walk_path,
     rd, rd_ptr, Res,
@@ -94,6 +95,28 @@ fn host_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
     unsafe { HOST_PATHS.get(&*key) }.copied()
 }
 
+/// Whether this exec makes the (untracked, or terminal) process a host: by
+/// executable identity, script path, or the name it was executed under. The new
+/// state and the event flags to add.
+#[inline(always)]
+fn detect(
+    ctx: &TracePointContext,
+    tgid: u32,
+    exe: &ExeKey,
+    exe_file: *const u8,
+) -> Option<(TaskState, u32)> {
+    if let Some(profile) = host_profile(ctx, exe) {
+        count(stat::HOSTS_DETECTED);
+        return Some((new_host(tgid, profile), event_flags::HOST_DETECTED));
+    }
+    let profile = names::name_profile(ctx, exe)?;
+    let mut st = new_host(tgid, profile);
+    st.flags |= task_flags::NAMED_HOST;
+    names::note_root_exe(tgid, exe, exe_file, profile);
+    count(stat::HOSTS_DETECTED);
+    Some((st, event_flags::HOST_DETECTED | event_flags::HOST_BY_NAME))
+}
+
 #[inline(always)]
 fn ctx_ptr(ctx: &TracePointContext) -> *const u8 {
     use aya_ebpf::EbpfContext as _;
@@ -131,17 +154,16 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
     let prev_role;
     let state = match TRACKED.get_ptr_mut(&tgid) {
         None => {
-            // Untracked: the only work is this lookup (and the filename key when
-            // script hosts are configured). Become a host before the first fork.
-            let Some(profile) = host_profile(ctx, &exe) else {
+            // Untracked: the only work is these lookups (identity, the filename key
+            // when script hosts are configured, the filename's last component).
+            // Become a host before the first fork.
+            let Some((st, f)) = detect(ctx, tgid, &exe, exe_file) else {
                 return Ok(());
             };
-            let st = new_host(tgid, profile);
             if TRACKED.insert(&tgid, &st, 0).is_err() {
                 count(stat::TRACKED_FULL);
             }
-            count(stat::HOSTS_DETECTED);
-            flags |= event_flags::HOST_DETECTED;
+            flags |= f;
             prev_role = role::NONE;
             st
         }
@@ -154,7 +176,21 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
                 st.flags &= !task_flags::FIRST_EXEC_IS_HOST;
                 flags |= event_flags::HOST_RUN_EXEC;
             } else if st.role == role::HOST {
-                if host_profile(ctx, &exe).is_some() {
+                if st.flags & task_flags::NAMED_HOST != 0 && st.host_pid == tgid {
+                    // A host recognised by name going on in place (`env` → `node`).
+                    if names::is_shell(&exe) {
+                        // It was a shell wrapper named like its host: the host is
+                        // what the wrapper runs next. Tracking ends here.
+                        let _ = TRACKED.remove(&tgid);
+                        flags |= event_flags::HOST_DROPPED;
+                        return emit_exec(
+                            ctx, task, mm, exe_file, inode, &exe, &st, prev_role, flags, CHECK_NONE,
+                        );
+                    }
+                    flags |= event_flags::HOST_REEXEC;
+                    names::note_root_exe(tgid, &exe, exe_file, st.host_profile);
+                } else if host_profile(ctx, &exe).is_some() || names::is_root_exe(st.host_pid, &exe)
+                {
                     // The host re-executing a host image (helpers, relaunch).
                     flags |= event_flags::HOST_REEXEC;
                 } else {
@@ -168,10 +204,9 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
             } else if st.role == role::TERMINAL || st.role == role::HELPER {
                 // Recorded, never checked. A host started from a terminal (`claude`
                 // typed in VS Code's terminal) is a host of its own from here on.
-                if let Some(profile) = host_profile(ctx, &exe) {
-                    st = new_host(tgid, profile);
-                    count(stat::HOSTS_DETECTED);
-                    flags |= event_flags::HOST_DETECTED;
+                if let Some((host, f)) = detect(ctx, tgid, &exe, exe_file) {
+                    st = host;
+                    flags |= f;
                 }
             }
             // SAFETY: as above.

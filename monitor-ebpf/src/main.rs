@@ -69,6 +69,7 @@ mod capture;
 mod classify;
 mod enforce;
 mod maps;
+mod names;
 mod output;
 mod path;
 

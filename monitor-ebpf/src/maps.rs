@@ -2,11 +2,11 @@
 //! override `max_entries` at load time (e.g. the ring buffer size from its config).
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use monitor_common::{
-    stat, AllowKey, AllowValue, EnvFilter, EnvScan, ExeKey, ExecEvent, PathKey, SecEnvName,
-    Settings, TaskState, MODES_MAX, SECENV_FAMILIES_MAX, SECENV_MAX,
+    stat, AllowKey, AllowValue, EnvFilter, EnvScan, ExeKey, ExecEvent, NameKey, PathKey,
+    SecEnvName, Settings, TaskState, MODES_MAX, SECENV_FAMILIES_MAX, SECENV_MAX,
 };
 
 /// `BPF_F_NO_PREALLOC`: `ALLOW` values are 5 KiB; allocate only what is used.
@@ -120,6 +120,20 @@ pub static HOST_EXES: HashMap<ExeKey, u32> = HashMap::with_max_entries(4096, 0);
 /// Host profiles by exec filename (for `#!` hosts): value is the profile id.
 #[map(name = "HOST_PATHS")]
 pub static HOST_PATHS: HashMap<PathKey, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Host profiles by the last component of the exec filename (`claude`, `gemini`):
+/// a process not yet tracked becomes a host by the name it is executed under,
+/// wherever it is installed. Never consulted for a host's own children.
+#[map(name = "HOST_NAMES")]
+pub static HOST_NAMES: HashMap<NameKey, u32> = HashMap::with_max_entries(256, 0);
+
+/// The executable of a host recognised by name, by the host's tgid, when the
+/// executable's own file name is a name of that host (`cursor` in an `AppImage`
+/// mount): the host's children re-executing it (Electron's `--type=` processes)
+/// are the host, as `HOST_EXES` entries are. LRU: an entry outlives its host only
+/// until the slot is needed, and a new host of the same tgid overwrites it.
+#[map(name = "HOST_ROOT_EXE")]
+pub static HOST_ROOT_EXE: LruHashMap<u32, ExeKey> = LruHashMap::with_max_entries(4096, 0);
 
 /// Events to userspace.
 #[map(name = "EVENTS")]

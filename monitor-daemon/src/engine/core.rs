@@ -81,6 +81,9 @@ pub struct Core {
     pub(crate) engine: Option<Engine>,
     /// A config rediscovery is under way off the engine.
     pub(crate) rediscovering: bool,
+    /// How each host process running now was recognised (`mcpwatch hosts`,
+    /// `status`), by pid; removed at its exit.
+    pub(crate) hosts_seen: std::collections::BTreeMap<u32, super::status::HostSeen>,
 }
 
 impl Core {
@@ -118,6 +121,7 @@ impl Core {
             last_config_poll: now,
             engine: None,
             rediscovering: false,
+            hosts_seen: std::collections::BTreeMap::new(),
         })
     }
 
@@ -303,6 +307,7 @@ impl Core {
             }
             RawEvent::Exit(x) => {
                 let info = self.tracker.on_exit(&x);
+                self.hosts_seen.remove(&x.common.pid);
                 let mut e = self.base_event(Kind::Exit, &x.common);
                 e.exit = Some(ExitStatus::from_wait_status(x.exit_code));
                 if let Some(info) = info {
@@ -316,6 +321,7 @@ impl Core {
                 let flags = x.common.flags;
                 let (mode, record_id) = (x.mode, x.record_id);
                 let mut e = self.exec_event(x, hash);
+                self.note_host(&e, flags);
                 self.verdict(&mut e, flags, mode, record_id);
                 flag_broker(&mut e);
                 self.record(&e);
@@ -397,6 +403,20 @@ impl Core {
         }
         e.argv = Some(argv.into_iter().map(Bytes).collect());
         e.cwd = x.cwd.map(Bytes);
+        if flag(ef::HOST_DROPPED) {
+            e.message = Some(format!(
+                "`{}` ran a login shell in place: a shell wrapper named like host {}, not the host; no longer tracked (the host is what it runs next)",
+                String::from_utf8_lossy(&e.filename.as_ref().map(|f| f.0.clone()).unwrap_or_default()),
+                self.host_name(c.host_profile)
+            ));
+        } else if flag(ef::HOST_BY_NAME) {
+            e.message = Some(format!(
+                "recognised by the name `{}` it was executed under",
+                String::from_utf8_lossy(hosts::exec_name(
+                    e.filename.as_ref().map_or(&[][..], |f| &f.0[..])
+                ))
+            ));
+        }
         let is_env = e
             .exe
             .as_ref()

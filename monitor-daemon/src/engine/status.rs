@@ -56,6 +56,69 @@ pub struct Status {
 pub struct HostStatus {
     pub pid: u32,
     pub name: String,
+    /// How the kernel recognised it: `executable`, `script`, `name`, `run` or
+    /// `adopted` (found running at start).
+    pub recognised_by: String,
+    /// The filename it was executed under, and its executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+}
+
+/// How a host process was recognised, kept while it runs.
+#[derive(Clone, Debug)]
+pub struct HostSeen {
+    pub how: &'static str,
+    pub filename: Option<String>,
+    pub exe: Option<String>,
+}
+
+/// Hosts remembered at most (a bound on a flood of short-lived hosts whose exits
+/// were lost).
+const HOSTS_SEEN_MAX: usize = 4096;
+
+impl Core {
+    /// Remember how a host start was recognised; a wrapper dropped forgets it.
+    pub(crate) fn note_host(&mut self, e: &crate::event::Event, flags: u32) {
+        use monitor_common::event_flags as ef;
+        if flags & ef::HOST_DROPPED != 0 {
+            self.hosts_seen.remove(&e.pid);
+            return;
+        }
+        let how = if flags & ef::HOST_RUN_EXEC != 0 {
+            "run"
+        } else if flags & ef::HOST_BY_NAME != 0 {
+            "name"
+        } else if flags & ef::HOST_DETECTED != 0 {
+            use std::os::unix::ffi::OsStrExt as _;
+            let filename = e.filename.as_ref().map_or(&[][..], |f| &f.0[..]);
+            // A `#!` host's image is its interpreter: it was its script's path.
+            if self
+                .host_scripts
+                .iter()
+                .any(|(_, _, p)| p.as_os_str().as_bytes() == filename)
+            {
+                "script"
+            } else {
+                "executable"
+            }
+        } else {
+            return;
+        };
+        if self.hosts_seen.len() >= HOSTS_SEEN_MAX && !self.hosts_seen.contains_key(&e.pid) {
+            return;
+        }
+        let text = |b: &crate::event::Bytes| String::from_utf8_lossy(&b.0).into_owned();
+        self.hosts_seen.insert(
+            e.pid,
+            HostSeen {
+                how,
+                filename: e.filename.as_ref().map(text),
+                exe: e.exe.as_ref().and_then(|x| x.path.as_ref()).map(text),
+            },
+        );
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -105,12 +168,18 @@ impl Core {
                 .tracker
                 .hosts()
                 .into_iter()
-                .map(|pid| HostStatus {
-                    pid,
-                    name: self
-                        .tracker
-                        .get(pid)
-                        .map_or_else(|| "?".into(), |e| self.host_name(e.profile)),
+                .map(|pid| {
+                    let seen = self.hosts_seen.get(&pid);
+                    HostStatus {
+                        pid,
+                        name: self
+                            .tracker
+                            .get(pid)
+                            .map_or_else(|| "?".into(), |e| self.host_name(e.profile)),
+                        recognised_by: seen.map_or("adopted", |s| s.how).to_owned(),
+                        filename: seen.and_then(|s| s.filename.clone()),
+                        exe: seen.and_then(|s| s.exe.clone()),
+                    }
                 })
                 .collect(),
             host_keys: HostKeys {

@@ -304,6 +304,9 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
     vec![
         HostProfile {
             configs: claude_code_configs(),
+            // `claude` (bin link, native installer link, `node_modules/.bin`), and
+            // the npm package's `bin/claude.exe` when run by its own path.
+            names: strings(&["claude", "claude.exe"]),
             ..profile("claude-code", "Claude Code", claude_exe, claude_scripts)
         },
         HostProfile {
@@ -313,6 +316,7 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
                 Schema::ClaudeDesktop,
             )],
             env_probe: true,
+            names: strings(&["claude-desktop"]),
             ..profile(
                 "claude-desktop",
                 "Claude Desktop",
@@ -324,6 +328,7 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
             helpers: electron_helpers(&cursor_exe),
             configs: cursor_configs(),
             env_probe: true,
+            names: strings(&["cursor"]),
             ..profile("cursor", "Cursor", cursor_exe, vec![])
         },
         HostProfile {
@@ -333,18 +338,24 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
                 "$XDG_CONFIG_HOME/Code - Insiders/User",
             ]),
             env_probe: true,
+            // The Electron binary is `code` in the .deb, the snap, Flatpak and the
+            // tarball; `/usr/bin/code` is a shell wrapper (`#!/usr/bin/env sh`),
+            // dropped when it runs its shell.
+            names: strings(&["code", "code-insiders"]),
             ..profile("vscode", "Visual Studio Code", vscode_exe, vec![])
         },
         HostProfile {
             helpers: electron_helpers(&vscodium_exe),
             configs: vscode_family_configs(&["$XDG_CONFIG_HOME/VSCodium/User"]),
             env_probe: true,
+            names: strings(&["codium"]),
             ..profile("vscodium", "VSCodium", vscodium_exe, vec![])
         },
         HostProfile {
             helpers: electron_helpers(&windsurf_exe),
             configs: windsurf_configs(),
             env_probe: true,
+            names: strings(&["windsurf"]),
             ..profile("windsurf", "Windsurf", windsurf_exe, vec![])
         },
         // Zed is not Electron: no helper executables known.
@@ -353,6 +364,7 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
                 user("$XDG_CONFIG_HOME/zed/settings.json", Schema::Zed),
                 project(".zed/settings.json", Schema::Zed),
             ],
+            names: strings(&["zed-editor"]),
             ..profile("zed", "Zed", zed_exe, vec![])
         },
         HostProfile {
@@ -361,6 +373,7 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
                 system("/etc/gemini-cli/settings.json", Schema::GeminiCli),
                 project(".gemini/settings.json", Schema::GeminiCli),
             ],
+            names: strings(&["gemini"]),
             ..profile("gemini-cli", "Gemini CLI", vec![], gemini_scripts)
         },
         HostProfile {
@@ -369,6 +382,7 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
                 // Read only in projects the user marked trusted.
                 project(".codex/config.toml", Schema::Codex),
             ],
+            names: strings(&["codex"]),
             ..profile("codex", "Codex CLI", codex_exe, codex_scripts)
         },
         goose_profile(),
@@ -436,6 +450,7 @@ fn goose_profile() -> HostProfile {
     HostProfile {
         helpers: electron_helpers(&goose_electron),
         configs: vec![user("$XDG_CONFIG_HOME/goose/config.yaml", Schema::Goose)],
+        names: strings(&["goose", "goosed"]),
         ..profile("goose", "Goose", goose_exe, vec![])
     }
 }
@@ -457,6 +472,7 @@ fn lm_studio_profile() -> HostProfile {
     HostProfile {
         helpers: electron_helpers(&lm_studio_electron),
         configs: vec![user("~/.lmstudio/mcp.json", Schema::LmStudio)],
+        names: strings(&["lm-studio", "lms"]),
         ..profile("lm-studio", "LM Studio", lm_studio_exe, vec![])
     }
 }
@@ -474,6 +490,7 @@ fn continue_profile() -> HostProfile {
             user("~/.continue/config.yaml", Schema::Continue),
             project(".continue/mcpServers/*.yaml", Schema::Continue),
         ],
+        names: strings(&["cn"]),
         ..profile("continue", "Continue CLI", vec![], continue_scripts)
     }
 }

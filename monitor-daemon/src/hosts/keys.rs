@@ -9,7 +9,7 @@ use std::{
 };
 
 use glob::Pattern;
-use monitor_common::{ExeKey, PathKey, HOST_PATH_KEY};
+use monitor_common::{ExeKey, NameKey, PathKey, HOST_NAME_KEY, HOST_PATH_KEY};
 
 use super::{hostfs::HostFs, profile::HostProfile};
 
@@ -46,6 +46,51 @@ pub fn path_key(path: &Path) -> Option<PathKey> {
     Some(key)
 }
 
+/// Why a profile's `names` entry cannot be matched by the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostNameError {
+    #[error("is empty")]
+    Empty,
+    #[error("contains '/': a name is the last component of the exec filename")]
+    Slash,
+    #[error("contains a NUL byte")]
+    Nul,
+    #[error("is {len} bytes; the kernel matches names of at most {} bytes", HOST_NAME_KEY - 1)]
+    TooLong { len: usize },
+    #[error("is `.` or `..`")]
+    Dots,
+}
+
+/// Checks a `names` entry.
+pub fn check_host_name(name: &str) -> Result<(), HostNameError> {
+    if name.is_empty() {
+        Err(HostNameError::Empty)
+    } else if name.contains('/') {
+        Err(HostNameError::Slash)
+    } else if name.contains('\0') {
+        Err(HostNameError::Nul)
+    } else if name.len() >= HOST_NAME_KEY {
+        Err(HostNameError::TooLong { len: name.len() })
+    } else if name == "." || name == ".." {
+        Err(HostNameError::Dots)
+    } else {
+        Ok(())
+    }
+}
+
+/// The `HOST_NAMES` key for a name, or `None` when [`check_host_name`] refuses it.
+pub fn name_key(name: &str) -> Option<NameKey> {
+    check_host_name(name).ok()?;
+    let mut key = NameKey::default();
+    key.name[..name.len()].copy_from_slice(name.as_bytes());
+    Some(key)
+}
+
+/// The name the kernel matches in an exec filename: its last component.
+pub fn exec_name(filename: &[u8]) -> &[u8] {
+    filename.rsplit(|&b| b == b'/').next().unwrap_or(filename)
+}
+
 /// What [`resolve`] found: the map entries to load, in a stable order.
 #[derive(Clone, Debug, Default)]
 pub struct Resolved {
@@ -56,6 +101,8 @@ pub struct Resolved {
     pub helpers: Vec<(ExeKey, u32, PathBuf)>,
     /// `HOST_PATHS` entries: key, profile index, the path the key spells.
     pub paths: Vec<(PathKey, u32, PathBuf)>,
+    /// `HOST_NAMES` entries: key, profile index, the name.
+    pub names: Vec<(NameKey, u32, String)>,
     /// Problems worth telling the operator (one line each, naming the host).
     pub warnings: Vec<String>,
     /// Entries that matched nothing (profile index, entry): a host that is not
@@ -155,6 +202,7 @@ pub fn resolve(profiles: &[HostProfile], fs: &dyn HostFs) -> Resolved {
         resolver.add_files(id, &profile.exe, FileKind::Exe);
         resolver.add_files(id, &profile.helpers, FileKind::Helper);
         resolver.add_scripts(id, &profile.scripts);
+        resolver.add_names(id, &profile.names);
     }
     resolver.out
 }
@@ -265,6 +313,30 @@ impl Resolver<'_> {
                 for path in [found, canonical] {
                     self.add_path(id, path);
                 }
+            }
+        }
+    }
+
+    /// `names` entries: keyed by the name; a name claimed by two profiles goes to
+    /// the first.
+    fn add_names(&mut self, id: u32, names: &[String]) {
+        let host = self.profiles[id as usize].name.clone();
+        for name in names {
+            let Some(key) = name_key(name) else {
+                let why = check_host_name(name).err().map(|e| e.to_string());
+                self.out.warnings.push(format!(
+                    "host {host}: name {name:?} {}; skipped",
+                    why.unwrap_or_default()
+                ));
+                continue;
+            };
+            match self.out.names.iter().find(|(k, _, _)| *k == key) {
+                Some(&(_, owner, _)) if owner == id => {}
+                Some(&(_, owner, _)) => self.out.warnings.push(format!(
+                    "host {host}: name {name:?} is already a name of host {}; kept there",
+                    self.profiles[owner as usize].name
+                )),
+                None => self.out.names.push((key, id, name.clone())),
             }
         }
     }

@@ -33,8 +33,8 @@ mod profile;
 pub use builtin::builtin_profiles;
 pub use hostfs::{passwd_homes, FileId, GlobOutcome, HostFs, RealFs, CONFIG_MAX_BYTES};
 pub use keys::{
-    exe_key, is_host_script, path_key, resolve, script_profile, user_dev_to_kernel, NotAbsolute,
-    Resolved,
+    check_host_name, exe_key, exec_name, is_host_script, name_key, path_key, resolve,
+    script_profile, user_dev_to_kernel, HostNameError, NotAbsolute, Resolved,
 };
 pub use profile::{ConfigLocation, HostProfile, Level, Schema};
 

@@ -27,6 +27,13 @@ pub struct HostProfile {
     /// the exact path passed to execve (at most `HOST_PATH_KEY - 1` bytes).
     #[serde(default)]
     pub scripts: Vec<String>,
+    /// Names the host is executed under (`claude`): an exec whose filename's last
+    /// component is one of these makes a process that is not tracked yet a host,
+    /// wherever the file is (any npm prefix, `node_modules/.bin`, an `AppImage`
+    /// mount) and whenever it was installed. At most `HOST_NAME_KEY - 1` bytes, no
+    /// `/`. A login shell executed under the name is a wrapper, not the host.
+    #[serde(default)]
+    pub names: Vec<String>,
     /// The host's own helper executables (ELF) that are not the host binary, e.g.
     /// Electron's `chrome-sandbox` and `chrome_crashpad_handler` next to it; matched
     /// by device and inode like `exe`.

@@ -260,6 +260,21 @@ impl Tracker {
         let pid = c.pid;
         let summary = ExecSummary::new(e.exe_path.as_deref(), &e.argv);
 
+        if c.has(event_flags::HOST_DROPPED) {
+            // A host recognised by name executed a login shell in place: a wrapper
+            // named like its host. The kernel no longer tracks it; neither do we.
+            let lineage = self
+                .entries
+                .remove(&pid)
+                .map_or_else(|| vec![pid], |old| old.lineage);
+            return Classification {
+                kind: Kind::HostExec,
+                lineage,
+                session: None,
+                make_host: false,
+                kernel_update: None,
+            };
+        }
         if c.has(event_flags::HOST_DETECTED) || c.has(event_flags::HOST_RUN_EXEC) {
             // HOST_DETECTED: the kernel had no state for this pid, so anything we hold
             // is a recycled pid whose exit we missed; it roots a new tree. HOST_RUN_EXEC:

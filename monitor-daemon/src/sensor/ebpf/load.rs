@@ -7,7 +7,9 @@ use aya::{
     programs::{links::FdLink, BtfTracePoint, Lsm, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
-use monitor_common::{names, EnvFilter, ExeKey, KernelConfig, PathKey, SecEnvName, Settings};
+use monitor_common::{
+    names, EnvFilter, ExeKey, KernelConfig, NameKey, PathKey, SecEnvName, Settings,
+};
 
 use super::{
     lsm::probe_lsm,
@@ -37,6 +39,7 @@ impl Sensor {
             return Err(SensorError::NoObject);
         }
         kcfg.host_paths_enabled = u32::from(!keys.paths.is_empty());
+        kcfg.host_names_enabled = u32::from(!keys.names.is_empty());
         let generation = generation();
         let maps_dir = opts.pin_dir.join("maps");
         let links_dir = opts.pin_dir.join("links");
@@ -107,6 +110,9 @@ impl Sensor {
         let mut host_paths: HashMap<MapData, PathKey, u32> =
             take_map(&mut ebpf, names::HOST_PATHS)?;
         sync_map(&mut host_paths, names::HOST_PATHS, &keys.paths)?;
+        let mut host_names: HashMap<MapData, NameKey, u32> =
+            take_map(&mut ebpf, names::HOST_NAMES)?;
+        sync_map(&mut host_names, names::HOST_NAMES, &keys.names)?;
         let mut class_exes: HashMap<MapData, ExeKey, u32> = take_map(&mut ebpf, names::CLASS_EXES)?;
         sync_map(&mut class_exes, names::CLASS_EXES, &keys.class_exes)?;
         let mut profile_flags: Array<MapData, u32> = take_map(&mut ebpf, names::PROFILE_FLAGS)?;

@@ -17,7 +17,9 @@ use aya::{
     programs::{links::FdLink, ProgramError},
     Ebpf, EbpfError,
 };
-use monitor_common::{AllowKey, AllowValue, ExeKey, PathKey, SecEnvName, Settings, TaskState};
+use monitor_common::{
+    AllowKey, AllowValue, ExeKey, NameKey, PathKey, SecEnvName, Settings, TaskState,
+};
 use serde::Serialize;
 
 mod load;
@@ -141,6 +143,8 @@ pub struct KernelHosts {
     pub exes: Vec<(ExeKey, u32)>,
     /// `HOST_PATHS`: exec filename of a `#!` host → profile id.
     pub paths: Vec<(PathKey, u32)>,
+    /// `HOST_NAMES`: last component of the exec filename → profile id.
+    pub names: Vec<(NameKey, u32)>,
     /// `CLASS_EXES`: helper executables and login shells (`class_exe`).
     pub class_exes: Vec<(ExeKey, u32)>,
     /// `PROFILE_FLAGS`, indexed by profile id (`profile_flags`).

@@ -472,7 +472,7 @@ fn resolves_linux_6_1() {
         inode_i_rdev: 76,
         signal_live: 4,
         task_ptrace: 40,
-        _pad: 0,
+        host_names_enabled: 0,
     };
     assert_eq!(cfg, expected);
 

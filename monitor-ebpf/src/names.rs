@@ -1,0 +1,161 @@
+//! Hosts recognised by the name they are executed under: the last component of the
+//! exec filename (`claude`, `gemini`, `cursor`) in `HOST_NAMES`, wherever the host is
+//! installed (any npm prefix, a project's `node_modules/.bin`, `npx`, the native
+//! installer's link, an `AppImage` mount) and whenever (installed or upgraded after
+//! the daemon started: no path or inode to resolve).
+//!
+//! Only a process that is not tracked yet (or a terminal's, which is recorded, not
+//! checked) is recognised this way: becoming a host only adds checks. A host's own
+//! child is never a host by name, so a config entry naming `/tmp/x/claude` is a
+//! launch like any other.
+use aya_ebpf::{helpers::generated::bpf_probe_read_kernel_str, programs::TracePointContext};
+use monitor_common::{class_exe, ExeKey, NameKey, HOST_NAME_KEY};
+
+use crate::{
+    maps::{CLASS_EXES, HOST_NAMES, HOST_ROOT_EXE, KEYBUF},
+    rd_ptr,
+};
+
+/// Where the key is built in the per-CPU `KEYBUF` (the filename's tail is read to
+/// offset 0).
+const NAME_AT: usize = 64;
+const WINDOW: u32 = HOST_NAME_KEY as u32;
+
+/// Clear `KEYBUF` up to the end of the name key: keys are NUL-padded.
+#[inline(always)]
+fn clear(buf: *mut u8) {
+    let words = buf.cast::<u64>();
+    for i in 0..((NAME_AT + HOST_NAME_KEY) / 8) {
+        // SAFETY: i < 12, inside the 256-byte per-CPU buffer.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+}
+
+/// Whether `exe` is a login shell (`CLASS_EXES`).
+#[inline(always)]
+pub(crate) fn is_shell(exe: &ExeKey) -> bool {
+    // SAFETY: plain map lookup; value copied out.
+    unsafe { CLASS_EXES.get(exe) }.is_some_and(|c| *c & class_exe::MASK == class_exe::SHELL)
+}
+
+/// The host profile named by the last component of the exec filename, unless the
+/// new image is a login shell (a `#!/bin/sh` wrapper named like its host: the host
+/// is what the wrapper executes next, recognised then).
+///
+/// Reads only the filename's last `HOST_NAME_KEY` bytes; a last component of
+/// `HOST_NAME_KEY` bytes or more names nothing.
+#[inline(never)]
+pub(crate) fn name_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
+    if cfg!(host_names_enabled) == 0 {
+        return None;
+    }
+    // SAFETY: reads the `__data_loc` word of the tracepoint record.
+    let loc: u32 = unsafe { ctx.read_at(cfg!(tp_exec_filename) as usize) }.ok()?;
+    // Length with its NUL.
+    let n = loc >> 16;
+    if n < 2 {
+        return None;
+    }
+    let len = n - 1;
+    let take = if len > WINDOW { WINDOW } else { len };
+    let buf = KEYBUF.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch owned by this program invocation.
+    let path = unsafe { &mut (*buf).path };
+    clear(path.as_mut_ptr());
+    let src = ctx_ptr(ctx).wrapping_add(((loc & 0xffff) + len - take) as usize);
+    // The filename's last `take` bytes and its NUL (a string read: its size is a
+    // constant the verifier can check, where `take` would not be).
+    // SAFETY: reads at most WINDOW + 1 bytes of the record into the 256-byte buffer.
+    let ret =
+        unsafe { bpf_probe_read_kernel_str(path.as_mut_ptr().cast(), WINDOW + 1, src.cast()) };
+    if ret <= 0 || ret as u32 != take + 1 {
+        return None;
+    }
+    // The last '/' in the window; none means the name starts before it (too long)
+    // unless the window is the whole filename.
+    let mut start = 0u32;
+    let mut found = len <= take;
+    let mut j = 0u32;
+    while j < WINDOW {
+        if j >= take {
+            break;
+        }
+        let i = take - 1 - j;
+        if path[(i & (WINDOW - 1)) as usize] == b'/' {
+            start = i + 1;
+            found = true;
+            break;
+        }
+        j += 1;
+    }
+    if !found || start >= take {
+        return None;
+    }
+    let name_len = take - start;
+    let mut k = 0u32;
+    while k < WINDOW {
+        if k >= name_len {
+            break;
+        }
+        path[NAME_AT + (k & (WINDOW - 1)) as usize] = path[((start + k) & (WINDOW - 1)) as usize];
+        k += 1;
+    }
+    // SAFETY: NAME_AT + HOST_NAME_KEY <= 256; NameKey is a byte array.
+    let key = unsafe { &*path.as_ptr().add(NAME_AT).cast::<NameKey>() };
+    // SAFETY: plain map lookup; value copied out.
+    let profile = unsafe { HOST_NAMES.get(key) }.copied()?;
+    if is_shell(exe) {
+        return None;
+    }
+    Some(profile)
+}
+
+/// Remember the executable of a host recognised by name when the executable's own
+/// file name is a name of that host (the binary itself, not an interpreter running
+/// it): its re-executions by the host's children are the host (`HOST_ROOT_EXE`).
+#[inline(never)]
+pub(crate) fn note_root_exe(tgid: u32, exe: &ExeKey, exe_file: *const u8, profile: u32) {
+    let Some(buf) = KEYBUF.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch owned by this program invocation.
+    let path = unsafe { &mut (*buf).path };
+    clear(path.as_mut_ptr());
+    let Ok(dentry) = rd_ptr(exe_file, cfg!(file_f_path) + cfg!(path_dentry)) else {
+        return;
+    };
+    let Ok(name) = rd_ptr(dentry, cfg!(dentry_d_name) + cfg!(qstr_name)) else {
+        return;
+    };
+    // One byte more than the key: a read that fills it is a name too long to be one.
+    // SAFETY: reads at most HOST_NAME_KEY + 1 bytes into the buffer at NAME_AT.
+    let ret = unsafe {
+        bpf_probe_read_kernel_str(
+            path.as_mut_ptr().add(NAME_AT).cast(),
+            WINDOW + 1,
+            name.cast(),
+        )
+    };
+    if ret <= 1 || ret > WINDOW as i64 {
+        return;
+    }
+    // SAFETY: NAME_AT + HOST_NAME_KEY <= 256; NameKey is a byte array.
+    let key = unsafe { &*path.as_ptr().add(NAME_AT).cast::<NameKey>() };
+    // SAFETY: plain map lookup.
+    if unsafe { HOST_NAMES.get(key) }.is_some_and(|&p| p == profile) {
+        let _ = HOST_ROOT_EXE.insert(&tgid, exe, 0);
+    }
+}
+
+/// Whether `exe` is the executable `note_root_exe` remembered for host `host_pid`.
+#[inline(always)]
+pub(crate) fn is_root_exe(host_pid: u32, exe: &ExeKey) -> bool {
+    // SAFETY: plain map lookup.
+    unsafe { HOST_ROOT_EXE.get(&host_pid) }.is_some_and(|k| k == exe)
+}
+
+#[inline(always)]
+fn ctx_ptr(ctx: &TracePointContext) -> *const u8 {
+    use aya_ebpf::EbpfContext as _;
+    ctx.as_ptr().cast::<u8>().cast_const()
+}
