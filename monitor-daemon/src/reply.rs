@@ -211,6 +211,10 @@ pub struct StatusLost {
 pub struct StatusHost {
     pub pid: Option<u64>,
     pub name: Option<String>,
+    /// `executable`, `script`, `name`, `run` or `adopted` (newer daemons).
+    pub recognised_by: Option<String>,
+    pub filename: Option<String>,
+    pub exe: Option<String>,
 }
 
 /// `host_keys` (`engine::status::HostKeys`).

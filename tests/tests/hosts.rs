@@ -264,6 +264,21 @@ fn a_host_is_recognised_by_its_name_wherever_and_whenever_it_is_installed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     };
+    // `mcpwatch hosts` lists the profile: how it is recognised, its mode, the
+    // process running now and how it was recognised.
+    let out = d.cli(&["hosts", "--json", "--host", "fakehost"]);
+    assert!(out.status.success(), "hosts: {out:?}");
+    let list: Value = serde_json::from_slice(&out.stdout).expect("hosts --json");
+    let report = &list[0];
+    assert_eq!(report["name"], "fakehost", "{list}");
+    assert_eq!(report["mode"], "enforce", "{list}");
+    assert_eq!(report["recognised_by"]["names"][0], "fakehost", "{list}");
+    assert!(
+        report["running"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|p| p["pid"] == pid && p["recognised_by"] == "name")),
+        "{list}"
+    );
     let _ = host.kill();
     let _ = host.wait();
     assert_eq!(entry["name"], "fakehost", "{entry}");

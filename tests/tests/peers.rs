@@ -730,7 +730,17 @@ fn py_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argume
 /// `claude mcp list` in `project` with `home` as HOME: Claude Code spawns each
 /// approved project server to check it. Returns the run and the server's status line.
 fn claude_mcp_list(peers: &Peers, project: &Path, home: &Path) -> (Run, String) {
-    let mut cmd = Command::new(&peers.claude);
+    claude_mcp_list_with(&peers.claude, peers, project, home)
+}
+
+/// [`claude_mcp_list`] with the `claude` of another install.
+fn claude_mcp_list_with(
+    claude: &Path,
+    peers: &Peers,
+    project: &Path,
+    home: &Path,
+) -> (Run, String) {
+    let mut cmd = Command::new(claude);
     cmd.args(["mcp", "list"]).current_dir(project);
     clean_env(&mut cmd, home, peers);
     // No update checks or telemetry (the network is closed anyway).
@@ -825,4 +835,149 @@ fn claude_code_is_detected_by_its_profile_and_its_project_server_is_enforced() {
     assert_eq!(launch["verdict"]["decision"], "allowed", "{launch}");
     assert_eq!(launch["verdict"]["record"], record, "{launch}");
     assert_session(&d, &launch, &session);
+}
+
+/// `npm install [-g] --prefix PREFIX --offline` of the Claude Code version setup
+/// pinned (from npm's cache, which setup filled), with its postinstall run where
+/// npm holds install scripts back, as setup does. Returns the package directory.
+fn npm_install_claude(prefix: &Path, global: bool) -> PathBuf {
+    let version = claude_version();
+    let mut cmd = Command::new(tool("npm"));
+    cmd.arg("install");
+    if global {
+        cmd.arg("-g");
+    }
+    let out = cmd
+        .args([
+            "--prefix",
+            s(prefix),
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ])
+        .arg(format!("@anthropic-ai/claude-code@{version}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("npm install");
+    assert!(
+        out.status.success(),
+        "npm install --offline of Claude Code {version} into {} (run `cargo xtask setup`, which fills npm's cache): {}",
+        prefix.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pkg = if global {
+        prefix.join("lib/node_modules/@anthropic-ai/claude-code")
+    } else {
+        prefix.join("node_modules/@anthropic-ai/claude-code")
+    };
+    let exe = pkg.join("bin/claude.exe");
+    let is_elf = std::fs::read(&exe).is_ok_and(|b| b.starts_with(b"\x7fELF"));
+    if !is_elf {
+        let out = Command::new(tool("node"))
+            .arg("install.cjs")
+            .current_dir(&pkg)
+            .stdin(Stdio::null())
+            .output()
+            .expect("postinstall");
+        assert!(out.status.success(), "Claude Code's postinstall: {out:?}");
+    }
+    pkg
+}
+
+/// The version of the Claude Code setup installed (its package.json).
+fn claude_version() -> String {
+    let peers_claude = std::fs::canonicalize(which("claude").expect("claude")).expect("canon");
+    let pkg = peers_claude
+        .parent()
+        .and_then(Path::parent)
+        .expect("package dir");
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).expect("package.json"))
+            .expect("package.json");
+    v["version"].as_str().expect("version").to_owned()
+}
+
+/// (f) Claude Code from three install layouts made after the daemon started, none of
+/// which a profile lists by path: a real `npm install -g` into an nvm-style prefix,
+/// a real project-local `npm install` run as `node_modules/.bin/claude`, and the
+/// native installer's layout (`~/.local/share/claude/versions/V` linked from
+/// `~/.local/bin/claude`). Each is recognised as claude-code by its name at its
+/// first exec, and its project server is killed in enforce mode. Then the prefix's
+/// binary is upgraded in place (a new file, as npm does) while the daemon runs: the
+/// next start is recognised too.
+#[test]
+fn claude_code_is_recognised_in_every_install_layout_whenever_installed() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    let d = Daemon::start("");
+    let host = "claude-code";
+    set_mode(&d, host, "enforce");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".claude")).expect("home");
+    std::fs::write(
+        home.join(".claude/settings.json"),
+        r#"{"enableAllProjectMcpServers": true}"#,
+    )
+    .expect("settings");
+    let served = tmp.path().join("served");
+    std::fs::create_dir(&served).expect("served dir");
+    let project = tempfile::Builder::new()
+        .prefix("claude-layouts-")
+        .tempdir_in(&peers.dir)
+        .expect("project dir");
+    let config = project.path().join(".mcp.json");
+    write_config(&config, "fs", "npx", &["-y", FS_PACKAGE, s(&served)], None);
+    let (launch_argv, _) = npx_chain(&peers, s(&served));
+
+    // The layouts, installed now.
+    let nvm = tmp.path().join("nvm/versions/node/v22.12.0");
+    let global_pkg = npm_install_claude(&nvm, true);
+    let tools = tmp.path().join("tools");
+    npm_install_claude(&tools, false);
+    let version = claude_version();
+    let native = home.join(".local/share/claude/versions").join(&version);
+    std::fs::create_dir_all(native.parent().expect("dir")).expect("versions dir");
+    std::fs::copy(&peers.claude_exe, &native).expect("copy the native binary");
+    std::fs::create_dir_all(home.join(".local/bin")).expect("bin");
+    std::os::unix::fs::symlink(&native, home.join(".local/bin/claude")).expect("link");
+
+    let layouts = [
+        ("npm -g, nvm prefix", nvm.join("bin/claude")),
+        ("project-local", tools.join("node_modules/.bin/claude")),
+        ("native installer", home.join(".local/bin/claude")),
+    ];
+    let check = |what: &str, claude: &Path| {
+        let (run, line) = claude_mcp_list_with(claude, &peers, project.path(), &home);
+        assert!(line.contains("Failed to connect"), "{what}: {line}");
+        let launch = wait_launch(&d, run.pid, &launch_argv);
+        assert_eq!(launch["host"]["name"], host, "{what}: {launch}");
+        assert_killed(&d, &launch);
+        let start = d
+            .events()
+            .into_iter()
+            .find(|e| e["kind"] == "host_start" && e["pid"] == run.pid)
+            .unwrap_or_else(|| panic!("{what}: a host_start"));
+        assert_eq!(start["host"]["name"], host, "{what}: {start}");
+        assert_eq!(start["filename"], s(claude), "{what}: {start}");
+        assert!(
+            start["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("recognised by the name `claude`")),
+            "{what}: not by a path a profile lists: {start}"
+        );
+    };
+    for (what, claude) in &layouts {
+        check(what, claude);
+    }
+
+    // Upgraded while the daemon runs: npm writes a new file (a new inode).
+    let exe = global_pkg.join("bin/claude.exe");
+    let staged = global_pkg.join("bin/claude.exe.new");
+    std::fs::copy(&peers.claude_exe, &staged).expect("stage the upgrade");
+    std::fs::rename(&staged, &exe).expect("replace");
+    check("npm -g, upgraded", &layouts[0].1);
 }

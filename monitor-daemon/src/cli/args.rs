@@ -29,6 +29,15 @@ pub enum Command {
     /// not reachable, 3 when it is up but has lost events (see `lost`) or the
     /// kernel's tracked map was full for a process (`kernel.tracked_full`).
     Status(StatusArgs),
+    /// List every host profile: how it is recognised, where it was found and which
+    /// version, its mode, its processes running now, and the MCP configs it reads.
+    ///
+    /// A host is recognised at its first exec by the name it is executed under
+    /// (`claude`, `gemini`, `code`: the last component of the path, wherever it is
+    /// installed and whenever), by its executable's identity, or by its `#!`
+    /// script's path, as the profile says. Run as root (or with --all-users) to see
+    /// every user's installs and configs.
+    Hosts(HostsArgs),
     /// Print recorded events from the audit log (works with the daemon stopped).
     ///
     /// Without --json: a tree per host (host → launch → session execs) with exact
@@ -202,6 +211,18 @@ pub struct RunArgs {
     /// The command and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub sources: Sources,
+    /// Only this host (a profile name: claude-code, cursor, vscode, …).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// One JSON document: one object per profile.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -27,6 +27,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => cmd::run::run(&a),
         Command::Status(a) => cmd::status::status(&a),
+        Command::Hosts(a) => cmd::hosts::hosts(&a),
         Command::Log(a) => cmd::log::log(&a),
         Command::Tree(a) => cmd::log::log(&a.into()),
         Command::Audit(a) => cmd::audit::audit(&a),

@@ -29,6 +29,7 @@ mod hostfs;
 pub mod import;
 mod keys;
 mod profile;
+mod version;
 
 pub use builtin::builtin_profiles;
 pub use hostfs::{passwd_homes, FileId, GlobOutcome, HostFs, RealFs, CONFIG_MAX_BYTES};
@@ -37,6 +38,7 @@ pub use keys::{
     script_profile, user_dev_to_kernel, HostNameError, NotAbsolute, Resolved,
 };
 pub use profile::{ConfigLocation, HostProfile, Level, Schema};
+pub use version::version_of;
 
 /// A fake filesystem for unit tests of resolution and config validation.
 #[cfg(test)]

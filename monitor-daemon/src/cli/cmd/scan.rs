@@ -36,16 +36,16 @@ use crate::{
 };
 
 /// One server of one file, resolved and compared.
-struct Row {
-    imp: Imported,
+pub(crate) struct Row {
+    pub(crate) imp: Imported,
     resolved: Result<Resolved, scan::ResolveError>,
     /// `None` when the records could not be read (daemon unreachable).
     status: Option<Status>,
 }
 
-struct ScanResult {
-    files: Vec<ConfigFile>,
-    rows: Vec<Row>,
+pub(crate) struct ScanResult {
+    pub(crate) files: Vec<ConfigFile>,
+    pub(crate) rows: Vec<Row>,
     errors: Vec<ParseError>,
     warnings: Vec<String>,
     /// Why the statuses are unknown, when they are.
@@ -85,7 +85,10 @@ fn claude_projects(home: &Path) -> Vec<PathBuf> {
 
 /// The host profiles to read configs for: `--config`'s, else the running daemon's,
 /// else the built-in ones (said on stderr).
-fn profiles(src: &Sources, daemon: Option<&Daemon>) -> anyhow::Result<Vec<hosts::HostProfile>> {
+pub(crate) fn profiles(
+    src: &Sources,
+    daemon: Option<&Daemon>,
+) -> anyhow::Result<Vec<hosts::HostProfile>> {
     if let Some(path) = &src.config {
         return Ok(Config::load(path)
             .with_context(|| format!("reading {}", path.display()))?
@@ -111,7 +114,15 @@ fn discover(
     host: Option<&str>,
     daemon: Option<&Daemon>,
 ) -> anyhow::Result<ScanResult> {
-    let mut profiles = profiles(src, daemon)?;
+    discover_with(src, host, profiles(src, daemon)?)
+}
+
+/// [`discover`] over these profiles.
+pub(crate) fn discover_with(
+    src: &Sources,
+    host: Option<&str>,
+    mut profiles: Vec<hosts::HostProfile>,
+) -> anyhow::Result<ScanResult> {
     if let Some(h) = host {
         profiles.retain(|p| p.name == h);
         if profiles.is_empty() {

@@ -306,10 +306,16 @@ mod tests {
                 HostStatus {
                     pid: 1001,
                     name: "claude-code".to_owned(),
+                    recognised_by: "name".to_owned(),
+                    filename: Some("/usr/bin/claude".to_owned()),
+                    exe: Some("/usr/lib/claude.exe".to_owned()),
                 },
                 HostStatus {
                     pid: 1002,
                     name: "?".to_owned(),
+                    recognised_by: "adopted".to_owned(),
+                    filename: None,
+                    exe: None,
                 },
             ],
             host_keys: HostKeys {
