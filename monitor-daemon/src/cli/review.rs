@@ -32,12 +32,11 @@ fn quoted(v: &Value) -> String {
 /// argv.
 pub fn command_words(v: &Value) -> Vec<String> {
     if let Some(argv) = v["argv"].as_array() {
-        let words: Option<Vec<String>> = argv
-            .iter()
-            .map(|a| bytes_of(a).map(|b| shell_quote(&b.0)))
-            .collect();
-        if let Some(words) = words.filter(|w| !w.is_empty()) {
-            return words;
+        // The one way a command is shown to a person: `event::shell_words`, as in
+        // `log`, `tree` and `scan`.
+        let argv: Option<Vec<crate::event::Bytes>> = argv.iter().map(bytes_of).collect();
+        if let Some(argv) = argv.filter(|a| !a.is_empty()) {
+            return crate::event::shell_words(&argv);
         }
     }
     match v["command"].as_str() {

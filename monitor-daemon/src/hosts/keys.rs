@@ -418,3 +418,89 @@ pub fn script_profile(resolved_paths: &[(PathKey, u32, PathBuf)], argv: &[Vec<u8
         })
         .map(|&(_, id, _)| id)
 }
+
+#[cfg(test)]
+mod name_tests {
+    use super::{check_host_name, exec_name, name_key, resolve, HostNameError};
+    use crate::hosts::{fake::FakeFs, HostProfile};
+
+    fn profile(name: &str, names: &[&str]) -> HostProfile {
+        HostProfile {
+            name: name.to_owned(),
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..HostProfile::default()
+        }
+    }
+
+    #[test]
+    fn names_become_kernel_keys_and_a_name_claimed_twice_stays_with_the_first() {
+        let profiles = [
+            profile("claude-code", &["claude", "claude.exe"]),
+            profile("other", &["claude", "other"]),
+        ];
+        let r = resolve(&profiles, &FakeFs::new());
+        let got: Vec<(u32, &str)> = r.names.iter().map(|(_, id, n)| (*id, n.as_str())).collect();
+        assert_eq!(got, [(0, "claude"), (0, "claude.exe"), (1, "other")]);
+        assert_eq!(r.names[0].0, name_key("claude").expect("key"));
+        assert_eq!(&r.names[0].0.name[..7], b"claude\0");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("\"claude\" is already a name of host claude-code")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn a_name_the_kernel_cannot_match_is_refused_with_the_reason() {
+        assert_eq!(check_host_name(""), Err(HostNameError::Empty));
+        assert_eq!(check_host_name("bin/claude"), Err(HostNameError::Slash));
+        assert_eq!(check_host_name(".."), Err(HostNameError::Dots));
+        assert_eq!(check_host_name("a\0b"), Err(HostNameError::Nul));
+        let long = "x".repeat(32);
+        assert_eq!(
+            check_host_name(&long),
+            Err(HostNameError::TooLong { len: 32 })
+        );
+        assert!(check_host_name(&"x".repeat(31)).is_ok());
+        let r = resolve(&[profile("h", &["ok", &long])], &FakeFs::new());
+        assert_eq!(r.names.len(), 1);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("at most 31 bytes")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn the_name_is_the_last_component_of_the_exec_filename() {
+        assert_eq!(
+            exec_name(b"/home/a/.nvm/versions/node/v22/bin/claude"),
+            b"claude"
+        );
+        assert_eq!(exec_name(b"./node_modules/.bin/claude"), b"claude");
+        assert_eq!(exec_name(b"claude"), b"claude");
+        assert_eq!(exec_name(b"/usr/bin/"), b"");
+    }
+
+    #[test]
+    fn the_built_in_names_are_valid_and_each_names_one_host() {
+        let profiles = crate::hosts::builtin_profiles();
+        let r = resolve(&profiles, &FakeFs::new());
+        let named: usize = profiles.iter().map(|p| p.names.len()).sum();
+        assert_eq!(r.names.len(), named, "{:?}", r.warnings);
+        assert!(
+            r.warnings.iter().all(|w| !w.contains("name")),
+            "{:?}",
+            r.warnings
+        );
+        for p in &profiles {
+            assert!(
+                !p.names.is_empty(),
+                "{} has a name to be recognised by",
+                p.name
+            );
+        }
+    }
+}
