@@ -41,6 +41,7 @@ pub mod names {
     pub const SECENV_FAMILIES: &str = "SECENV_FAMILIES";
     pub const HOST_NAMES: &str = "HOST_NAMES";
     pub const HOST_ROOT_EXE: &str = "HOST_ROOT_EXE";
+    pub const HOST_SELF: &str = "HOST_SELF";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -61,6 +62,7 @@ pub mod names {
         SECENV_FAMILIES,
         HOST_NAMES,
         HOST_ROOT_EXE,
+        HOST_SELF,
     ];
 }
 

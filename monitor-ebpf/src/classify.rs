@@ -9,11 +9,12 @@ use monitor_common::{
 
 use crate::{
     maps::{CLASS_EXES, HOST_PATHS, KEYBUF, PROFILE_FLAGS},
-    rd, rd_ptr,
+    names, rd, rd_ptr,
 };
 
-/// Whether argv[1..=3] names a `#!` host script of `profile` (the host relaunching
-/// itself through its interpreter, `node …/cli.js`): not a launch.
+/// Whether argv[1..=3] names a `#!` host script of `profile`, or the script host
+/// `host_pid` was started under (`HOST_SELF`): the host relaunching itself through
+/// its interpreter, `node …/cli.js`. Not a launch.
 ///
 /// The kernel's copy of `monitor_common::argv_names_host_script`, the rule userspace
 /// uses, over the captured argv block and `HOST_PATHS`. Each argument is read into the
@@ -23,8 +24,8 @@ use crate::{
 /// (an argument ending in the script's path would then match). The daemon's `hosts`
 /// tests run a model of this function and the rule on the same cases.
 #[inline(always)]
-pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
-    if cfg!(host_paths_enabled) == 0 {
+pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32, host_pid: u32) -> bool {
+    if cfg!(host_paths_enabled) == 0 && cfg!(host_names_enabled) == 0 {
         return false;
     }
     let Some(key) = KEYBUF.get_ptr_mut(0) else {
@@ -63,6 +64,10 @@ pub(crate) fn argv_names_host_script(ev: &ExecEvent, profile: u32) -> bool {
         if n >= HOST_SCRIPT_ARG_FIRST {
             // SAFETY: plain map lookup.
             if unsafe { HOST_PATHS.get(&*key) }.is_some_and(|&p| p == profile) {
+                return true;
+            }
+            // The script this host itself was started under (hosts found by name).
+            if names::is_self_path(host_pid, key) {
                 return true;
             }
         }

@@ -106,13 +106,16 @@ fn detect(
     exe_file: *const u8,
 ) -> Option<(TaskState, u32)> {
     if let Some(profile) = host_profile(ctx, exe) {
+        names::forget_host(tgid);
         count(stat::HOSTS_DETECTED);
         return Some((new_host(tgid, profile), event_flags::HOST_DETECTED));
     }
     let profile = names::name_profile(ctx, exe)?;
     let mut st = new_host(tgid, profile);
     st.flags |= task_flags::NAMED_HOST;
+    names::forget_host(tgid);
     names::note_root_exe(tgid, exe, exe_file, profile);
+    names::note_self_path(ctx, tgid);
     count(stat::HOSTS_DETECTED);
     Some((st, event_flags::HOST_DETECTED | event_flags::HOST_BY_NAME))
 }
@@ -152,12 +155,25 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
     let mut flags = 0u32;
     let mut check = CHECK_NONE;
     let prev_role;
-    let state = match TRACKED.get_ptr_mut(&tgid) {
+    let tracked = TRACKED.get_ptr_mut(&tgid);
+    // Untracked, or in a terminal or the env probe (recorded, never checked): this
+    // exec may make it a host. One call site, so the verifier walks it once.
+    // SAFETY: value pointer from the map, valid for this invocation.
+    let may_become_host = tracked.is_none_or(|p| unsafe {
+        (*p).flags & task_flags::FIRST_EXEC_IS_HOST == 0
+            && ((*p).role == role::TERMINAL || (*p).role == role::HELPER)
+    });
+    let detected = if may_become_host {
+        detect(ctx, tgid, &exe, exe_file)
+    } else {
+        None
+    };
+    let state = match tracked {
         None => {
             // Untracked: the only work is these lookups (identity, the filename key
             // when script hosts are configured, the filename's last component).
             // Become a host before the first fork.
-            let Some((st, f)) = detect(ctx, tgid, &exe, exe_file) else {
+            let Some((st, f)) = detected else {
                 return Ok(());
             };
             if TRACKED.insert(&tgid, &st, 0).is_err() {
@@ -204,7 +220,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
             } else if st.role == role::TERMINAL || st.role == role::HELPER {
                 // Recorded, never checked. A host started from a terminal (`claude`
                 // typed in VS Code's terminal) is a host of its own from here on.
-                if let Some((host, f)) = detect(ctx, tgid, &exe, exe_file) {
+                if let Some((host, f)) = detected {
                     st = host;
                     flags |= f;
                 }
@@ -388,7 +404,7 @@ fn emit_exec(
     ev.hdr.mode = 0;
     ev.hdr.record_id = 0;
     let mut check = check;
-    if check == CHECK_LAUNCH && argv_names_host_script(ev, st.host_profile) {
+    if check == CHECK_LAUNCH && argv_names_host_script(ev, st.host_profile, st.host_pid) {
         // The host relaunching itself through its interpreter: undo the launch.
         check = CHECK_NONE;
         flags |= event_flags::HOST_REEXEC;

@@ -64,6 +64,9 @@ fn try_sched_process_exit(ctx: &TracePointContext) -> Res<()> {
         return Ok(());
     };
     let _ = TRACKED.remove(&tgid);
+    if st.role == monitor_common::role::HOST && st.host_pid == tgid {
+        crate::names::forget_host(tgid);
+    }
     if st.flags & task_flags::HELD != 0 {
         maps::hold_count(holds::KERNEL_RELEASED);
     }

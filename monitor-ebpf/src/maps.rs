@@ -135,6 +135,15 @@ pub static HOST_NAMES: HashMap<NameKey, u32> = HashMap::with_max_entries(256, 0)
 #[map(name = "HOST_ROOT_EXE")]
 pub static HOST_ROOT_EXE: LruHashMap<u32, ExeKey> = LruHashMap::with_max_entries(4096, 0);
 
+/// The exec filename a host recognised by name was started under, by the host's
+/// tgid: a launch by that host of an interpreter on exactly this script (`node
+/// --max-old-space-size=… /x/bin/gemini`, Gemini CLI relaunching itself) is the
+/// host, as for `HOST_PATHS` scripts. Per host, so a script some other host (one an
+/// agent started through a broker) was started under is nothing to this one. Set
+/// or cleared at every host detection, removed at the host's exit.
+#[map(name = "HOST_SELF")]
+pub static HOST_SELF: LruHashMap<u32, PathKey> = LruHashMap::with_max_entries(4096, 0);
+
 /// Events to userspace.
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);

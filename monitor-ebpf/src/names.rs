@@ -9,10 +9,10 @@
 //! child is never a host by name, so a config entry naming `/tmp/x/claude` is a
 //! launch like any other.
 use aya_ebpf::{helpers::generated::bpf_probe_read_kernel_str, programs::TracePointContext};
-use monitor_common::{class_exe, ExeKey, NameKey, HOST_NAME_KEY};
+use monitor_common::{class_exe, ExeKey, NameKey, HOST_NAME_KEY, HOST_PATH_KEY};
 
 use crate::{
-    maps::{CLASS_EXES, HOST_NAMES, HOST_ROOT_EXE, KEYBUF},
+    maps::{CLASS_EXES, HOST_NAMES, HOST_ROOT_EXE, HOST_SELF, KEYBUF},
     rd_ptr,
 };
 
@@ -152,6 +152,72 @@ pub(crate) fn note_root_exe(tgid: u32, exe: &ExeKey, exe_file: *const u8, profil
 pub(crate) fn is_root_exe(host_pid: u32, exe: &ExeKey) -> bool {
     // SAFETY: plain map lookup.
     unsafe { HOST_ROOT_EXE.get(&host_pid) }.is_some_and(|k| k == exe)
+}
+
+/// Forget what an earlier host of this tgid left (`HOST_ROOT_EXE`, `HOST_SELF`): a
+/// new host, or the host's exit. A recycled pid inherits nothing.
+#[inline(always)]
+pub(crate) fn forget_host(tgid: u32) {
+    let _ = HOST_ROOT_EXE.remove(&tgid);
+    let _ = HOST_SELF.remove(&tgid);
+}
+
+/// Remember the absolute exec filename a host recognised by name was started
+/// under (`HOST_SELF`). A relative one is not kept: an interpreter relaunching its
+/// script names it absolute.
+#[inline(never)]
+pub(crate) fn note_self_path(ctx: &TracePointContext, tgid: u32) {
+    // SAFETY: reads the `__data_loc` word of the tracepoint record.
+    let Ok(loc) = (unsafe { ctx.read_at::<u32>(cfg!(tp_exec_filename) as usize) }) else {
+        return;
+    };
+    let n = loc >> 16;
+    if n < 2 || n as usize > HOST_PATH_KEY - 1 {
+        return;
+    }
+    let Some(buf) = KEYBUF.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch owned by this program invocation.
+    let path = unsafe { &mut (*buf).path };
+    let words = path.as_mut_ptr().cast::<u64>();
+    for i in 0..(HOST_PATH_KEY / 8) {
+        // SAFETY: i < 32, inside the 256-byte key.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+    let src = ctx_ptr(ctx).wrapping_add((loc & 0xffff) as usize);
+    // SAFETY: reads the filename (at most HOST_PATH_KEY - 1 bytes and its NUL).
+    let ret = unsafe {
+        bpf_probe_read_kernel_str(
+            path.as_mut_ptr().cast(),
+            (HOST_PATH_KEY - 1) as u32,
+            src.cast(),
+        )
+    };
+    if ret <= 1 || path[0] != b'/' {
+        return;
+    }
+    // SAFETY: the key is a plain byte array in map memory.
+    let _ = HOST_SELF.insert(&tgid, unsafe { &*buf }, 0);
+}
+
+/// Whether `key` (an argument, NUL-padded) is the exec filename host `host_pid`
+/// was started under (`HOST_SELF`).
+#[inline(always)]
+pub(crate) fn is_self_path(host_pid: u32, key: &monitor_common::PathKey) -> bool {
+    // SAFETY: plain map lookup; the value stays valid for this invocation.
+    let Some(own) = (unsafe { HOST_SELF.get(&host_pid) }) else {
+        return false;
+    };
+    let a = key.path.as_ptr().cast::<u64>();
+    let b = own.path.as_ptr().cast::<u64>();
+    for i in 0..(HOST_PATH_KEY / 8) {
+        // SAFETY: i < 32, inside both 256-byte keys.
+        if unsafe { a.add(i).read_volatile() != b.add(i).read_volatile() } {
+            return false;
+        }
+    }
+    true
 }
 
 #[inline(always)]

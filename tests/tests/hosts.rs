@@ -405,3 +405,80 @@ fn a_hosts_child_is_never_a_host_by_name_but_the_hosts_own_binary_is() {
             .collect::<Vec<_>>()
     );
 }
+
+/// A `#!` host from a prefix no profile lists relaunching its own script through
+/// its interpreter (Gemini CLI's `node --max-old-space-size=… /x/bin/gemini`) is the
+/// host: the kernel kept the filename the host was started under (`HOST_SELF`), so
+/// what the relaunched host starts is checked as its launch. The same interpreter
+/// on another copy of the script, or on the script another host was started under,
+/// is a launch and is killed.
+#[test]
+fn a_host_found_by_name_relaunching_its_own_script_is_the_host_and_nothing_else_is() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start(CONFIG);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = tmp.path();
+    // `--relaunch SCRIPT ARGS…`: run `python3 SCRIPT ARGS…` as a child (the
+    // relaunch), else behave as HOST_SCRIPT.
+    let relauncher = "#!/usr/bin/env python3
+import os, subprocess, sys
+if sys.argv[1] == '--relaunch':
+    argv = [sys.executable, sys.argv[2]] + sys.argv[3:]
+else:
+    argv = sys.argv[1:]
+p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+p.stdin.close(); out = p.stdout.read()
+sys.stdout.write(out.decode())
+print('rc=%d' % os.waitstatus_to_exitcode(os.waitpid(p.pid, 0)[1]), flush=True)
+";
+    let script = t.join("prefix/bin/fakehost");
+    write_exec(&script, relauncher);
+    let copy = t.join("elsewhere/fakehost");
+    write_exec(&copy, relauncher);
+    let target = t.join("touch");
+    touch_copy(&target);
+    let (script_s, copy_s, target_s) = (
+        script.display().to_string(),
+        copy.display().to_string(),
+        target.display().to_string(),
+    );
+
+    // Its own script: the relaunch runs (rc 0) and its launch is killed (-9).
+    let marker = t.join("via-own-relaunch").display().to_string();
+    let out = run_in(t, &[&script_s, "--relaunch", &script_s, &target_s, &marker]);
+    assert_eq!(
+        rcs(&out),
+        [-9, 0],
+        "the relaunch is the host, its launch is checked: {out:?}"
+    );
+    let launch = launch_of(&d, &marker);
+    assert_eq!(launch["host"]["name"], "fakehost", "{launch}");
+    let evs = d.events();
+    assert!(
+        evs.iter().any(|e| e["kind"] == "host_exec"
+            && argv(e).get(1) == Some(&script_s)
+            && argv(e).get(2).is_some_and(|a| a == &target_s)),
+        "the relaunch is a host_exec"
+    );
+
+    // Another copy of the script: a launch, killed before it ran.
+    let marker = t.join("via-copy").display().to_string();
+    let out = run_in(t, &[&script_s, "--relaunch", &copy_s, &target_s, &marker]);
+    assert_eq!(rcs(&out), [-9], "the copy is a launch: {out:?}");
+    assert!(!Path::new(&marker).exists());
+
+    // The script another host was started under (that host ran first, through a
+    // broker, say): still a launch of this one.
+    let out = run_in(t, &[&copy_s, "/bin/true"]);
+    assert_eq!(rcs(&out), [-9], "the other host's own launch: {out:?}");
+    let marker = t.join("via-other-hosts-script").display().to_string();
+    let out = run_in(t, &[&script_s, "--relaunch", &copy_s, &target_s, &marker]);
+    assert_eq!(
+        rcs(&out),
+        [-9],
+        "another host's script is a launch: {out:?}"
+    );
+    assert!(!Path::new(&marker).exists());
+}
