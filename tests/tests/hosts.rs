@@ -111,6 +111,7 @@ fn touch_copy(path: &Path) {
 /// its first exec, through `env` and the interpreter, and its unapproved launch is
 /// killed in enforce mode before it ran.
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, layout by layout")]
 fn a_host_is_recognised_by_its_name_wherever_and_whenever_it_is_installed() {
     if !require_root() {
         return;

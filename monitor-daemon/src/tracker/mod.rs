@@ -261,21 +261,8 @@ impl Tracker {
         let summary = ExecSummary::new(e.exe_path.as_deref(), &e.argv);
 
         if c.has(event_flags::HOST_DROPPED) {
-            // A host recognised by name executed a login shell in place: a wrapper
-            // named like its host. The kernel no longer tracks it; neither do we.
-            let lineage = self
-                .entries
-                .remove(&pid)
-                .map_or_else(|| vec![pid], |old| old.lineage);
-            return Classification {
-                kind: Kind::HostExec,
-                lineage,
-                session: None,
-                make_host: false,
-                kernel_update: None,
-            };
-        }
-        if c.has(event_flags::HOST_DETECTED) || c.has(event_flags::HOST_RUN_EXEC) {
+            return self.dropped(pid);
+        } else if c.has(event_flags::HOST_DETECTED) || c.has(event_flags::HOST_RUN_EXEC) {
             // HOST_DETECTED: the kernel had no state for this pid, so anything we hold
             // is a recycled pid whose exit we missed; it roots a new tree. HOST_RUN_EXEC:
             // `mcpwatch run` was tracked (and adopted) before this exec; keep that.
@@ -385,6 +372,22 @@ impl Tracker {
             session,
             make_host,
             kernel_update,
+        }
+    }
+
+    /// A host recognised by name executed a login shell in place: a wrapper named
+    /// like its host. The kernel no longer tracks it; neither do we.
+    fn dropped(&mut self, pid: u32) -> Classification {
+        let lineage = self
+            .entries
+            .remove(&pid)
+            .map_or_else(|| vec![pid], |old| old.lineage);
+        Classification {
+            kind: Kind::HostExec,
+            lineage,
+            session: None,
+            make_host: false,
+            kernel_update: None,
         }
     }
 
