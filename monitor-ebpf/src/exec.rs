@@ -196,15 +196,12 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
                     // A host recognised by name going on in place (`env` → `node`).
                     if names::is_shell(&exe) {
                         // It was a shell wrapper named like its host: the host is
-                        // what the wrapper runs next. Tracking ends here.
-                        let _ = TRACKED.remove(&tgid);
+                        // what the wrapper runs next. Tracking ends here (below).
                         flags |= event_flags::HOST_DROPPED;
-                        return emit_exec(
-                            ctx, task, mm, exe_file, inode, &exe, &st, prev_role, flags, CHECK_NONE,
-                        );
+                    } else {
+                        flags |= event_flags::HOST_REEXEC;
+                        names::note_root_exe(tgid, &exe, exe_file, st.host_profile);
                     }
-                    flags |= event_flags::HOST_REEXEC;
-                    names::note_root_exe(tgid, &exe, exe_file, st.host_profile);
                 } else if host_profile(ctx, &exe).is_some() || names::is_root_exe(st.host_pid, &exe)
                 {
                     // The host re-executing a host image (helpers, relaunch).
@@ -225,8 +222,12 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
                     flags |= f;
                 }
             }
-            // SAFETY: as above.
-            unsafe { *p = st };
+            if flags & event_flags::HOST_DROPPED != 0 {
+                let _ = TRACKED.remove(&tgid);
+            } else {
+                // SAFETY: as above.
+                unsafe { *p = st };
+            }
             st
         }
     };

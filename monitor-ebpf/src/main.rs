@@ -1,13 +1,14 @@
 //! mcpwatch kernel programs: follow MCP host process trees and report their execs.
 //!
 //! Thin by design: capture, look up, act, emit. Which processes are hosts comes from
-//! `HOST_EXES` / `HOST_PATHS` (filled by userspace from host profiles); everything the
+//! `HOST_EXES` / `HOST_PATHS` / `HOST_NAMES` (filled by userspace from host profiles); everything the
 //! programs read from kernel structs goes through offsets in `CONFIG`, resolved by the
 //! daemon from BTF at startup (Rust eBPF has no CO-RE relocations).
 //!
 //! One file per hook (`exec`, `fork`, `exit`, `signal_generate`, `page_fault_user`,
 //! `bprm_check_security`); what they share: `capture` (header fields, argv and
-//! environment), `path` (dentry walk), `classify` (what a host's exec is),
+//! environment), `path` (dentry walk), `classify` (what a host's exec is), `names`
+//! (hosts recognised by the name they are executed under),
 //! `enforce` (the consent check and the mode's answer), `output` (ring buffer),
 //! `maps`. This file holds the kernel layout (`CONFIG`) and the kernel reads.
 #![no_std]

@@ -19,6 +19,8 @@ use crate::{
 /// Where the key is built in the per-CPU `KEYBUF` (the filename's tail is read to
 /// offset 0).
 const NAME_AT: usize = 64;
+/// Where `start` goes through map memory (see its barrier).
+const SLOT: usize = 128;
 const WINDOW: u32 = HOST_NAME_KEY as u32;
 
 /// Clear `KEYBUF` up to the end of the name key: keys are NUL-padded.
@@ -88,17 +90,28 @@ pub(crate) fn name_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32>
         }
         j += 1;
     }
-    if !found || start >= take {
+    if !found || start >= take || take - start >= WINDOW {
         return None;
     }
-    let name_len = take - start;
-    let mut k = 0u32;
-    while k < WINDOW {
-        if k >= name_len {
-            break;
-        }
-        path[NAME_AT + (k & (WINDOW - 1)) as usize] = path[((start + k) & (WINDOW - 1)) as usize];
-        k += 1;
+    // Verifier barrier: read back from map memory, `start` is one unknown value, so
+    // what follows is verified once, not once per position of the '/'.
+    // SAFETY: SLOT + 4 <= 256, 4-aligned, inside the per-CPU buffer.
+    let start = unsafe {
+        let slot = path.as_mut_ptr().add(SLOT).cast::<u32>();
+        slot.write_volatile(start);
+        slot.read_volatile()
+    } & (WINDOW - 1);
+    // The name is the rest of the filename: a string read stops at its NUL.
+    // SAFETY: reads at most WINDOW bytes into the key at NAME_AT.
+    let ret = unsafe {
+        bpf_probe_read_kernel_str(
+            path.as_mut_ptr().add(NAME_AT).cast(),
+            WINDOW,
+            src.wrapping_add(start as usize).cast(),
+        )
+    };
+    if ret <= 1 {
+        return None;
     }
     // SAFETY: NAME_AT + HOST_NAME_KEY <= 256; NameKey is a byte array.
     let key = unsafe { &*path.as_ptr().add(NAME_AT).cast::<NameKey>() };

@@ -16,10 +16,16 @@
 //!   `chrome-sandbox` and `chrome_crashpad_handler` next to the main binary): the
 //!   host runs them itself, they are not MCP servers.
 //!
+//! - `HOST_NAMES`, keyed by [`NameKey`](monitor_common::NameKey) — the last
+//!   component of the exec filename (`claude`). This recognises a host wherever and
+//!   whenever it was installed; the kernel applies it only to processes that are not
+//!   tracked yet (see `monitor-ebpf/src/names.rs`).
+//!
 //! Resolution is pure over [`HostFs`], so it is unit-tested with a fake filesystem;
-//! [`RealFs`] is the thin layer over the real one. Resolution is a snapshot: a host
-//! installed, upgraded (npm replaces the file: new inode) or mounted (an `AppImage`) later
-//! is only seen after the next [`resolve`].
+//! [`RealFs`] is the thin layer over the real one. Resolution of paths is a
+//! snapshot: a host installed, upgraded (npm replaces the file: new inode) or
+//! mounted (an `AppImage`) later is not in `HOST_EXES` until the next [`resolve`],
+//! and is recognised by its name meanwhile.
 //!
 //! A profile also says where the host keeps its MCP server configs
 //! ([`ConfigLocation`]); [`import`] finds and parses them.

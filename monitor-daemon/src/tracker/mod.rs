@@ -1056,6 +1056,38 @@ mod tests {
     }
 
     #[test]
+    fn a_host_found_by_name_that_turns_out_a_shell_wrapper_is_forgotten() {
+        let mut t = with_host();
+        let mut x = exec(
+            700,
+            5,
+            Role::None,
+            Role::Host,
+            0,
+            event_flags::HOST_DETECTED | event_flags::HOST_BY_NAME,
+            &["/usr/bin/env", "bash", "/home/a/.asdf/shims/claude"],
+        );
+        x.common.host_pid = 700;
+        assert_eq!(t.on_exec(&x, &no_scripts).kind, Kind::HostStart);
+        assert_eq!(t.hosts(), vec![HOST, 700]);
+        // env executes bash in place: a wrapper; the kernel dropped it.
+        let mut x = exec(
+            700,
+            6,
+            Role::Host,
+            Role::Host,
+            0,
+            event_flags::HOST_DROPPED,
+            &["bash", "/home/a/.asdf/shims/claude"],
+        );
+        x.common.host_pid = 700;
+        let c = t.on_exec(&x, &no_scripts);
+        assert_eq!((c.kind, c.lineage.as_slice()), (Kind::HostExec, &[700][..]));
+        assert!(t.get(700).is_none(), "no longer tracked");
+        assert_eq!(t.hosts(), vec![HOST]);
+    }
+
+    #[test]
     fn host_detected_at_exec_replaces_a_recycled_pid_and_run_exec_keeps_adoption() {
         let mut t = with_host();
         // A stale entry for 500 (its exit was lost) is replaced by the new host.
