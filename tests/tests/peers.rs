@@ -981,3 +981,269 @@ fn claude_code_is_recognised_in_every_install_layout_whenever_installed() {
     std::fs::rename(&staged, &exe).expect("replace");
     check("npm -g, upgraded", &layouts[0].1);
 }
+
+/// A host setup installed with `npm install -g` (its `bin` on the hosts' PATH).
+fn npm_host(what: &str, bin: &str) -> PathBuf {
+    which(bin).unwrap_or_else(|| {
+        panic!("{what} (`{bin}` on {HOST_PATH}) is not installed: run `cargo xtask setup` as root")
+    })
+}
+
+/// `mcpwatch approve --from-config SELECTOR --yes` as the user whose HOME is `home`
+/// (the CLI reads that user's config files; the daemon re-reads the file).
+fn approve_user_server(d: &Daemon, host: &str, home: &Path, server: &str) -> u64 {
+    let before = record_ids(d, host);
+    let selector = format!("{host}/{server}");
+    let out = d
+        .cli_cmd(&["approve", "--from-config", &selector, "--yes"])
+        .env("PATH", HOST_PATH)
+        .env("HOME", home)
+        .env_remove("LD_LIBRARY_PATH")
+        .current_dir(home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("mcpwatch approve");
+    assert!(
+        out.status.success(),
+        "approve --from-config {selector} failed ({:?}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    record_ids(d, host)
+        .into_iter()
+        .find(|id| !before.contains(id))
+        .unwrap_or_else(|| panic!("a new record of {host}"))
+}
+
+/// The `config_change` event of `server` in `file`, once it arrives.
+fn wait_config_change(d: &Daemon, file: &Path, server: &str) -> Value {
+    let file = s(file).to_owned();
+    let find = |evs: &[Value]| -> Option<Value> {
+        evs.iter()
+            .find(|e| {
+                e["kind"] == "config_change"
+                    && e["config"]["file"] == file.as_str()
+                    && e["config"]["server"] == server
+            })
+            .cloned()
+    };
+    let evs = d.wait_events(
+        &format!("config_change of {server} in {file}"),
+        EVENT_TIMEOUT,
+        |evs| find(evs).is_some(),
+    );
+    find(&evs).expect("config_change")
+}
+
+/// The time server's argv as the kernel sees it (its `#!` interpreter first).
+fn time_server_argv(peers: &Peers, tz: &str) -> Vec<String> {
+    let mut v = shebang(&peers.time_server);
+    v.extend([
+        s(&peers.time_server).to_owned(),
+        "--local-timezone".into(),
+        tz.into(),
+    ]);
+    v
+}
+
+/// `gemini mcp list` with `home` as HOME: Gemini CLI connects to each configured
+/// server to report it. Returns the run and the `time` server's line.
+fn gemini_mcp_list(gemini: &Path, peers: &Peers, home: &Path) -> (Run, String) {
+    let mut cmd = Command::new(gemini);
+    cmd.args(["mcp", "list"]).current_dir(home);
+    clean_env(&mut cmd, home, peers);
+    let run = run_bounded(cmd);
+    assert_eq!(
+        run.code,
+        0,
+        "gemini mcp list: {}\n{}",
+        run.stdout(),
+        String::from_utf8_lossy(&run.out.stderr)
+    );
+    // Gemini CLI prints the list on stderr.
+    let stderr = String::from_utf8_lossy(&run.out.stderr).into_owned();
+    let line = stderr
+        .lines()
+        .chain(run.stdout().lines())
+        .find(|l| l.contains("time:"))
+        .unwrap_or_else(|| panic!("gemini mcp list names the server time: {stderr}"))
+        .to_owned();
+    (run, line)
+}
+
+/// (g) Gemini CLI from npm as a real host: recognised by its built-in profile
+/// without `mcpwatch run`; its server from `~/.gemini/settings.json` approved with
+/// `approve --from-config`, connected in enforce mode; one argument edited in that
+/// file: a `config_change` event, and the launch is killed.
+#[test]
+fn gemini_cli_gets_its_approved_server_and_an_edited_argument_is_killed() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    let gemini = npm_host("Gemini CLI", "gemini");
+    let d = Daemon::start("");
+    let host = "gemini-cli";
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".gemini")).expect("home");
+    let settings = home.join(".gemini/settings.json");
+    let write_settings = |tz: &str| {
+        let v = serde_json::json!({
+            // A temporary home is no trusted folder; servers would be disabled.
+            "security": {"folderTrust": {"enabled": false}},
+            "mcpServers": {"time": {
+                "command": s(&peers.time_server),
+                "args": ["--local-timezone", tz],
+            }},
+        });
+        std::fs::write(&settings, serde_json::to_vec_pretty(&v).expect("json")).expect("settings");
+    };
+    write_settings("Europe/Paris");
+
+    // Monitor: recognised, the launch recorded with its exact argv, connected.
+    let (run, line) = gemini_mcp_list(&gemini, &peers, &home);
+    assert!(
+        line.contains("Connected"),
+        "monitor mode lets it run: {line}"
+    );
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Paris"));
+    assert_eq!(
+        launch["host"]["name"], host,
+        "the built-in profile: {launch}"
+    );
+    assert_eq!(launch["verdict"]["decision"], "unapproved", "{launch}");
+    let start = d
+        .events()
+        .into_iter()
+        .find(|e| e["kind"] == "host_start" && e["pid"] == run.pid)
+        .expect("host_start of gemini");
+    assert_eq!(start["host"]["name"], host, "{start}");
+
+    // Enforce, unapproved: killed before it ran.
+    set_mode(&d, host, "enforce");
+    let (run, line) = gemini_mcp_list(&gemini, &peers, &home);
+    assert!(!line.contains("Connected"), "killed: {line}");
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Paris"));
+    assert_killed(&d, &launch);
+
+    // Approved from its own config file: connects in enforce mode.
+    let record = approve_user_server(&d, host, &home, "time");
+    let (run, line) = gemini_mcp_list(&gemini, &peers, &home);
+    assert!(line.contains("Connected"), "approved: {line}");
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Paris"));
+    assert_eq!(launch["verdict"]["decision"], "allowed", "{launch}");
+    assert_eq!(launch["verdict"]["record"], record, "{launch}");
+
+    // One argument edited in the file: reported, and the changed launch killed.
+    write_settings("Europe/Berlin");
+    let change = wait_config_change(&d, &settings, "time");
+    assert_eq!(change["config"]["change"], "changed", "{change}");
+    assert_eq!(change["config"]["host"], host, "{change}");
+    let (run, line) = gemini_mcp_list(&gemini, &peers, &home);
+    assert!(
+        !line.contains("Connected"),
+        "the edited server is killed: {line}"
+    );
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Berlin"));
+    assert_killed(&d, &launch);
+}
+
+/// A model provider that refuses every request (HTTP 400, as an API without the
+/// model would): `codex exec` then ends at once with an error, after its session
+/// started the MCP servers. On loopback; no account, no network. Returns its URL.
+fn refusing_provider() -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut buf = [0u8; 65536];
+            let _ = stream.read(&mut buf);
+            let body =
+                br#"{"error": {"message": "no model here", "type": "invalid_request_error"}}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// `codex exec` with `home` as HOME (its `~/.codex/config.toml`): Codex starts its
+/// MCP servers with the session, before it asks the model, which here is
+/// [`refusing_provider`]: the run ends in an error, after the servers were started.
+/// Bounded by `RUN_TIMEOUT`.
+fn codex_exec(codex: &Path, peers: &Peers, home: &Path) -> Run {
+    let mut cmd = Command::new(codex);
+    cmd.args(["exec", "--skip-git-repo-check", "say hi"])
+        .current_dir(home);
+    clean_env(&mut cmd, home, peers);
+    cmd.env("OPENAI_API_KEY", "sk-none");
+    run_bounded(cmd)
+}
+
+/// (h) Codex CLI from npm as a real host: its `codex.js` runs the native binary in
+/// place, recognised by the built-in profile; its server from
+/// `~/.codex/config.toml` approved with `approve --from-config` runs in enforce
+/// mode; one argument edited: a `config_change` event, and the launch is killed.
+#[test]
+fn codex_cli_runs_its_approved_server_and_an_edited_argument_is_killed() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    let codex = npm_host("Codex CLI", "codex");
+    let d = Daemon::start("");
+    let host = "codex";
+    set_mode(&d, host, "enforce");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".codex")).expect("home");
+    let config = home.join(".codex/config.toml");
+    let provider = refusing_provider();
+    let write_config = |tz: &str| {
+        let text = format!(
+            "model_provider = \"refusing\"\n\
+             [model_providers.refusing]\nname = \"refusing\"\nbase_url = {provider:?}\n\
+             wire_api = \"responses\"\nrequest_max_retries = 0\nstream_max_retries = 0\n\
+             [mcp_servers.time]\ncommand = {:?}\nargs = [\"--local-timezone\", {tz:?}]\n",
+            s(&peers.time_server)
+        );
+        std::fs::write(&config, text).expect("config.toml");
+    };
+    write_config("Europe/Paris");
+
+    // Enforce, unapproved: killed before it ran.
+    let run = codex_exec(&codex, &peers, &home);
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Paris"));
+    assert_eq!(
+        launch["host"]["name"], host,
+        "the built-in profile: {launch}"
+    );
+    assert_killed(&d, &launch);
+
+    // Approved from its own config file: runs.
+    let record = approve_user_server(&d, host, &home, "time");
+    let run = codex_exec(&codex, &peers, &home);
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Paris"));
+    assert_eq!(launch["verdict"]["decision"], "allowed", "{launch}");
+    assert_eq!(launch["verdict"]["record"], record, "{launch}");
+    // It ran: it ended when Codex did, not by mcpwatch's SIGKILL.
+    let exit = wait_exit(&d, launch["pid"].as_u64().expect("pid"));
+    assert_ne!(exit["exit"]["signal"], 9, "the approved server ran: {exit}");
+
+    // One argument edited: reported, and the changed launch killed.
+    write_config("Europe/Berlin");
+    let change = wait_config_change(&d, &config, "time");
+    assert_eq!(change["config"]["change"], "changed", "{change}");
+    let run = codex_exec(&codex, &peers, &home);
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Berlin"));
+    assert_killed(&d, &launch);
+}

@@ -15,6 +15,9 @@
 //!   the platform package's ELF), which the daemon's built-in `claude-code` profile
 //!   names. The daemon resolves its profiles when it starts, so this must be in place
 //!   before a test starts the daemon.
+//! - **Gemini CLI** and **Codex CLI**: `npm install -g @google/gemini-cli@VERSION`
+//!   and `@openai/codex@VERSION` (Codex's native binary comes in its platform
+//!   package, an optional dependency; neither has an install script).
 //!
 //! Every step first checks what is installed (versions read from files, no registry
 //! round trip) and says `ok (already present)`; only a missing or different piece is
@@ -38,6 +41,12 @@ pub const DIR_ENV: &str = "MCPWATCH_PEERS_DIR";
 /// `@anthropic-ai/claude-code`, installed globally (PLATFORM.md: verified offline).
 pub const CLAUDE_CODE_VERSION: &str = "2.1.197";
 const CLAUDE_CODE: &str = "@anthropic-ai/claude-code";
+/// Gemini CLI and Codex CLI, installed globally as users do (`npm install -g`),
+/// for the real-host tests (`tests/tests/peers.rs`).
+pub const GEMINI_CLI_VERSION: &str = "0.61.0";
+const GEMINI_CLI: &str = "@google/gemini-cli";
+pub const CODEX_VERSION: &str = "0.171.0";
+const CODEX: &str = "@openai/codex";
 /// The files of `tests/peers/` that define what is installed; copied into `<peers>`.
 const NPM_FILES: [&str; 2] = ["package.json", "package-lock.json"];
 const REQUIREMENTS: &str = "requirements.txt";
@@ -84,7 +93,7 @@ fn writable(path: &Path) -> bool {
 pub fn setup() -> Result<Vec<String>> {
     let dir = peers_dir();
     let mut need_root = Vec::new();
-    for step in [npm_peers, python_peers, claude_code] {
+    for step in [npm_peers, python_peers, claude_code, gemini_cli, codex_cli] {
         if let Some(what) = step(&dir)? {
             need_root.push(what);
         }
@@ -471,6 +480,88 @@ fn claude_code(_dir: &Path) -> Result<Option<String>> {
         ),
     }
     Ok(None)
+}
+
+/// Why the global `package` is not `version` with its `bin` link in place, or
+/// `Ok(link)` when it is.
+fn check_npm_host(
+    prefix: &Path,
+    package: &str,
+    version: &str,
+    bin: &str,
+) -> Result<PathBuf, String> {
+    let pkg = prefix.join("lib/node_modules").join(package);
+    let have =
+        read_json(&pkg.join("package.json")).and_then(|v| v["version"].as_str().map(str::to_owned));
+    match have.as_deref() {
+        Some(v) if v == version => {}
+        Some(v) => return Err(format!("{package} is {v}, want {version}")),
+        None => return Err("not installed".into()),
+    }
+    let link = prefix.join("bin").join(bin);
+    match fs::canonicalize(&link) {
+        Ok(target) if target.starts_with(&pkg) => Ok(link),
+        _ => Err(format!(
+            "{} does not lead into {}",
+            link.display(),
+            pkg.display()
+        )),
+    }
+}
+
+/// `npm install -g package@version` unless it is there already.
+fn npm_host(name: &str, package: &str, version: &str, bin: &str) -> Result<Option<String>> {
+    let label = format!("{name} {version} (npm -g)");
+    let prefix = npm_global_prefix()?;
+    let why = match check_npm_host(&prefix, package, version, bin) {
+        Ok(link) => {
+            ok(&label, &link.display().to_string());
+            return Ok(None);
+        }
+        Err(why) => why,
+    };
+    let modules = prefix.join("lib/node_modules");
+    if !writable(&modules) {
+        return Ok(Some(need(
+            &label,
+            &format!(
+                "npm install -g {package}@{version} (into {})",
+                modules.display()
+            ),
+        )));
+    }
+    say!("setup: {label:<36} installing: {why}");
+    let npm = tool("npm", "it installs the MCP hosts")?;
+    let started = Instant::now();
+    run(Command::new(&npm)
+        .args([
+            "install",
+            "-g",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ])
+        .arg(format!("{package}@{version}")))?;
+    match check_npm_host(&prefix, package, version, bin) {
+        Ok(link) => did(
+            &label,
+            &format!(
+                "installed {} (npm install -g) in {:.0} s",
+                link.display(),
+                started.elapsed().as_secs_f64()
+            ),
+        ),
+        Err(why) => bail!("npm installed {package}@{version} but it is still not usable: {why}"),
+    }
+    Ok(None)
+}
+
+fn gemini_cli(_dir: &Path) -> Result<Option<String>> {
+    npm_host("Gemini CLI", GEMINI_CLI, GEMINI_CLI_VERSION, "gemini")
+}
+
+fn codex_cli(_dir: &Path) -> Result<Option<String>> {
+    npm_host("Codex CLI", CODEX, CODEX_VERSION, "codex")
 }
 
 #[cfg(test)]

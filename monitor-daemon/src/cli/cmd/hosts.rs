@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::{
     cli::{args::HostsArgs, client::Daemon, cmd::scan, term::emit},
-    hosts::{self, import::Entry},
+    hosts::{self, import::Entry, HostFs as _},
     reply::StatusView,
 };
 
@@ -126,7 +126,13 @@ fn build(
                 .iter()
                 .filter(|(_, owner, _)| *owner == id)
                 .map(|(_, _, path)| Found {
-                    version: hosts::version_of(path, &hosts::RealFs),
+                    // A bin link's package is its target's.
+                    version: hosts::version_of(
+                        &hosts::RealFs
+                            .canonicalize(path)
+                            .unwrap_or_else(|_| path.clone()),
+                        &hosts::RealFs,
+                    ),
                     path: path.clone(),
                     kind: "script",
                 }),
