@@ -135,7 +135,15 @@ pub mod event_flags {
     /// A host recognised by name executed a login shell in place: it was a shell
     /// wrapper (`#!/usr/bin/env bash` shim), not the host. No longer tracked.
     pub const HOST_DROPPED: u32 = 1 << 28;
+    /// An untracked process executed a program that some MCP config file names as
+    /// a server's command (`HOST_PATHS` value [`ENTRY_MARK`](crate::ENTRY_MARK)):
+    /// reported, not tracked, for the daemon to compare with the entries' argv (a
+    /// launch by a host mcpwatch has no profile for).
+    pub const UNKNOWN_HOST: u32 = 1 << 29;
 }
+
+/// `HOST_PATHS` value of a config entry's command (not a host's script).
+pub const ENTRY_MARK: u32 = u32::MAX;
 
 /// `mode` of a `SIGNAL` event that reports a held launch resumed behind the
 /// daemon's back, caught at its first user-mode instruction (not a signal

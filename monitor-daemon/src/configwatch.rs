@@ -149,6 +149,20 @@ impl ConfigWatch {
         self.files.is_empty()
     }
 
+    /// Every enabled server of every watched file that parsed, as it reads now.
+    pub fn servers(&self) -> Vec<(&ConfigFile, &str, &Entry)> {
+        self.files
+            .values()
+            .flat_map(|(file, w)| {
+                w.servers
+                    .iter()
+                    .flatten()
+                    .filter(|(_, s)| s.enabled)
+                    .map(move |(name, s)| (file, name.as_str(), &s.entry))
+            })
+            .collect()
+    }
+
     /// Re-read the files whose metadata changed; the changes since the last look.
     pub fn poll(&mut self, fs: &dyn HostFs) -> Vec<ConfigChange> {
         let mut out = Vec::new();

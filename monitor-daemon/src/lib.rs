@@ -22,3 +22,4 @@ pub mod sensor;
 pub mod sys;
 pub mod taskpath;
 pub mod tracker;
+pub mod unknown;

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     event_flags, holds, kind, role, stat, task_flags, ExeKey, ExecEvent, TaskState, ARGV_CAP,
-    ENV_CAP, ENV_OFF, FILENAME_CAP, HOST_PATH_KEY,
+    ENTRY_MARK, ENV_CAP, ENV_OFF, FILENAME_CAP, HOST_PATH_KEY,
 };
 
 use crate::{
@@ -59,9 +59,16 @@ fn exe_identity(mm: *const u8) -> Res<(ExeKey, *const u8, *const u8)> {
 }
 
 /// Host profile matching the new image: by executable identity, then (for `#!`
-/// hosts) by the filename passed to execve.
+/// hosts) by the filename passed to execve. A config entry's command
+/// (`ENTRY_MARK`) is no host.
 #[inline(always)]
 fn host_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
+    host_profile_or_entry(ctx, exe).filter(|&p| p != ENTRY_MARK)
+}
+
+/// [`host_profile`], or `ENTRY_MARK` when the filename is a config entry's command.
+#[inline(always)]
+fn host_profile_or_entry(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
     // SAFETY: plain map lookup; value is copied out.
     if let Some(id) = unsafe { HOST_EXES.get(exe) } {
         return Some(*id);
@@ -105,12 +112,17 @@ fn detect(
     exe: &ExeKey,
     exe_file: *const u8,
 ) -> Option<(TaskState, u32)> {
-    if let Some(profile) = host_profile(ctx, exe) {
+    let by_path = host_profile_or_entry(ctx, exe);
+    if let Some(profile) = by_path.filter(|&p| p != ENTRY_MARK) {
         names::forget_host(tgid);
         count(stat::HOSTS_DETECTED);
         return Some((new_host(tgid, profile), event_flags::HOST_DETECTED));
     }
-    let profile = names::name_profile(ctx, exe)?;
+    let Some(profile) = names::name_profile(ctx, exe) else {
+        // A config entry's command run by a process no profile recognises: report
+        // it (not tracked) for the daemon to compare with the entries.
+        return by_path.map(|_| (TaskState::default(), event_flags::UNKNOWN_HOST));
+    };
     let mut st = new_host(tgid, profile);
     st.flags |= task_flags::NAMED_HOST;
     names::forget_host(tgid);
@@ -155,28 +167,15 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
     let mut flags = 0u32;
     let mut check = CHECK_NONE;
     let prev_role;
-    let tracked = TRACKED.get_ptr_mut(&tgid);
-    // Untracked, or in a terminal or the env probe (recorded, never checked): this
-    // exec may make it a host. One call site, so the verifier walks it once.
-    // SAFETY: value pointer from the map, valid for this invocation.
-    let may_become_host = tracked.is_none_or(|p| unsafe {
-        (*p).flags & task_flags::FIRST_EXEC_IS_HOST == 0
-            && ((*p).role == role::TERMINAL || (*p).role == role::HELPER)
-    });
-    let detected = if may_become_host {
-        detect(ctx, tgid, &exe, exe_file)
-    } else {
-        None
-    };
-    let state = match tracked {
+    let state = match TRACKED.get_ptr_mut(&tgid) {
         None => {
             // Untracked: the only work is these lookups (identity, the filename key
             // when script hosts are configured, the filename's last component).
             // Become a host before the first fork.
-            let Some((st, f)) = detected else {
+            let Some((st, f)) = detect(ctx, tgid, &exe, exe_file) else {
                 return Ok(());
             };
-            if TRACKED.insert(&tgid, &st, 0).is_err() {
+            if f & event_flags::UNKNOWN_HOST == 0 && TRACKED.insert(&tgid, &st, 0).is_err() {
                 count(stat::TRACKED_FULL);
             }
             flags |= f;
@@ -217,7 +216,10 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
             } else if st.role == role::TERMINAL || st.role == role::HELPER {
                 // Recorded, never checked. A host started from a terminal (`claude`
                 // typed in VS Code's terminal) is a host of its own from here on.
-                if let Some((host, f)) = detected {
+                let detected = detect(ctx, tgid, &exe, exe_file);
+                if let Some((host, f)) =
+                    detected.filter(|(_, f)| f & event_flags::UNKNOWN_HOST == 0)
+                {
                     st = host;
                     flags |= f;
                 }

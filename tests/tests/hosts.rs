@@ -483,3 +483,127 @@ print('rc=%d' % os.waitstatus_to_exitcode(os.waitpid(p.pid, 0)[1]), flush=True)
     );
     assert!(!Path::new(&marker).exists());
 }
+
+/// (item 3) A program no profile recognises that executes exactly the command of a
+/// server entry of a config file the daemon watches is reported as a launch of the
+/// host `unknown`, naming its parent's executable and argv and the entry; the same
+/// program with other arguments is not. A server added to the file while the
+/// daemon runs is known at once. `mcpwatch hosts --suggest` prints the `[[host]]`
+/// profile that would cover the parent, and that profile is a valid config entry.
+#[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, step by step")]
+fn a_launch_of_a_config_entry_by_an_unrecognised_host_is_reported_with_a_profile_to_add() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = tmp.path();
+    let server = t.join("srv");
+    touch_copy(&server);
+    let config = t.join("mcp.json");
+    let write = |servers: &[(&str, &str)]| {
+        let mut m = serde_json::Map::new();
+        for (name, arg) in servers {
+            m.insert(
+                (*name).to_owned(),
+                serde_json::json!({"command": server.display().to_string(), "args": [arg]}),
+            );
+        }
+        std::fs::write(&config, serde_json::json!({"mcpServers": m}).to_string()).expect("config");
+    };
+    let first = t.join("first-ran").display().to_string();
+    write(&[("first", &first)]);
+    let daemon_config = format!(
+        "builtin_hosts = false\n[[host]]\nname = \"cfghost\"\nexe = [\"/nonexistent/cfghost-*\"]\n\
+         configs = [{{ path = {:?}, level = \"system\", schema = \"cursor\" }}]\n",
+        config.display().to_string()
+    );
+    let d = Daemon::start(&daemon_config);
+    // The unknown host: spawns its argument on pipes, as MCP clients do, and stays
+    // up a moment, as a host does (the daemon reads who it is from /proc).
+    let agent = t.join("newagent.py");
+    write_exec(
+        &agent,
+        &format!("{HOST_SCRIPT}import time; time.sleep(1.5)\n"),
+    );
+    let server_s = server.display().to_string();
+    let run_agent = |arg: &str| {
+        let out = run_in(t, &[&agent.display().to_string(), &server_s, arg]);
+        assert_eq!(rcs(&out), [0], "not tracked, not stopped: {out:?}");
+    };
+
+    run_agent(&first);
+    let other = t.join("other-args").display().to_string();
+    run_agent(&other);
+    let launch = launch_of(&d, &first);
+    assert_eq!(launch["host"]["name"], "unknown", "{launch}");
+    assert_eq!(launch["verdict"]["decision"], "unapproved", "{launch}");
+    assert_eq!(argv(&launch), [server_s.clone(), first.clone()], "{launch}");
+    let who = &launch["unknown_host"];
+    assert_eq!(who["server"], "first", "{launch}");
+    assert_eq!(who["file"], config.display().to_string(), "{launch}");
+    assert_eq!(who["config_host"], "cfghost", "{launch}");
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("python3");
+    assert_eq!(who["parent_exe"], python.display().to_string(), "{launch}");
+    assert_eq!(
+        who["parent_argv"][1],
+        agent.display().to_string(),
+        "{launch}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !d.events().iter().any(|e| argv(e).last() == Some(&other)),
+        "the same program with other arguments is no entry's command"
+    );
+
+    // A server added while the daemon runs: known after the next poll (1 s).
+    let second = t.join("second-ran").display().to_string();
+    write(&[("first", &first), ("second", &second)]);
+    d.wait_events(
+        "config_change of the new server",
+        Duration::from_secs(15),
+        |evs| {
+            evs.iter()
+                .any(|e| e["kind"] == "config_change" && e["config"]["server"] == "second")
+        },
+    );
+    run_agent(&second);
+    let launch = launch_of(&d, &second);
+    assert_eq!(launch["unknown_host"]["server"], "second", "{launch}");
+
+    // --suggest: a profile for python3 reading this file, which a config accepts.
+    let out = d.cli(&[
+        "hosts",
+        "--suggest",
+        "--config",
+        &d.config.display().to_string(),
+    ]);
+    assert!(out.status.success(), "hosts --suggest: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("[[host]]"), "{text}");
+    assert!(
+        text.contains(&format!("exe = [{:?}]", python.display().to_string())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("path = {:?}", config.display().to_string())),
+        "{text}"
+    );
+    let with = t.join("with-suggestion.toml");
+    std::fs::write(
+        &with,
+        format!(
+            "state_dir = {:?}\nbuiltin_hosts = false\n{text}",
+            t.join("st").display().to_string()
+        ),
+    )
+    .expect("write");
+    let check = Command::new(mcpwatch_tests::bin("mcpwatchd"))
+        .args(["--check", "--config", &with.display().to_string()])
+        .output()
+        .expect("mcpwatchd --check");
+    assert!(
+        check.status.success(),
+        "the suggestion is a valid config: {check:?}\n{text}"
+    );
+}

@@ -1161,7 +1161,7 @@ fn refusing_provider() -> String {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-            let mut buf = [0u8; 65536];
+            let mut buf = vec![0u8; 65536];
             let _ = stream.read(&mut buf);
             let body =
                 br#"{"error": {"message": "no model here", "type": "invalid_request_error"}}"#;

@@ -223,6 +223,11 @@ pub struct HostsArgs {
     /// One JSON document: one object per profile.
     #[arg(long)]
     pub json: bool,
+    /// Instead: for each program that launched an MCP config's server without being
+    /// a recognised host (the `launch` events of host `unknown` in the audit log),
+    /// print the `[[host]]` profile that would cover it, to add to the config.
+    #[arg(long)]
+    pub suggest: bool,
 }
 
 #[derive(Args, Debug)]

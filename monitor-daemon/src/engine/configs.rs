@@ -28,6 +28,24 @@ impl super::core::Core {
     fn watch_config_files(&mut self, files: Vec<import::ConfigFile>) {
         self.configs.set_files(files, &crate::hosts::RealFs);
         self.last_config_scan = std::time::Instant::now();
+        self.refresh_entry_commands();
+    }
+
+    /// The watched configs' server commands, resolved as a host would run them
+    /// (the daemon's PATH), and their filenames in the kernel's `HOST_PATHS`: an
+    /// untracked exec of one is reported, for `unknown_host_exec`.
+    pub(crate) fn refresh_entry_commands(&mut self) {
+        use std::os::unix::ffi::OsStringExt as _;
+        let path = std::env::var_os("PATH").map_or_else(
+            || b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec(),
+            std::ffi::OsString::into_vec,
+        );
+        let cmds = crate::unknown::entry_commands(&self.configs.servers(), &path);
+        let keys = crate::unknown::filename_keys(&cmds);
+        if let Err(err) = self.sensor.set_entry_paths(&keys) {
+            tracing::warn!(error = %err, "could not give the kernel the config entries' commands: launches by unrecognised hosts are not reported");
+        }
+        self.entry_commands = cmds;
     }
 
     /// The periodic rediscovery: with the engine running, the walk over the homes
@@ -73,7 +91,11 @@ impl super::core::Core {
             return;
         }
         self.last_config_poll = std::time::Instant::now();
-        for c in self.configs.poll(&crate::hosts::RealFs) {
+        let changes = self.configs.poll(&crate::hosts::RealFs);
+        if !changes.is_empty() {
+            self.refresh_entry_commands();
+        }
+        for c in changes {
             let records: Vec<u64> = self
                 .consent
                 .all_records()

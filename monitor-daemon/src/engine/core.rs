@@ -84,6 +84,8 @@ pub struct Core {
     /// How each host process running now was recognised (`mcpwatch hosts`,
     /// `status`), by pid; removed at its exit.
     pub(crate) hosts_seen: std::collections::BTreeMap<u32, super::status::HostSeen>,
+    /// The watched configs' server commands, for launches by unknown hosts.
+    pub(crate) entry_commands: Vec<crate::unknown::EntryCommand>,
 }
 
 impl Core {
@@ -122,6 +124,7 @@ impl Core {
             engine: None,
             rediscovering: false,
             hosts_seen: std::collections::BTreeMap::new(),
+            entry_commands: Vec::new(),
         })
     }
 
@@ -316,6 +319,10 @@ impl Core {
                 }
                 self.record(&e);
             }
+            RawEvent::Exec(x) if x.common.flags & ef::UNKNOWN_HOST != 0 => {
+                let hash = hash.unwrap_or(Err(HashError::NotHashed));
+                self.unknown_host_exec(x, hash);
+            }
             RawEvent::Exec(x) => {
                 let hash = hash.unwrap_or(Err(HashError::NotHashed));
                 let flags = x.common.flags;
@@ -359,11 +366,59 @@ impl Core {
         e
     }
 
+    /// An untracked exec of a config entry's command (`UNKNOWN_HOST`): recorded as
+    /// a launch of the host `unknown` when its argv is exactly an entry's, else
+    /// nothing (any other run of that program, e.g. `npx` in a terminal).
+    fn unknown_host_exec(&mut self, x: RawExec, hash: HashResult) {
+        let Some(cmd) = crate::unknown::matching(&self.entry_commands, &x.argv).cloned() else {
+            return;
+        };
+        let ppid = x.common.ppid;
+        let mut e = self.exec_event(x, hash);
+        e.host = Some(HostRef {
+            name: crate::unknown::UNKNOWN_HOST.to_owned(),
+            pid: ppid,
+        });
+        let who = crate::unknown::describe(&cmd, ppid);
+        let parent = who.parent_exe.as_ref().map_or_else(
+            || format!("pid {ppid}"),
+            |p| format!("{} (pid {ppid})", p.lossy()),
+        );
+        e.verdict = Some(crate::event::Verdict {
+            decision: crate::event::Decision::Unapproved,
+            mode: crate::model::Mode::Monitor,
+            record: None,
+            reason: Some(format!(
+                "launched by {parent}, which no host profile recognises: server `{}` of {} ({}); \
+                 `mcpwatch hosts --suggest` prints the [[host]] profile that would cover it",
+                cmd.server,
+                cmd.config.path.display(),
+                cmd.config.host
+            )),
+            pending: None,
+            killed: false,
+        });
+        e.unknown_host = Some(who);
+        warn!(pid = e.pid, parent = %parent, server = %cmd.server, "launch by an unrecognised host");
+        self.record(&e);
+    }
+
     fn exec_event(&mut self, x: RawExec, hash: HashResult) -> Event {
         let scripts = &self.host_scripts;
-        let cls = self.tracker.on_exec(&x, &|profile: u32, argv: &[Vec<u8>]| {
-            hosts::is_host_script(profile, scripts, argv)
-        });
+        let cls = if x.common.flags & ef::UNKNOWN_HOST != 0 {
+            // Not tracked: nothing for the tracker.
+            crate::tracker::Classification {
+                kind: Kind::Launch,
+                lineage: vec![x.common.pid, x.common.ppid],
+                session: None,
+                make_host: false,
+                kernel_update: None,
+            }
+        } else {
+            self.tracker.on_exec(&x, &|profile: u32, argv: &[Vec<u8>]| {
+                hosts::is_host_script(profile, scripts, argv)
+            })
+        };
         let c = &x.common;
         if let Some(st) = cls.kernel_update {
             // E.g. the host relaunched itself (`node … /path/to/host/cli.js`): it is

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use monitor_common::{AllowKey, AllowValue, ExeKey, TaskState};
+use monitor_common::{AllowKey, AllowValue, ExeKey, PathKey, TaskState};
 
 use crate::sensor::{
     ebpf::{Attachment, LsmSupport, PinReport, ProgramStats, SensorError},
@@ -23,6 +23,7 @@ pub struct FakeMaps {
     pub deny: Vec<(ExeKey, u32)>,
     pub modes: Vec<u32>,
     pub default_mode: u32,
+    pub entry_paths: Vec<PathKey>,
     pub released: bool,
     /// Pids whose `HELD` mark the engine cleared.
     pub cleared: Vec<u32>,
@@ -113,6 +114,10 @@ impl Kernel for FakeKernel {
     }
     fn sync_deny(&mut self, entries: &[(ExeKey, u32)]) -> Result<(), SensorError> {
         self.m("sync_deny").deny = entries.to_vec();
+        Ok(())
+    }
+    fn set_entry_paths(&mut self, entries: &[PathKey]) -> Result<(), SensorError> {
+        self.m("set_entry_paths").entry_paths = entries.to_vec();
         Ok(())
     }
     fn set_modes(&mut self, modes: &[u32]) -> Result<(), SensorError> {

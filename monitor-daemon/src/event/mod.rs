@@ -415,6 +415,24 @@ pub struct Verdict {
     pub killed: bool,
 }
 
+/// `unknown_host` of a launch by a process no host profile recognises.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownHost {
+    /// The process that executed it (the host nobody has a profile for).
+    pub parent_pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_exe: Option<Bytes>,
+    #[serde(default)]
+    pub parent_argv: Vec<Bytes>,
+    /// The config entry: the profile whose file it is, the file, the server.
+    pub config_host: String,
+    pub file: String,
+    pub server: String,
+    /// The file's format (`cursor`, `claude-code`, …) and level (`user`, …).
+    pub schema: String,
+    pub level: String,
+}
+
 /// One recorded event. Optional fields are omitted when they do not apply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -502,6 +520,10 @@ pub struct Event {
     /// Config change: the file, server and what changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<crate::model::ConfigChange>,
+    /// A launch by a host mcpwatch has no profile for: who launched it, and the
+    /// config entry whose command it is exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_host: Option<UnknownHost>,
     /// Approve / revoke / stale: the consent record concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<u64>,
@@ -554,6 +576,7 @@ impl Event {
             lost: None,
             verdict: None,
             config: None,
+            unknown_host: None,
             record: None,
             message: None,
             prev: None,

@@ -6,7 +6,7 @@
 //! never per-byte work: one dynamic call per operation costs nothing that matters.
 use std::collections::BTreeMap;
 
-use monitor_common::{AllowKey, AllowValue, ExeKey, TaskState};
+use monitor_common::{AllowKey, AllowValue, ExeKey, PathKey, TaskState};
 
 use super::ebpf::{Attachment, LsmSupport, PinReport, ProgramStats, Sensor, SensorError};
 
@@ -28,6 +28,9 @@ pub trait Kernel: Send {
     fn set_env_names(&mut self, names: &[String]) -> Result<(), SensorError>;
     /// Make `DENY_EXES` hold exactly `entries`.
     fn sync_deny(&mut self, entries: &[(ExeKey, u32)]) -> Result<(), SensorError>;
+    /// The commands of MCP config entries, by exec filename (`HOST_PATHS`
+    /// `ENTRY_MARK`): an untracked exec of one is reported for the daemon to compare.
+    fn set_entry_paths(&mut self, entries: &[PathKey]) -> Result<(), SensorError>;
     /// The mode of every profile id (ids past the slice: monitor).
     fn set_modes(&mut self, modes: &[u32]) -> Result<(), SensorError>;
     /// The mode the kernel applies to a host id past the mode table.
@@ -79,6 +82,9 @@ impl Kernel for Sensor {
     }
     fn sync_deny(&mut self, entries: &[(ExeKey, u32)]) -> Result<(), SensorError> {
         Sensor::sync_deny(self, entries)
+    }
+    fn set_entry_paths(&mut self, entries: &[PathKey]) -> Result<(), SensorError> {
+        Sensor::set_entry_paths(self, entries)
     }
     fn set_modes(&mut self, modes: &[u32]) -> Result<(), SensorError> {
         Sensor::set_modes(self, modes)

@@ -79,6 +79,9 @@ pub fn hosts(a: &HostsArgs) -> anyhow::Result<ExitCode> {
             .ok()
             .and_then(|answer| answer.reply("Status").ok())
     });
+    if a.suggest {
+        return suggest(a, status.as_ref());
+    }
     let profiles = scan::profiles(&a.sources, daemon.as_ref().ok())?;
     let result = scan::discover_with(&a.sources, a.host.as_deref(), profiles.clone())?;
     let profiles: Vec<_> = profiles
@@ -98,6 +101,57 @@ pub fn hosts(a: &HostsArgs) -> anyhow::Result<ExitCode> {
     if status.is_none() {
         eprintln!("mcpwatch: the daemon did not answer: modes and running hosts are unknown");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--suggest`: the `[[host]]` profiles for the unknown hosts in the audit log.
+fn suggest(a: &HostsArgs, status: Option<&StatusView>) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let path = match (&a.sources.config, status.and_then(|s| s.log_file.as_ref())) {
+        (Some(c), _) => crate::config::Config::load(c)
+            .with_context(|| format!("reading {}", c.display()))?
+            .log_path(),
+        (None, Some(log)) => PathBuf::from(log),
+        (None, None) => crate::config::Config::embedded_default().log_path(),
+    };
+    let mut files = crate::audit::rotated_files(&path);
+    files.push(path.clone());
+    let mut launches = Vec::new();
+    for f in files.iter().filter(|f| f.exists()) {
+        let events = crate::logfile::read_all(f, |e| eprintln!("mcpwatch: {e}"))?;
+        launches.extend(events.into_iter().filter_map(|e| e.unknown_host));
+    }
+    let mut by_exe: BTreeMap<String, Vec<&crate::event::UnknownHost>> = BTreeMap::new();
+    for l in &launches {
+        let exe = l
+            .parent_exe
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), |e| e.lossy().into_owned());
+        by_exe.entry(exe).or_default().push(l);
+    }
+    if by_exe.is_empty() {
+        emit(&format!(
+            "no launches by unrecognised hosts in {} (and its rotated files)\n",
+            path.display()
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::new();
+    for (exe, ls) in &by_exe {
+        match crate::unknown::suggest(ls) {
+            Some(text) => {
+                out.push_str(&text);
+                out.push('\n');
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "# {exe}: its executable is unknown (it had exited); no profile to suggest\n"
+                );
+            }
+        }
+    }
+    emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -38,7 +38,9 @@ impl Sensor {
         if OBJECT.is_empty() {
             return Err(SensorError::NoObject);
         }
-        kcfg.host_paths_enabled = u32::from(!keys.paths.is_empty());
+        // Always: config entries' commands are added to `HOST_PATHS` as the daemon
+        // finds them (`set_entry_paths`).
+        kcfg.host_paths_enabled = 1;
         kcfg.host_names_enabled = u32::from(!keys.names.is_empty());
         let generation = generation();
         let maps_dir = opts.pin_dir.join("maps");
@@ -179,6 +181,7 @@ impl Sensor {
             tracked,
             host_exes,
             host_paths,
+            host_script_keys: keys.paths.clone(),
             stats,
             events,
             allow,

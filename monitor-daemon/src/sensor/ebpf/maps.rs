@@ -68,6 +68,25 @@ impl Sensor {
         sync_map(&mut self.deny, names::DENY_EXES, entries)
     }
 
+    /// Make `HOST_PATHS` hold the hosts' script paths and `entries`, the commands
+    /// of MCP config entries (`ENTRY_MARK`): an untracked exec of one of those is
+    /// reported (`UNKNOWN_HOST`). A path that is a host's script stays the host's.
+    pub fn set_entry_paths(&mut self, entries: &[PathKey]) -> Result<(), SensorError> {
+        let mut all = self.host_script_keys.clone();
+        for k in entries {
+            if !all.iter().any(|(h, _)| h == k) {
+                all.push((*k, monitor_common::ENTRY_MARK));
+            }
+        }
+        sync_map(&mut self.host_paths, names::HOST_PATHS, &all)?;
+        let lens = host_path_lens(&all);
+        if self.settings.host_path_lens != lens {
+            self.settings.host_path_lens = lens;
+            self.store_settings()?;
+        }
+        Ok(())
+    }
+
     /// Set the mode of every profile id (ids past the slice: monitor).
     pub fn set_modes(&mut self, modes: &[u32]) -> Result<(), SensorError> {
         for id in 0..MODES_MAX {

@@ -193,6 +193,8 @@ pub struct Sensor {
     tracked: HashMap<MapData, u32, TaskState>,
     host_exes: HashMap<MapData, ExeKey, u32>,
     host_paths: HashMap<MapData, PathKey, u32>,
+    /// The hosts' own `HOST_PATHS` entries, which config entries never replace.
+    host_script_keys: Vec<(PathKey, u32)>,
     stats: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
     allow: HashMap<MapData, AllowKey, AllowValue>,
