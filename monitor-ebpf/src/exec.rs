@@ -80,10 +80,18 @@ fn host_profile_or_entry(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
     // Only a filename as long as some host script's is worth copying and hashing
     // (256 bytes of key): most execs stop here.
     let n = loc >> 16;
+    if n > 255 {
+        return None;
+    }
     let lens = enforce::settings_ref()?;
-    // SAFETY: n is masked into the 256-bit table.
-    let bits = unsafe { (*lens).host_path_lens[((n >> 6) & 3) as usize] };
-    if n > 255 || (bits >> (n & 63)) & 1 == 0 {
+    // The word index through memory, masked after: the compiler would otherwise
+    // drop the mask (n <= 255 makes it redundant) and index with a copy of `loc`
+    // whose bound 6.1's verifier does not know.
+    // SAFETY: a volatile read of a local.
+    let word = unsafe { core::ptr::read_volatile(&(n >> 6)) } & 3;
+    // SAFETY: the settings value lives in map memory for this invocation.
+    let bits = unsafe { (*lens).host_path_lens.get(word as usize).copied() }?;
+    if (bits >> (n & 63)) & 1 == 0 {
         return None;
     }
     let key = KEYBUF.get_ptr_mut(0)?;

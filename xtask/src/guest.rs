@@ -96,6 +96,9 @@ kv daemon=$DS
 kv daemon_rc=$DRC
 echo "guest: mcpwatchd $DS${DRC:+ (exit status $DRC)} after $(up) s"
 if [ $DS != running ]; then
+  for f in /var/lib/mcpwatch/verifier-*.log; do
+    [ -f "$f" ] && $B tail -n 60 "$f" >> /tmp/daemon.err
+  done
   sect daemon_err /tmp/daemon.err
   sect daemon_out /tmp/daemon.out
   $B find /sys/fs/bpf ! -type d > /tmp/pins 2>&1
@@ -196,6 +199,8 @@ ask_timeout_secs = 120
 [[host]]
 name = "guest"
 exe = ["/hostbin/busybox"]
+# Never executed: it makes the kernel verify recognition by name too.
+names = ["mcpwatch-guest-host"]
 
 [[host]]
 name = "asker"

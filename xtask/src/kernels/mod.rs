@@ -225,7 +225,7 @@ fn run_one(p: &Planned, initrd: &Path, work: &Path) -> Outcome {
             eprintln!(
                 "--- {label}: console (tail)\n{}\n--- {label}: daemon stderr (tail)\n{}\n---",
                 tail(&report.console, 40),
-                tail(report.section("daemon_err"), 20)
+                tail(report.section("daemon_err"), 80)
             );
             why
         })
