@@ -140,10 +140,27 @@ pub mod event_flags {
     /// reported, not tracked, for the daemon to compare with the entries' argv (a
     /// launch by a host mcpwatch has no profile for).
     pub const UNKNOWN_HOST: u32 = 1 << 29;
+    /// With `HOST_DETECTED`: an interpreter (`node`) on a script whose path ends
+    /// like a profile's package script (`HOST_SCRIPT_TAILS`): pnpm's shims, `node
+    /// …/cli.js`.
+    pub const HOST_BY_PACKAGE: u32 = 1 << 30;
 }
 
 /// `HOST_PATHS` value of a config entry's command (not a host's script).
 pub const ENTRY_MARK: u32 = u32::MAX;
+/// `HOST_NAMES` value of an interpreter's name (`node`, `bun`): the host is then
+/// the script its argv[1] names, by that path's last `SCRIPT_TAIL` bytes
+/// (`HOST_SCRIPT_TAILS`).
+pub const NAME_INTERPRETER: u32 = u32::MAX;
+/// Bytes of a package script's path the kernel compares (`HOST_SCRIPT_TAILS`).
+pub const SCRIPT_TAIL: usize = 32;
+
+/// `HOST_SCRIPT_TAILS` key: the last `SCRIPT_TAIL` bytes of a script's path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TailKey {
+    pub tail: [u8; SCRIPT_TAIL],
+}
 
 /// `mode` of a `SIGNAL` event that reports a held launch resumed behind the
 /// daemon's back, caught at its first user-mode instruction (not a signal

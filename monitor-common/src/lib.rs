@@ -42,6 +42,7 @@ pub mod names {
     pub const HOST_NAMES: &str = "HOST_NAMES";
     pub const HOST_ROOT_EXE: &str = "HOST_ROOT_EXE";
     pub const HOST_SELF: &str = "HOST_SELF";
+    pub const HOST_SCRIPT_TAILS: &str = "HOST_SCRIPT_TAILS";
     /// Every pinned map, in the order the daemon re-opens them.
     pub const PINNED_MAPS: &[&str] = &[
         TRACKED,
@@ -63,6 +64,7 @@ pub mod names {
         HOST_NAMES,
         HOST_ROOT_EXE,
         HOST_SELF,
+        HOST_SCRIPT_TAILS,
     ];
 }
 
@@ -74,6 +76,7 @@ mod pod {
     unsafe impl aya::Pod for super::ExeKey {}
     unsafe impl aya::Pod for super::PathKey {}
     unsafe impl aya::Pod for super::NameKey {}
+    unsafe impl aya::Pod for super::TailKey {}
     unsafe impl aya::Pod for super::KernelConfig {}
     unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::AllowKey {}

@@ -380,12 +380,23 @@ impl Config {
             if host.exe.is_empty()
                 && host.scripts.is_empty()
                 && host.names.is_empty()
+                && host.package_scripts.is_empty()
                 && !builtin_names.contains(name)
             {
                 return Err(self.invalid(format!(
                     "host `{name}` has neither exe, scripts nor names (only a built-in host \
                      can be disabled that way)"
                 )));
+            }
+            for entry in &host.package_scripts {
+                if crate::hosts::tail_key(entry).is_none() {
+                    return Err(self.invalid(format!(
+                        "host `{name}`: package_scripts entry {entry:?}: must be a path inside \
+                         node_modules (`@scope/pkg/bin/cli.js`) of at least {} bytes with \
+                         `node_modules/` before it",
+                        monitor_common::SCRIPT_TAIL
+                    )));
+                }
             }
             for entry in &host.names {
                 if let Err(why) = crate::hosts::check_host_name(entry) {

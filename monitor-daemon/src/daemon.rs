@@ -125,6 +125,7 @@ fn host_keys(
         exes: resolved.exes.iter().map(|(k, id, _)| (*k, *id)).collect(),
         paths: resolved.paths.iter().map(|(k, id, _)| (*k, *id)).collect(),
         names: resolved.names.iter().map(|(k, id, _)| (*k, *id)).collect(),
+        tails: resolved.tails.iter().map(|(k, id, _)| (*k, *id)).collect(),
         class_exes,
         profile_flags: profiles
             .iter()

@@ -119,6 +119,7 @@ fn detect(
     tgid: u32,
     exe: &ExeKey,
     exe_file: *const u8,
+    mm: *const u8,
 ) -> Option<(TaskState, u32)> {
     let by_path = host_profile_or_entry(ctx, exe);
     if let Some(profile) = by_path.filter(|&p| p != ENTRY_MARK) {
@@ -126,17 +127,26 @@ fn detect(
         count(stat::HOSTS_DETECTED);
         return Some((new_host(tgid, profile), event_flags::HOST_DETECTED));
     }
-    let Some(profile) = names::name_profile(ctx, exe) else {
+    let Some(found) = names::name_profile(ctx, exe, mm) else {
         // A config entry's command run by a process no profile recognises: report
         // it (not tracked) for the daemon to compare with the entries.
         return by_path.map(|_| (TaskState::default(), event_flags::UNKNOWN_HOST));
     };
+    let profile = found & !names::BY_PACKAGE;
     let mut st = new_host(tgid, profile);
     st.flags |= task_flags::NAMED_HOST;
+    count(stat::HOSTS_DETECTED);
+    if found & names::BY_PACKAGE != 0 {
+        // An interpreter on a package's script: `HOST_SELF` holds the script.
+        names::forget_root_exe(tgid);
+        return Some((
+            st,
+            event_flags::HOST_DETECTED | event_flags::HOST_BY_PACKAGE,
+        ));
+    }
     names::forget_host(tgid);
     names::note_root_exe(tgid, exe, exe_file, profile);
     names::note_self_path(ctx, tgid);
-    count(stat::HOSTS_DETECTED);
     Some((st, event_flags::HOST_DETECTED | event_flags::HOST_BY_NAME))
 }
 
@@ -180,7 +190,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
             // Untracked: the only work is these lookups (identity, the filename key
             // when script hosts are configured, the filename's last component).
             // Become a host before the first fork.
-            let Some((st, f)) = detect(ctx, tgid, &exe, exe_file) else {
+            let Some((st, f)) = detect(ctx, tgid, &exe, exe_file, mm) else {
                 return Ok(());
             };
             if f & event_flags::UNKNOWN_HOST == 0 && TRACKED.insert(&tgid, &st, 0).is_err() {
@@ -224,7 +234,7 @@ fn try_sched_process_exec(ctx: &TracePointContext) -> Res<()> {
             } else if st.role == role::TERMINAL || st.role == role::HELPER {
                 // Recorded, never checked. A host started from a terminal (`claude`
                 // typed in VS Code's terminal) is a host of its own from here on.
-                let detected = detect(ctx, tgid, &exe, exe_file);
+                let detected = detect(ctx, tgid, &exe, exe_file, mm);
                 if let Some((host, f)) =
                     detected.filter(|(_, f)| f & event_flags::UNKNOWN_HOST == 0)
                 {

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use monitor_common::{
     stat, AllowKey, AllowValue, EnvFilter, EnvScan, ExeKey, ExecEvent, NameKey, PathKey,
-    SecEnvName, Settings, TaskState, MODES_MAX, SECENV_FAMILIES_MAX, SECENV_MAX,
+    SecEnvName, Settings, TailKey, TaskState, MODES_MAX, SECENV_FAMILIES_MAX, SECENV_MAX,
 };
 
 /// `BPF_F_NO_PREALLOC`: `ALLOW` values are 5 KiB; allocate only what is used.
@@ -143,6 +143,12 @@ pub static HOST_ROOT_EXE: LruHashMap<u32, ExeKey> = LruHashMap::with_max_entries
 /// or cleared at every host detection, removed at the host's exit.
 #[map(name = "HOST_SELF")]
 pub static HOST_SELF: LruHashMap<u32, PathKey> = LruHashMap::with_max_entries(4096, 0);
+
+/// Host profiles by the last `SCRIPT_TAIL` bytes of a package script's path
+/// (`…/gemini-cli/bundle/gemini.js`): an interpreter named in `HOST_NAMES` with
+/// `NAME_INTERPRETER` on such a script, by a process not tracked yet, is a host.
+#[map(name = "HOST_SCRIPT_TAILS")]
+pub static HOST_SCRIPT_TAILS: HashMap<TailKey, u32> = HashMap::with_max_entries(256, 0);
 
 /// Events to userspace.
 #[map(name = "EVENTS")]

@@ -8,11 +8,17 @@
 //! checked) is recognised this way: becoming a host only adds checks. A host's own
 //! child is never a host by name, so a config entry naming `/tmp/x/claude` is a
 //! launch like any other.
-use aya_ebpf::{helpers::generated::bpf_probe_read_kernel_str, programs::TracePointContext};
-use monitor_common::{class_exe, ExeKey, NameKey, HOST_NAME_KEY, HOST_PATH_KEY};
+use aya_ebpf::{
+    helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str},
+    programs::TracePointContext,
+};
+use monitor_common::{
+    class_exe, ExeKey, NameKey, TailKey, HOST_NAME_KEY, HOST_PATH_KEY, NAME_INTERPRETER,
+    SCRIPT_TAIL,
+};
 
 use crate::{
-    maps::{CLASS_EXES, HOST_NAMES, HOST_ROOT_EXE, HOST_SELF, KEYBUF},
+    maps::{CLASS_EXES, HOST_NAMES, HOST_ROOT_EXE, HOST_SCRIPT_TAILS, HOST_SELF, KEYBUF},
     rd_ptr,
 };
 
@@ -47,7 +53,7 @@ pub(crate) fn is_shell(exe: &ExeKey) -> bool {
 /// Reads only the filename's last `HOST_NAME_KEY` bytes; a last component of
 /// `HOST_NAME_KEY` bytes or more names nothing.
 #[inline(never)]
-pub(crate) fn name_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32> {
+pub(crate) fn name_profile(ctx: &TracePointContext, exe: &ExeKey, mm: *const u8) -> Option<u32> {
     if cfg!(host_names_enabled) == 0 {
         return None;
     }
@@ -120,6 +126,78 @@ pub(crate) fn name_profile(ctx: &TracePointContext, exe: &ExeKey) -> Option<u32>
     if is_shell(exe) {
         return None;
     }
+    if profile == NAME_INTERPRETER {
+        return package_profile(mm).map(|p| p | BY_PACKAGE);
+    }
+    Some(profile)
+}
+
+/// `name_profile`'s mark on a host found by its package script: `HOST_SELF` then
+/// already holds the script (not the interpreter's filename).
+pub(crate) const BY_PACKAGE: u32 = 1 << 31;
+
+/// An interpreter's argv[1] whose path ends like a profile's package script
+/// (`HOST_SCRIPT_TAILS`): that profile. The script's path, NUL-padded, is left in
+/// `HOST_SELF` for the host's relaunches.
+#[inline(always)]
+fn package_profile(mm: *const u8) -> Option<u32> {
+    let start: u64 = crate::rd(mm, cfg!(mm_arg_start)).ok()?;
+    let end: u64 = crate::rd(mm, cfg!(mm_arg_end)).ok()?;
+    let buf = KEYBUF.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch owned by this program invocation.
+    let path = unsafe { &mut (*buf).path };
+    // argv[0], for where argv[1] starts.
+    // SAFETY: a bounded string read of user memory into the 256-byte buffer.
+    let n0 = unsafe {
+        bpf_probe_read_user_str(
+            path.as_mut_ptr().cast(),
+            HOST_PATH_KEY as u32,
+            start as *const _,
+        )
+    };
+    if n0 <= 0 {
+        return None;
+    }
+    let arg1 = start + n0 as u64;
+    if arg1 >= end {
+        return None;
+    }
+    let words = path.as_mut_ptr().cast::<u64>();
+    for i in 0..(HOST_PATH_KEY / 8) {
+        // SAFETY: i < 32, inside the 256-byte key.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+    // SAFETY: as above.
+    let n1 = unsafe {
+        bpf_probe_read_user_str(
+            path.as_mut_ptr().cast(),
+            (HOST_PATH_KEY - 1) as u32,
+            arg1 as *const _,
+        )
+    };
+    // A path that fills the key may go on: its tail is unknown.
+    if n1 <= SCRIPT_TAIL as i64 || n1 as usize >= HOST_PATH_KEY - 1 {
+        return None;
+    }
+    let mut tail = TailKey::default();
+    // SAFETY: a constant-size read of user memory: the script path's last bytes.
+    let ret = unsafe {
+        bpf_probe_read_user(
+            tail.tail.as_mut_ptr().cast(),
+            SCRIPT_TAIL as u32,
+            (arg1 + (n1 as u64 - 1) - SCRIPT_TAIL as u64) as *const _,
+        )
+    };
+    if ret != 0 {
+        return None;
+    }
+    // SAFETY: plain map lookup; value copied out.
+    let profile = unsafe { HOST_SCRIPT_TAILS.get(&tail) }.copied()?;
+    if path[0] == b'/' {
+        // SAFETY: the key is a plain byte array in map memory.
+        let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+        let _ = HOST_SELF.insert(&tgid, unsafe { &*buf }, 0);
+    }
     Some(profile)
 }
 
@@ -165,6 +243,12 @@ pub(crate) fn note_root_exe(tgid: u32, exe: &ExeKey, exe_file: *const u8, profil
 pub(crate) fn is_root_exe(host_pid: u32, exe: &ExeKey) -> bool {
     // SAFETY: plain map lookup.
     unsafe { HOST_ROOT_EXE.get(&host_pid) }.is_some_and(|k| k == exe)
+}
+
+/// Forget the executable an earlier host of this tgid left (`HOST_ROOT_EXE`).
+#[inline(always)]
+pub(crate) fn forget_root_exe(tgid: u32) {
+    let _ = HOST_ROOT_EXE.remove(&tgid);
 }
 
 /// Forget what an earlier host of this tgid left (`HOST_ROOT_EXE`, `HOST_SELF`): a

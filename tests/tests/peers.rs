@@ -1247,3 +1247,84 @@ fn codex_cli_runs_its_approved_server_and_an_edited_argument_is_killed() {
     let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Berlin"));
     assert_killed(&d, &launch);
 }
+
+/// (i) Gemini CLI in pnpm's global layout: the real package copied into pnpm's
+/// store path (`…/pnpm/global/5/.pnpm/@google+gemini-cli@V/node_modules/@google/
+/// gemini-cli`) and started by the shim pnpm writes (`#!/bin/sh`, `exec node
+/// "$basedir/…/bundle/gemini.js" "$@"`), made after the daemon started. The shim
+/// is no host; `node` on the package's script is, by its package script (the
+/// kernel's `HOST_SCRIPT_TAILS`), and its unapproved server is killed in enforce
+/// mode.
+#[test]
+fn gemini_cli_in_pnpms_layout_is_recognised_by_its_package_script() {
+    if !require_root() {
+        return;
+    }
+    let peers = peers();
+    let gemini = npm_host("Gemini CLI", "gemini");
+    let pkg = std::fs::canonicalize(&gemini)
+        .expect("canonical gemini")
+        .ancestors()
+        .nth(2)
+        .expect("package dir")
+        .to_path_buf();
+    let d = Daemon::start("");
+    let host = "gemini-cli";
+    set_mode(&d, host, "enforce");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".gemini")).expect("home");
+    let settings = serde_json::json!({
+        "security": {"folderTrust": {"enabled": false}},
+        "mcpServers": {"time": {
+            "command": s(&peers.time_server),
+            "args": ["--local-timezone", "Europe/Paris"],
+        }},
+    });
+    std::fs::write(home.join(".gemini/settings.json"), settings.to_string()).expect("settings");
+    let pnpm_home = home.join(".local/share/pnpm");
+    let store = pnpm_home.join("global/5/.pnpm/@google+gemini-cli@0.61.0/node_modules/@google");
+    std::fs::create_dir_all(&store).expect("store");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&pkg)
+        .arg(store.join("gemini-cli"))
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copy {}", pkg.display());
+    let shim = pnpm_home.join("gemini");
+    std::fs::write(
+        &shim,
+        "#!/bin/sh\n\
+         basedir=$(dirname \"$(echo \"$0\" | sed -e 's,\\\\,/,g')\")\n\
+         exec node \"$basedir/global/5/.pnpm/@google+gemini-cli@0.61.0/node_modules/@google/gemini-cli/bundle/gemini.js\" \"$@\"\n",
+    )
+    .expect("shim");
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+
+    let (run, line) = gemini_mcp_list(&shim, &peers, &home);
+    assert!(
+        !line.contains("Connected"),
+        "killed in enforce mode: {line}"
+    );
+    let launch = wait_launch(&d, run.pid, &time_server_argv(&peers, "Europe/Paris"));
+    assert_eq!(launch["host"]["name"], host, "{launch}");
+    assert_killed(&d, &launch);
+    let start = d
+        .events()
+        .into_iter()
+        .find(|e| e["kind"] == "host_start" && e["pid"] == run.pid)
+        .expect("host_start");
+    assert!(
+        start["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("recognised by its package script")),
+        "{start}"
+    );
+    assert_eq!(
+        argv_of(&start)[0],
+        "node",
+        "the host is node on the script: {start}"
+    );
+}

@@ -199,8 +199,10 @@ ask_timeout_secs = 120
 [[host]]
 name = "guest"
 exe = ["/hostbin/busybox"]
-# Never executed: it makes the kernel verify recognition by name too.
+# Never executed: they make the kernel verify recognition by name and by
+# package script too.
 names = ["mcpwatch-guest-host"]
+package_scripts = ["mcpwatch-guest/never/run.js"]
 
 [[host]]
 name = "asker"

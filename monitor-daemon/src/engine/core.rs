@@ -464,6 +464,11 @@ impl Core {
                 String::from_utf8_lossy(&e.filename.as_ref().map(|f| f.0.clone()).unwrap_or_default()),
                 self.host_name(c.host_profile)
             ));
+        } else if flag(ef::HOST_BY_PACKAGE) {
+            e.message = Some(format!(
+                "recognised by its package script `{}`",
+                x_script(&e)
+            ));
         } else if flag(ef::HOST_BY_NAME) {
             e.message = Some(format!(
                 "recognised by the name `{}` it was executed under",
@@ -567,6 +572,14 @@ fn flag_broker(e: &mut Event) {
         Some(m) => format!("{m}; {note}"),
         None => note,
     });
+}
+
+/// argv[1] of an exec event (an interpreter's script), for messages.
+fn x_script(e: &Event) -> String {
+    e.argv
+        .as_ref()
+        .and_then(|a| a.get(1))
+        .map_or_else(String::new, |a| a.lossy().into_owned())
 }
 
 #[cfg(test)]

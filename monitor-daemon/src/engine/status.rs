@@ -90,6 +90,8 @@ impl Core {
             "run"
         } else if flags & ef::HOST_BY_NAME != 0 {
             "name"
+        } else if flags & ef::HOST_BY_PACKAGE != 0 {
+            "package"
         } else if flags & ef::HOST_DETECTED != 0 {
             use std::os::unix::ffi::OsStrExt as _;
             let filename = e.filename.as_ref().map_or(&[][..], |f| &f.0[..]);

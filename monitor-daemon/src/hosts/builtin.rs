@@ -307,6 +307,7 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
             // `claude` (bin link, native installer link, `node_modules/.bin`), and
             // the npm package's `bin/claude.exe` when run by its own path.
             names: strings(&["claude", "claude.exe"]),
+            package_scripts: strings(&["@anthropic-ai/claude-code/cli.js"]),
             ..profile("claude-code", "Claude Code", claude_exe, claude_scripts)
         },
         HostProfile {
@@ -374,6 +375,10 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
                 project(".gemini/settings.json", Schema::GeminiCli),
             ],
             names: strings(&["gemini"]),
+            package_scripts: strings(&[
+                "@google/gemini-cli/bundle/gemini.js",
+                "@google/gemini-cli/dist/index.js",
+            ]),
             ..profile("gemini-cli", "Gemini CLI", vec![], gemini_scripts)
         },
         HostProfile {
@@ -383,6 +388,7 @@ pub fn builtin_profiles() -> Vec<HostProfile> {
                 project(".codex/config.toml", Schema::Codex),
             ],
             names: strings(&["codex"]),
+            package_scripts: strings(&["@openai/codex/bin/codex.js"]),
             ..profile("codex", "Codex CLI", codex_exe, codex_scripts)
         },
         goose_profile(),
@@ -491,6 +497,7 @@ fn continue_profile() -> HostProfile {
             project(".continue/mcpServers/*.yaml", Schema::Continue),
         ],
         names: strings(&["cn"]),
+        package_scripts: strings(&["@continuedev/cli/dist/cn.js"]),
         ..profile("continue", "Continue CLI", vec![], continue_scripts)
     }
 }

@@ -9,7 +9,9 @@ use std::{
 };
 
 use glob::Pattern;
-use monitor_common::{ExeKey, NameKey, PathKey, HOST_NAME_KEY, HOST_PATH_KEY};
+use monitor_common::{
+    ExeKey, NameKey, PathKey, TailKey, HOST_NAME_KEY, HOST_PATH_KEY, NAME_INTERPRETER, SCRIPT_TAIL,
+};
 
 use super::{hostfs::HostFs, profile::HostProfile};
 
@@ -91,6 +93,27 @@ pub fn exec_name(filename: &[u8]) -> &[u8] {
     filename.rsplit(|&b| b == b'/').next().unwrap_or(filename)
 }
 
+/// Interpreters whose argv[1] may be a host's package script (`NAME_INTERPRETER`).
+pub const INTERPRETER_NAMES: &[&str] = &["node", "nodejs", "bun"];
+
+/// The `HOST_SCRIPT_TAILS` key of a package script (`@scope/pkg/bin/x.js`): the
+/// last `SCRIPT_TAIL` bytes of `node_modules/<script>`, or `None` when that is
+/// shorter or the script is not a relative path.
+pub fn tail_key(script: &str) -> Option<TailKey> {
+    if script.is_empty() || script.starts_with('/') || script.contains('\0') {
+        return None;
+    }
+    let full = format!("node_modules/{script}");
+    let bytes = full.as_bytes();
+    if bytes.len() < SCRIPT_TAIL {
+        return None;
+    }
+    let mut key = TailKey::default();
+    key.tail
+        .copy_from_slice(&bytes[bytes.len() - SCRIPT_TAIL..]);
+    Some(key)
+}
+
 /// What [`resolve`] found: the map entries to load, in a stable order.
 #[derive(Clone, Debug, Default)]
 pub struct Resolved {
@@ -101,8 +124,11 @@ pub struct Resolved {
     pub helpers: Vec<(ExeKey, u32, PathBuf)>,
     /// `HOST_PATHS` entries: key, profile index, the path the key spells.
     pub paths: Vec<(PathKey, u32, PathBuf)>,
-    /// `HOST_NAMES` entries: key, profile index, the name.
+    /// `HOST_NAMES` entries: key, profile index (`NAME_INTERPRETER` for the
+    /// interpreters of package scripts), the name.
     pub names: Vec<(NameKey, u32, String)>,
+    /// `HOST_SCRIPT_TAILS` entries: key, profile index, the package script.
+    pub tails: Vec<(TailKey, u32, String)>,
     /// Problems worth telling the operator (one line each, naming the host).
     pub warnings: Vec<String>,
     /// Entries that matched nothing (profile index, entry): a host that is not
@@ -203,6 +229,22 @@ pub fn resolve(profiles: &[HostProfile], fs: &dyn HostFs) -> Resolved {
         resolver.add_files(id, &profile.helpers, FileKind::Helper);
         resolver.add_scripts(id, &profile.scripts);
         resolver.add_names(id, &profile.names);
+        resolver.add_tails(id, &profile.package_scripts);
+    }
+    if !resolver.out.tails.is_empty() {
+        for name in INTERPRETER_NAMES {
+            let Some(key) = name_key(name) else { continue };
+            match resolver.out.names.iter().find(|(k, _, _)| *k == key) {
+                Some((_, owner, _)) => resolver.out.warnings.push(format!(
+                    "name {name:?} is a name of host {}: package scripts run by {name} are not recognised",
+                    profiles[*owner as usize].name
+                )),
+                None => resolver
+                    .out
+                    .names
+                    .push((key, NAME_INTERPRETER, (*name).to_owned())),
+            }
+        }
     }
     resolver.out
 }
@@ -337,6 +379,29 @@ impl Resolver<'_> {
                     self.profiles[owner as usize].name
                 )),
                 None => self.out.names.push((key, id, name.clone())),
+            }
+        }
+    }
+
+    /// `package_scripts` entries: keyed by their tail; a tail claimed by two
+    /// profiles goes to the first.
+    fn add_tails(&mut self, id: u32, scripts: &[String]) {
+        let host = self.profiles[id as usize].name.clone();
+        for script in scripts {
+            let Some(key) = tail_key(script) else {
+                self.out.warnings.push(format!(
+                    "host {host}: package script {script:?} must be a path inside node_modules \
+                     of at least {SCRIPT_TAIL} bytes with it; skipped"
+                ));
+                continue;
+            };
+            match self.out.tails.iter().find(|(k, _, _)| *k == key) {
+                Some(&(_, owner, _)) if owner == id => {}
+                Some(&(_, owner, _)) => self.out.warnings.push(format!(
+                    "host {host}: package script {script:?} ends like one of host {}; kept there",
+                    self.profiles[owner as usize].name
+                )),
+                None => self.out.tails.push((key, id, script.clone())),
             }
         }
     }
@@ -489,7 +554,15 @@ mod name_tests {
         let profiles = crate::hosts::builtin_profiles();
         let r = resolve(&profiles, &FakeFs::new());
         let named: usize = profiles.iter().map(|p| p.names.len()).sum();
-        assert_eq!(r.names.len(), named, "{:?}", r.warnings);
+        // And the interpreters of the package scripts.
+        assert_eq!(
+            r.names.len(),
+            named + super::INTERPRETER_NAMES.len(),
+            "{:?}",
+            r.warnings
+        );
+        let scripts: usize = profiles.iter().map(|p| p.package_scripts.len()).sum();
+        assert_eq!(r.tails.len(), scripts, "{:?}", r.warnings);
         assert!(
             r.warnings.iter().all(|w| !w.contains("name")),
             "{:?}",
@@ -502,5 +575,31 @@ mod name_tests {
                 p.name
             );
         }
+    }
+
+    #[test]
+    fn a_package_script_is_keyed_by_the_tail_of_its_node_modules_path() {
+        let k = super::tail_key("@google/gemini-cli/bundle/gemini.js").expect("key");
+        assert_eq!(
+            &k.tail,
+            b"oogle/gemini-cli/bundle/gemini.js"[1..]
+                .try_into()
+                .unwrap_or(&[0u8; 32])
+        );
+        // Short scripts take `node_modules/` into the tail.
+        let k = super::tail_key("@openai/codex/bin/codex.js").expect("key");
+        assert_eq!(
+            &k.tail[..],
+            &b"node_modules/@openai/codex/bin/codex.js"[7..]
+        );
+        assert!(super::tail_key("/abs/cli.js").is_none());
+        assert!(
+            super::tail_key("x.js").is_none(),
+            "too short even with node_modules/"
+        );
+        // A pnpm store path ends like the npm one.
+        let pnpm = "/home/a/.local/share/pnpm/global/5/node_modules/.pnpm/@google+gemini-cli@0.61.0/node_modules/@google/gemini-cli/bundle/gemini.js";
+        let k = super::tail_key("@google/gemini-cli/bundle/gemini.js").expect("key");
+        assert!(pnpm.as_bytes().ends_with(&k.tail));
     }
 }

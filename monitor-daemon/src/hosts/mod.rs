@@ -41,7 +41,8 @@ pub use builtin::builtin_profiles;
 pub use hostfs::{passwd_homes, FileId, GlobOutcome, HostFs, RealFs, CONFIG_MAX_BYTES};
 pub use keys::{
     check_host_name, exe_key, exec_name, is_host_script, name_key, path_key, resolve,
-    script_profile, user_dev_to_kernel, HostNameError, NotAbsolute, Resolved,
+    script_profile, tail_key, user_dev_to_kernel, HostNameError, NotAbsolute, Resolved,
+    INTERPRETER_NAMES,
 };
 pub use profile::{ConfigLocation, HostProfile, Level, Schema};
 pub use version::version_of;

@@ -34,6 +34,14 @@ pub struct HostProfile {
     /// `/`. A login shell executed under the name is a wrapper, not the host.
     #[serde(default)]
     pub names: Vec<String>,
+    /// The host's `#!` entry scripts as paths inside `node_modules`
+    /// (`@google/gemini-cli/bundle/gemini.js`): an interpreter (`node`, `nodejs`,
+    /// `bun`) executed on a script whose path ends with `node_modules/` and one of
+    /// these, by a process not tracked yet, makes it a host (pnpm's shims run the
+    /// package's script under the name `node`). The kernel compares the path's
+    /// last `SCRIPT_TAIL` bytes.
+    #[serde(default)]
+    pub package_scripts: Vec<String>,
     /// The host's own helper executables (ELF) that are not the host binary, e.g.
     /// Electron's `chrome-sandbox` and `chrome_crashpad_handler` next to it; matched
     /// by device and inode like `exe`.

@@ -8,7 +8,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
 };
 use monitor_common::{
-    names, EnvFilter, ExeKey, KernelConfig, NameKey, PathKey, SecEnvName, Settings,
+    names, EnvFilter, ExeKey, KernelConfig, NameKey, PathKey, SecEnvName, Settings, TailKey,
 };
 
 use super::{
@@ -115,6 +115,9 @@ impl Sensor {
         let mut host_names: HashMap<MapData, NameKey, u32> =
             take_map(&mut ebpf, names::HOST_NAMES)?;
         sync_map(&mut host_names, names::HOST_NAMES, &keys.names)?;
+        let mut tails: HashMap<MapData, TailKey, u32> =
+            take_map(&mut ebpf, names::HOST_SCRIPT_TAILS)?;
+        sync_map(&mut tails, names::HOST_SCRIPT_TAILS, &keys.tails)?;
         let mut class_exes: HashMap<MapData, ExeKey, u32> = take_map(&mut ebpf, names::CLASS_EXES)?;
         sync_map(&mut class_exes, names::CLASS_EXES, &keys.class_exes)?;
         let mut profile_flags: Array<MapData, u32> = take_map(&mut ebpf, names::PROFILE_FLAGS)?;

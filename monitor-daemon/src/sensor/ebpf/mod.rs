@@ -18,7 +18,7 @@ use aya::{
     Ebpf, EbpfError,
 };
 use monitor_common::{
-    AllowKey, AllowValue, ExeKey, NameKey, PathKey, SecEnvName, Settings, TaskState,
+    AllowKey, AllowValue, ExeKey, NameKey, PathKey, SecEnvName, Settings, TailKey, TaskState,
 };
 use serde::Serialize;
 
@@ -145,6 +145,8 @@ pub struct KernelHosts {
     pub paths: Vec<(PathKey, u32)>,
     /// `HOST_NAMES`: last component of the exec filename → profile id.
     pub names: Vec<(NameKey, u32)>,
+    /// `HOST_SCRIPT_TAILS`: a package script's path tail → profile id.
+    pub tails: Vec<(TailKey, u32)>,
     /// `CLASS_EXES`: helper executables and login shells (`class_exe`).
     pub class_exes: Vec<(ExeKey, u32)>,
     /// `PROFILE_FLAGS`, indexed by profile id (`profile_flags`).
