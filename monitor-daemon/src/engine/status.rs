@@ -56,7 +56,7 @@ pub struct Status {
 pub struct HostStatus {
     pub pid: u32,
     pub name: String,
-    /// How the kernel recognised it: `executable`, `script`, `name`, `run` or
+    /// How the kernel recognised it: `executable`, `script`, `name`, `package`, `run` or
     /// `adopted` (found running at start).
     pub recognised_by: String,
     /// The filename it was executed under, and its executable.
