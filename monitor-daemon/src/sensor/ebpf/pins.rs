@@ -4,7 +4,8 @@ use std::{fs, io, path::Path};
 
 use aya::maps::MapData;
 use monitor_common::{
-    names, AllowKey, AllowValue, EnvFilter, ExeKey, PathKey, SecEnvName, Settings, TaskState,
+    names, AllowKey, AllowValue, EnvFilter, ExeKey, NameKey, PathKey, SecEnvName, Settings,
+    TailKey, TaskState,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -21,6 +22,10 @@ fn expected_layout(name: &str) -> Option<(u32, u32)> {
         names::DOOMED => (4, 4),
         names::SECENV_FAMILIES => (8, 4),
         names::HOST_PATHS => (s(size_of::<PathKey>()), 4),
+        names::HOST_NAMES => (s(size_of::<NameKey>()), 4),
+        names::HOST_SCRIPT_TAILS => (s(size_of::<TailKey>()), 4),
+        names::HOST_ROOT_EXE => (4, s(size_of::<ExeKey>())),
+        names::HOST_SELF => (4, s(size_of::<PathKey>())),
         names::EVENTS => (0, 0),
         names::STATS | names::MODES | names::PROFILE_FLAGS | names::HOLDS => (
             4,
@@ -106,5 +111,24 @@ pub(super) fn pin_other(
         path: path.to_path_buf(),
         action,
         source: io::Error::other(text),
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use monitor_common::names;
+
+    use super::expected_layout;
+
+    /// A pinned map with no expected layout is removed as incompatible at every
+    /// restart, and the programs are attached again instead of taken over.
+    #[test]
+    fn every_pinned_map_has_a_layout_to_be_taken_over_with() {
+        for name in names::PINNED_MAPS {
+            assert!(
+                expected_layout(name).is_some(),
+                "{name} has no expected layout"
+            );
+        }
     }
 }
