@@ -11,6 +11,15 @@ use crate::{
     reply::{StatusAttachment, StatusView},
 };
 
+/// How a running host was recognised, for the `hosts:` line.
+fn how(by: &str) -> String {
+    match by {
+        "adopted" => "running at start".to_owned(),
+        "run" => "mcpwatch run".to_owned(),
+        other => format!("by {other}"),
+    }
+}
+
 pub(crate) fn status(a: &StatusArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let json = rt.block_on(async {
@@ -198,7 +207,10 @@ fn render_status(v: &StatusView) -> String {
     if let Some(hosts) = &v.hosts {
         let list: Vec<String> = hosts
             .iter()
-            .map(|h| format!("{} ({})", text(h.name.as_ref()), num(h.pid)))
+            .map(|h| match h.recognised_by.as_deref() {
+                Some(by) => format!("{} ({}, {})", text(h.name.as_ref()), num(h.pid), how(by)),
+                None => format!("{} ({})", text(h.name.as_ref()), num(h.pid)),
+            })
             .collect();
         let _ = writeln!(
             out,
@@ -429,7 +441,7 @@ mod tests {
         // Every part shows.
         for part in [
             "mcpwatchd 0.1.0 (pid 4321)",
-            "hosts:     claude-code (1001), ? (1002)",
+            "hosts:     claude-code (1001, by name), ? (1002, running at start)",
             "123456 verified insns (12.3 % of the limit); runs 3, avg 3333 ns",
             "verified insns: not reported; (run stats off",
             "no_stats",
@@ -611,7 +623,15 @@ mod tests {
             if let Some(hosts) = v["hosts"].as_array() {
                 let list: Vec<String> = hosts
                     .iter()
-                    .map(|h| format!("{} ({})", h["name"].as_str().unwrap_or("?"), h["pid"]))
+                    .map(|h| match h["recognised_by"].as_str() {
+                        Some(by) => format!(
+                            "{} ({}, {})",
+                            h["name"].as_str().unwrap_or("?"),
+                            h["pid"],
+                            super::how(by)
+                        ),
+                        None => format!("{} ({})", h["name"].as_str().unwrap_or("?"), h["pid"]),
+                    })
                     .collect();
                 let _ = writeln!(
                     out,
