@@ -103,6 +103,11 @@ pub struct Config {
     pub tracked_max: u32,
     /// Start from [`builtin_profiles`].
     pub builtin_hosts: bool,
+    /// Launchers that start a host as their child instead of executing it in
+    /// place (Volta's `volta-shim`), as path globs (`~/` = every home): executed
+    /// under a host's name they are not the host (the kernel treats them as it
+    /// treats login shells); the host is what they start.
+    pub wrappers: Vec<String>,
     /// Where programs and maps are pinned so enforcement outlives the daemon.
     pub pin_dir: PathBuf,
     /// Pin the program links on bpffs (true), or hand them to a link keeper
@@ -148,6 +153,7 @@ impl Default for Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             tracked_max: DEFAULT_TRACKED_MAX,
             builtin_hosts: true,
+            wrappers: vec!["~/.volta/bin/volta-shim".into()],
             pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
             pin_links: true,
             policy_dir: PathBuf::from(DEFAULT_POLICY_DIR),

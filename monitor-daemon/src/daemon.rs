@@ -84,6 +84,39 @@ pub fn preflight() -> Result<PathBuf, PreflightError> {
     Ok(events)
 }
 
+/// The `wrappers` of the config (path globs, `~/` for every home), by executable
+/// identity: to the kernel they are what login shells are, never a host by name.
+fn wrapper_executables(globs: &[String], fs: &dyn hosts::HostFs) -> Vec<ExeKey> {
+    let homes = fs.home_dirs();
+    let mut out = Vec::new();
+    for g in globs {
+        let patterns: Vec<String> = match g.strip_prefix("~/") {
+            Some(rest) => homes
+                .iter()
+                .filter_map(|h| h.to_str())
+                .map(|h| format!("{}/{rest}", glob::Pattern::escape(h.trim_end_matches('/'))))
+                .collect(),
+            None => vec![g.clone()],
+        };
+        for p in patterns {
+            let Ok(found) = fs.glob(&p) else {
+                warn!(wrapper = %g, "not a valid glob; ignored");
+                continue;
+            };
+            for m in found.matches {
+                let Ok(meta) = std::fs::metadata(&m) else {
+                    continue;
+                };
+                let key = hosts::exe_key(&meta);
+                if meta.is_file() && !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The login shells of /etc/shells, by executable identity (kernel `s_dev`
 /// encoding): a launch of one may be a host's environment probe.
 fn login_shells() -> Vec<ExeKey> {
@@ -152,7 +185,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for w in &resolved.warnings {
         warn!(warning = %w, "host profile");
     }
-    let keys = host_keys(&profiles, &resolved, &login_shells());
+    let mut shells = login_shells();
+    for k in wrapper_executables(&config.wrappers, &hosts::RealFs) {
+        if !shells.contains(&k) {
+            shells.push(k);
+        }
+    }
+    let keys = host_keys(&profiles, &resolved, &shells);
     info!(
         profiles = profiles.len(),
         executables = keys.exes.len(),

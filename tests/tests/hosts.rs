@@ -607,3 +607,56 @@ fn a_launch_of_a_config_entry_by_an_unrecognised_host_is_reported_with_a_profile
         "the suggestion is a valid config: {check:?}\n{text}"
     );
 }
+
+/// A launcher that *spawns* its tool instead of executing it (Volta's
+/// `volta-shim`, linked as `~/.volta/bin/fakehost`) is listed in `wrappers`: under
+/// the host's name it is not the host, and the host is the child it starts,
+/// recognised at its own exec; that host's launch is checked. Without the entry
+/// the shim would be the host and the real host its unapproved launch (killed).
+#[test]
+fn a_launcher_that_spawns_the_host_is_a_wrapper_and_its_child_is_the_host() {
+    if !require_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let t = tmp.path();
+    let shim = t.join("volta/bin/volta-shim");
+    std::fs::create_dir_all(shim.parent().expect("dir")).expect("mkdir");
+    std::fs::copy(mcpwatch_tests::bin("fakeshim"), &shim).expect("copy fakeshim");
+    std::os::unix::fs::symlink("volta-shim", t.join("volta/bin/fakehost")).expect("link");
+    let tools = t.join("volta/tools");
+    write_exec(&tools.join("fakehost"), HOST_SCRIPT);
+    let target = t.join("touch");
+    touch_copy(&target);
+    // `wrappers` is a top-level key: before the config's tables.
+    let d = Daemon::start(&CONFIG.replacen(
+        "builtin_hosts = false",
+        &format!(
+            "builtin_hosts = false\nwrappers = [{:?}]",
+            shim.display().to_string()
+        ),
+        1,
+    ));
+    let marker = t.join("ran").display().to_string();
+    let out = Command::new(t.join("volta/bin/fakehost"))
+        .args([&target.display().to_string(), &marker])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("FAKESHIM_TOOLS", &tools)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the shim");
+    assert_eq!(
+        rcs(&out),
+        [-9],
+        "the host ran and its launch was killed: {out:?}"
+    );
+    assert!(!Path::new(&marker).exists());
+    let launch = launch_of(&d, &marker);
+    let start = host_start_of(&d, &launch);
+    assert_eq!(
+        start["filename"],
+        tools.join("fakehost").display().to_string(),
+        "the host is the shim's child: {start}"
+    );
+}
