@@ -20,6 +20,9 @@
 //!   component of the exec filename (`claude`). This recognises a host wherever and
 //!   whenever it was installed; the kernel applies it only to processes that are not
 //!   tracked yet (see `monitor-ebpf/src/names.rs`).
+//! - `HOST_SCRIPT_TAILS`, keyed by [`TailKey`](monitor_common::TailKey) — the last
+//!   32 bytes of `node_modules/<package script>`: an interpreter (`node`, in
+//!   `HOST_NAMES` as `NAME_INTERPRETER`) on such a script is the host (pnpm's shims).
 //!
 //! Resolution is pure over [`HostFs`], so it is unit-tested with a fake filesystem;
 //! [`RealFs`] is the thin layer over the real one. Resolution of paths is a
