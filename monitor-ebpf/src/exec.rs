@@ -129,8 +129,15 @@ fn detect(
     }
     let Some(found) = names::name_profile(ctx, exe, mm) else {
         // A config entry's command run by a process no profile recognises: report
-        // it (not tracked) for the daemon to compare with the entries.
-        return by_path.map(|_| (TaskState::default(), event_flags::UNKNOWN_HOST));
+        // it (not tracked) for the daemon to compare with the entries; with no
+        // daemon to read it, nothing (it would only fill the ring buffer).
+        let alive = enforce::settings_ref().is_some_and(|s| {
+            // SAFETY: the settings value lives in map memory for this invocation.
+            unsafe { (*s).daemon_tgid != 0 }
+        });
+        return by_path
+            .filter(|_| alive)
+            .map(|_| (TaskState::default(), event_flags::UNKNOWN_HOST));
     };
     let profile = found & !names::BY_PACKAGE;
     let mut st = new_host(tgid, profile);
