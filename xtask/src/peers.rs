@@ -427,59 +427,26 @@ fn check_claude(prefix: &Path) -> Result<PathBuf, String> {
 }
 
 fn claude_code(_dir: &Path) -> Result<Option<String>> {
-    let name = format!("Claude Code {CLAUDE_CODE_VERSION} (npm -g)");
-    let prefix = npm_global_prefix()?;
-    let why = match check_claude(&prefix) {
-        Ok(exe) => {
-            ok(&name, &exe.display().to_string());
-            return Ok(None);
-        }
-        Err(why) => why,
-    };
-    let modules = prefix.join("lib/node_modules");
-    if !writable(&modules) {
-        return Ok(Some(need(
-            &name,
-            &format!(
-                "npm install -g {CLAUDE_CODE}@{CLAUDE_CODE_VERSION} (into {})",
-                modules.display()
-            ),
-        )));
-    }
-    say!("setup: {name:<36} installing: {why}");
-    let npm = tool("npm", "it installs Claude Code")?;
-    let started = Instant::now();
-    run(Command::new(&npm)
-        .args([
-            "install",
-            "-g",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-        ])
-        .arg(format!("{CLAUDE_CODE}@{CLAUDE_CODE_VERSION}")))?;
-    let pkg = modules.join(CLAUDE_CODE);
-    if !is_elf(&pkg.join("bin/claude.exe")) {
-        // The postinstall links the platform package's binary over the stub; npm
-        // versions that hold back install scripts leave the stub: run it ourselves.
-        say!("setup: {name:<36} bin/claude.exe is still the stub: running its postinstall");
-        let node = tool("node", "Claude Code's postinstall is a Node.js script")?;
-        run(Command::new(node).current_dir(&pkg).arg("install.cjs"))?;
-    }
-    match check_claude(&prefix) {
-        Ok(exe) => did(
-            &name,
-            &format!(
-                "installed {} (npm install -g) in {:.0} s",
-                exe.display(),
-                started.elapsed().as_secs_f64()
-            ),
-        ),
-        Err(why) => bail!(
-            "npm installed {CLAUDE_CODE}@{CLAUDE_CODE_VERSION} but it is still not usable: {why}"
-        ),
-    }
-    Ok(None)
+    npm_host(
+        "Claude Code",
+        CLAUDE_CODE,
+        CLAUDE_CODE_VERSION,
+        &check_claude,
+        &|prefix| {
+            let pkg = prefix.join("lib/node_modules").join(CLAUDE_CODE);
+            if !is_elf(&pkg.join("bin/claude.exe")) {
+                // The postinstall links the platform package's binary over the
+                // stub; npm versions that hold back install scripts leave the
+                // stub: run it ourselves.
+                say!(
+                    "setup: Claude Code: bin/claude.exe is still the stub: running its postinstall"
+                );
+                let node = tool("node", "Claude Code's postinstall is a Node.js script")?;
+                run(Command::new(node).current_dir(&pkg).arg("install.cjs"))?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Why the global `package` is not `version` with its `bin` link in place, or
@@ -509,13 +476,20 @@ fn check_npm_host(
     }
 }
 
-/// `npm install -g package@version` unless it is there already.
-fn npm_host(name: &str, package: &str, version: &str, bin: &str) -> Result<Option<String>> {
+/// `npm install -g package@version` unless `check` finds it in place (`Ok`: what
+/// to name), then `after` (a postinstall npm held back), then `check` again.
+fn npm_host(
+    name: &str,
+    package: &str,
+    version: &str,
+    check: &dyn Fn(&Path) -> Result<PathBuf, String>,
+    after: &dyn Fn(&Path) -> Result<()>,
+) -> Result<Option<String>> {
     let label = format!("{name} {version} (npm -g)");
     let prefix = npm_global_prefix()?;
-    let why = match check_npm_host(&prefix, package, version, bin) {
-        Ok(link) => {
-            ok(&label, &link.display().to_string());
+    let why = match check(&prefix) {
+        Ok(found) => {
+            ok(&label, &found.display().to_string());
             return Ok(None);
         }
         Err(why) => why,
@@ -542,12 +516,13 @@ fn npm_host(name: &str, package: &str, version: &str, bin: &str) -> Result<Optio
             "--loglevel=error",
         ])
         .arg(format!("{package}@{version}")))?;
-    match check_npm_host(&prefix, package, version, bin) {
-        Ok(link) => did(
+    after(&prefix)?;
+    match check(&prefix) {
+        Ok(found) => did(
             &label,
             &format!(
                 "installed {} (npm install -g) in {:.0} s",
-                link.display(),
+                found.display(),
                 started.elapsed().as_secs_f64()
             ),
         ),
@@ -557,11 +532,23 @@ fn npm_host(name: &str, package: &str, version: &str, bin: &str) -> Result<Optio
 }
 
 fn gemini_cli(_dir: &Path) -> Result<Option<String>> {
-    npm_host("Gemini CLI", GEMINI_CLI, GEMINI_CLI_VERSION, "gemini")
+    npm_host(
+        "Gemini CLI",
+        GEMINI_CLI,
+        GEMINI_CLI_VERSION,
+        &|p| check_npm_host(p, GEMINI_CLI, GEMINI_CLI_VERSION, "gemini"),
+        &|_| Ok(()),
+    )
 }
 
 fn codex_cli(_dir: &Path) -> Result<Option<String>> {
-    npm_host("Codex CLI", CODEX, CODEX_VERSION, "codex")
+    npm_host(
+        "Codex CLI",
+        CODEX,
+        CODEX_VERSION,
+        &|p| check_npm_host(p, CODEX, CODEX_VERSION, "codex"),
+        &|_| Ok(()),
+    )
 }
 
 #[cfg(test)]
