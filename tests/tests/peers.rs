@@ -727,6 +727,48 @@ fn py_sdk_client_in_enforce_mode_gets_the_approved_server_and_one_changed_argume
     assert_killed(&d, &launch);
 }
 
+/// A home where Claude Code starts every project server, and a project whose
+/// `.mcp.json` runs the filesystem server through `npx`.
+struct ClaudeProject {
+    tmp: tempfile::TempDir,
+    home: PathBuf,
+    project: tempfile::TempDir,
+    config: PathBuf,
+    /// argv of the launch, as the kernel sees it, and the session's execs.
+    launch_argv: Vec<String>,
+    session: Vec<Vec<String>>,
+}
+
+fn claude_project(peers: &Peers, prefix: &str) -> ClaudeProject {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".claude")).expect("home");
+    std::fs::write(
+        home.join(".claude/settings.json"),
+        r#"{"enableAllProjectMcpServers": true}"#,
+    )
+    .expect("settings");
+    let served = tmp.path().join("served");
+    std::fs::create_dir(&served).expect("served dir");
+    // Inside the peers directory, so npx finds the installed package offline (Claude
+    // starts servers in the project directory and has no per-server cwd).
+    let project = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&peers.dir)
+        .expect("project dir");
+    let config = project.path().join(".mcp.json");
+    write_config(&config, "fs", "npx", &["-y", FS_PACKAGE, s(&served)], None);
+    let (launch_argv, session) = npx_chain(peers, s(&served));
+    ClaudeProject {
+        tmp,
+        home,
+        project,
+        config,
+        launch_argv,
+        session,
+    }
+}
+
 /// `claude mcp list` in `project` with `home` as HOME: Claude Code spawns each
 /// approved project server to check it. Returns the run and the server's status line.
 fn claude_mcp_list(peers: &Peers, project: &Path, home: &Path) -> (Run, String) {
@@ -777,25 +819,14 @@ fn claude_code_is_detected_by_its_profile_and_its_project_server_is_enforced() {
     // After setup installed Claude Code: profiles are resolved when the daemon starts.
     let d = Daemon::start("");
     let host = "claude-code";
-    let tmp = tempfile::tempdir().expect("tmp");
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".claude")).expect("home");
-    std::fs::write(
-        home.join(".claude/settings.json"),
-        r#"{"enableAllProjectMcpServers": true}"#,
-    )
-    .expect("settings");
-    let served = tmp.path().join("served");
-    std::fs::create_dir(&served).expect("served dir");
-    // Inside the peers directory, so npx finds the installed package offline (Claude
-    // starts servers in the project directory and has no per-server cwd).
-    let project = tempfile::Builder::new()
-        .prefix("claude-project-")
-        .tempdir_in(&peers.dir)
-        .expect("project dir");
-    let config = project.path().join(".mcp.json");
-    write_config(&config, "fs", "npx", &["-y", FS_PACKAGE, s(&served)], None);
-    let (launch_argv, session) = npx_chain(&peers, s(&served));
+    let ClaudeProject {
+        tmp: _tmp,
+        home,
+        project,
+        config,
+        launch_argv,
+        session,
+    } = claude_project(&peers, "claude-project-");
 
     // Monitor: detected, launch recorded, server connects.
     let (run, line) = claude_mcp_list(&peers, project.path(), &home);
@@ -915,23 +946,13 @@ fn claude_code_is_recognised_in_every_install_layout_whenever_installed() {
     let d = Daemon::start("");
     let host = "claude-code";
     set_mode(&d, host, "enforce");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".claude")).expect("home");
-    std::fs::write(
-        home.join(".claude/settings.json"),
-        r#"{"enableAllProjectMcpServers": true}"#,
-    )
-    .expect("settings");
-    let served = tmp.path().join("served");
-    std::fs::create_dir(&served).expect("served dir");
-    let project = tempfile::Builder::new()
-        .prefix("claude-layouts-")
-        .tempdir_in(&peers.dir)
-        .expect("project dir");
-    let config = project.path().join(".mcp.json");
-    write_config(&config, "fs", "npx", &["-y", FS_PACKAGE, s(&served)], None);
-    let (launch_argv, _) = npx_chain(&peers, s(&served));
+    let ClaudeProject {
+        tmp,
+        home,
+        project,
+        launch_argv,
+        ..
+    } = claude_project(&peers, "claude-layouts-");
 
     // The layouts, installed now.
     let nvm = tmp.path().join("nvm/versions/node/v22.12.0");
@@ -1047,6 +1068,24 @@ fn time_server_argv(peers: &Peers, tz: &str) -> Vec<String> {
     v
 }
 
+/// `home`'s `~/.gemini/settings.json`: the time server with `--local-timezone TZ`.
+fn write_gemini_settings(home: &Path, peers: &Peers, tz: &str) {
+    std::fs::create_dir_all(home.join(".gemini")).expect("home");
+    let v = serde_json::json!({
+        // A temporary home is no trusted folder; servers would be disabled.
+        "security": {"folderTrust": {"enabled": false}},
+        "mcpServers": {"time": {
+            "command": s(&peers.time_server),
+            "args": ["--local-timezone", tz],
+        }},
+    });
+    std::fs::write(
+        home.join(".gemini/settings.json"),
+        serde_json::to_vec_pretty(&v).expect("json"),
+    )
+    .expect("settings");
+}
+
 /// `gemini mcp list` with `home` as HOME: Gemini CLI connects to each configured
 /// server to report it. Returns the run and the `time` server's line.
 fn gemini_mcp_list(gemini: &Path, peers: &Peers, home: &Path) -> (Run, String) {
@@ -1087,19 +1126,8 @@ fn gemini_cli_gets_its_approved_server_and_an_edited_argument_is_killed() {
     let host = "gemini-cli";
     let tmp = tempfile::tempdir().expect("tmp");
     let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".gemini")).expect("home");
     let settings = home.join(".gemini/settings.json");
-    let write_settings = |tz: &str| {
-        let v = serde_json::json!({
-            // A temporary home is no trusted folder; servers would be disabled.
-            "security": {"folderTrust": {"enabled": false}},
-            "mcpServers": {"time": {
-                "command": s(&peers.time_server),
-                "args": ["--local-timezone", tz],
-            }},
-        });
-        std::fs::write(&settings, serde_json::to_vec_pretty(&v).expect("json")).expect("settings");
-    };
+    let write_settings = |tz: &str| write_gemini_settings(&home, &peers, tz);
     write_settings("Europe/Paris");
 
     // Monitor: recognised, the launch recorded with its exact argv, connected.
@@ -1273,15 +1301,7 @@ fn gemini_cli_in_pnpms_layout_is_recognised_by_its_package_script() {
     set_mode(&d, host, "enforce");
     let tmp = tempfile::tempdir().expect("tmp");
     let home = tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".gemini")).expect("home");
-    let settings = serde_json::json!({
-        "security": {"folderTrust": {"enabled": false}},
-        "mcpServers": {"time": {
-            "command": s(&peers.time_server),
-            "args": ["--local-timezone", "Europe/Paris"],
-        }},
-    });
-    std::fs::write(home.join(".gemini/settings.json"), settings.to_string()).expect("settings");
+    write_gemini_settings(&home, &peers, "Europe/Paris");
     let pnpm_home = home.join(".local/share/pnpm");
     let store = pnpm_home.join("global/5/.pnpm/@google+gemini-cli@0.61.0/node_modules/@google");
     std::fs::create_dir_all(&store).expect("store");
