@@ -87,31 +87,18 @@ pub fn preflight() -> Result<PathBuf, PreflightError> {
 /// The `wrappers` of the config (path globs, `~/` for every home), by executable
 /// identity: to the kernel they are what login shells are, never a host by name.
 fn wrapper_executables(globs: &[String], fs: &dyn hosts::HostFs) -> Vec<ExeKey> {
-    let homes = fs.home_dirs();
+    let (files, warnings) = hosts::glob_files(globs, "wrappers", fs);
+    for w in &warnings {
+        warn!(warning = %w, "wrappers");
+    }
     let mut out = Vec::new();
-    for g in globs {
-        let patterns: Vec<String> = match g.strip_prefix("~/") {
-            Some(rest) => homes
-                .iter()
-                .filter_map(|h| h.to_str())
-                .map(|h| format!("{}/{rest}", glob::Pattern::escape(h.trim_end_matches('/'))))
-                .collect(),
-            None => vec![g.clone()],
+    for f in files {
+        let Ok(meta) = std::fs::metadata(&f) else {
+            continue;
         };
-        for p in patterns {
-            let Ok(found) = fs.glob(&p) else {
-                warn!(wrapper = %g, "not a valid glob; ignored");
-                continue;
-            };
-            for m in found.matches {
-                let Ok(meta) = std::fs::metadata(&m) else {
-                    continue;
-                };
-                let key = hosts::exe_key(&meta);
-                if meta.is_file() && !out.contains(&key) {
-                    out.push(key);
-                }
-            }
+        let key = hosts::exe_key(&meta);
+        if meta.is_file() && !out.contains(&key) {
+            out.push(key);
         }
     }
     out

@@ -228,35 +228,16 @@ mod tests {
             "srv",
             "/tmp",
         ])];
-        let argv = |a: &[&str]| a.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        assert!(matching(
-            &cmds,
-            &argv(&["/usr/bin/env", "node", "/usr/bin/npx", "-y", "srv", "/tmp"])
-        )
-        .is_some());
-        assert!(matching(
-            &cmds,
-            &argv(&["/usr/bin/env", "node", "/usr/bin/npx", "-y", "srv"])
-        )
-        .is_none());
-        assert!(matching(
-            &cmds,
-            &argv(&[
-                "/usr/bin/env",
-                "node",
-                "/usr/bin/npx",
-                "-y",
-                "srv",
-                "/tmp",
-                "x"
-            ])
-        )
-        .is_none());
-        assert!(matching(
-            &cmds,
-            &argv(&["/usr/bin/env", "node", "/usr/bin/npx", "create-app"])
-        )
-        .is_none());
+        let hit = |a: &[&str]| {
+            let argv: Vec<Vec<u8>> = a.iter().map(|s| s.as_bytes().to_vec()).collect();
+            matching(&cmds, &argv).is_some()
+        };
+        let npx = ["/usr/bin/env", "node", "/usr/bin/npx"];
+        let with = |rest: &[&'static str]| [&npx[..], rest].concat();
+        assert!(hit(&with(&["-y", "srv", "/tmp"])));
+        assert!(!hit(&with(&["-y", "srv"])), "an argument fewer");
+        assert!(!hit(&with(&["-y", "srv", "/tmp", "x"])), "an argument more");
+        assert!(!hit(&with(&["create-app"])), "another run of npx");
         assert_eq!(filename_keys(&cmds).len(), 1);
     }
 

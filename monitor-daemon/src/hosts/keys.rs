@@ -372,13 +372,11 @@ impl Resolver<'_> {
                 ));
                 continue;
             };
-            match self.out.names.iter().find(|(k, _, _)| *k == key) {
-                Some(&(_, owner, _)) if owner == id => {}
-                Some(&(_, owner, _)) => self.out.warnings.push(format!(
+            if let Some(owner) = claim(&mut self.out.names, key, id, name) {
+                self.out.warnings.push(format!(
                     "host {host}: name {name:?} is already a name of host {}; kept there",
                     self.profiles[owner as usize].name
-                )),
-                None => self.out.names.push((key, id, name.clone())),
+                ));
             }
         }
     }
@@ -395,13 +393,11 @@ impl Resolver<'_> {
                 ));
                 continue;
             };
-            match self.out.tails.iter().find(|(k, _, _)| *k == key) {
-                Some(&(_, owner, _)) if owner == id => {}
-                Some(&(_, owner, _)) => self.out.warnings.push(format!(
+            if let Some(owner) = claim(&mut self.out.tails, key, id, script) {
+                self.out.warnings.push(format!(
                     "host {host}: package script {script:?} ends like one of host {}; kept there",
                     self.profiles[owner as usize].name
-                )),
-                None => self.out.tails.push((key, id, script.clone())),
+                ));
             }
         }
     }
@@ -434,6 +430,36 @@ impl Resolver<'_> {
             }
         }
     }
+}
+
+/// Give `key` to profile `id` unless another profile has it: `Some(owner)` then.
+fn claim<K: PartialEq>(
+    keys: &mut Vec<(K, u32, String)>,
+    key: K,
+    id: u32,
+    what: &str,
+) -> Option<u32> {
+    match keys.iter().find(|(k, _, _)| *k == key) {
+        Some(&(_, owner, _)) if owner != id => Some(owner),
+        Some(_) => None,
+        None => {
+            keys.push((key, id, what.to_owned()));
+            None
+        }
+    }
+}
+
+/// Every file the path globs `entries` match (`~/` for every home), without
+/// duplicates, and the problems worth telling (prefixed `what`): the expansion
+/// host profiles use, for other lists of executables (`wrappers`).
+pub fn glob_files(entries: &[String], what: &str, fs: &dyn HostFs) -> (Vec<PathBuf>, Vec<String>) {
+    let homes = fs.home_dirs();
+    let mut warnings = Vec::new();
+    let mut found = BTreeSet::new();
+    for entry in entries {
+        found.extend(matches_of(entry, what, &homes, fs, &mut warnings));
+    }
+    (found.into_iter().collect(), warnings)
 }
 
 /// The canonical path of a glob match; `None` (with a warning) for a dangling link.

@@ -43,7 +43,7 @@ mod version;
 pub use builtin::builtin_profiles;
 pub use hostfs::{passwd_homes, FileId, GlobOutcome, HostFs, RealFs, CONFIG_MAX_BYTES};
 pub use keys::{
-    check_host_name, exe_key, exec_name, is_host_script, name_key, path_key, resolve,
+    check_host_name, exe_key, exec_name, glob_files, is_host_script, name_key, path_key, resolve,
     script_profile, tail_key, user_dev_to_kernel, HostNameError, NotAbsolute, Resolved,
     INTERPRETER_NAMES,
 };
